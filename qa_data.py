@@ -1,0 +1,199 @@
+"""Load SQuAD-style question answering data into one `datasets` schema, checked on the way in.
+
+Two local layouts are accepted and give the same columns as the Hub's `squad` / `squad_v2`
+(`id, title, context, question, answers{text, answer_start}`):
+
+* the official nested JSON (`{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}`);
+* flat JSON Lines, one question per line with exactly those columns.
+
+Every problem is reported as a `SquadDataError` that names the file, the record and the fix.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, Features, List, Value
+
+SQUAD_FEATURES = Features(
+    {
+        "id": Value("string"),
+        "title": Value("string"),
+        "context": Value("string"),
+        "question": Value("string"),
+        "answers": {"text": List(Value("string")), "answer_start": List(Value("int32"))},
+    }
+)
+
+# Where the data lives unless SQUAD_DIR says otherwise: the shared folder beside the checkout.
+DEFAULT_SQUAD_DIR = Path(__file__).resolve().parent.parent / "shared" / "squad"
+
+
+class SquadDataError(ValueError):
+    """Input data that cannot be used as it is; the message says where and what to do."""
+
+
+def resolve_data_path(path: str) -> str:
+    """Expand `$SQUAD_DIR` (defaulting to the shared folder) and `~` in a configured path."""
+    env = dict(os.environ)
+    env.setdefault("SQUAD_DIR", str(DEFAULT_SQUAD_DIR))
+    expanded = path.replace("${SQUAD_DIR}", env["SQUAD_DIR"]).replace(
+        "$SQUAD_DIR", env["SQUAD_DIR"]
+    )
+    return os.path.expanduser(expanded)
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _require(record: dict, key: str, where: str, path: str):
+    if not isinstance(record, dict) or key not in record:
+        raise SquadDataError(
+            f"{path}: {where} has no '{key}' field. Each record needs it in the SQuAD layout "
+            "(see README, 'Data'); fix or remove that record."
+        )
+    return record[key]
+
+
+def _make_row(qa: dict, title, context, where: str, path: str) -> dict:
+    """One question in the Hub's schema, from a nested `qas` entry or a JSON Lines record."""
+    answers = _require(qa, "answers", where, path)
+    if isinstance(answers, dict):  # flat layout: {"text": [...], "answer_start": [...]}
+        texts, starts = answers.get("text"), answers.get("answer_start")
+    elif isinstance(answers, list):  # nested layout: [{"text", "answer_start"}, ...]
+        texts = [_require(x, "text", where, path) for x in answers]
+        starts = [_require(x, "answer_start", where, path) for x in answers]
+    else:
+        texts = starts = None
+    if not isinstance(texts, list) or not isinstance(starts, list) or len(texts) != len(starts):
+        raise SquadDataError(
+            f"{path}: {where} has malformed 'answers': give a list of {{text, answer_start}} "
+            "(nested layout) or {'text': [...], 'answer_start': [...]} of equal length (JSON Lines)."
+        )
+    if qa.get("is_impossible"):
+        texts, starts = [], []  # 2.0 keeps plausible answers apart; the gold answer is "none"
+    row = {
+        "id": str(_require(qa, "id", where, path)),
+        "title": title if isinstance(title, str) else "",
+        "context": context,
+        "question": _require(qa, "question", where, path),
+        "answers": {"text": texts, "answer_start": starts},
+    }
+    for key in ("context", "question"):
+        if not isinstance(row[key], str) or not row[key].strip():
+            raise SquadDataError(
+                f"{path}: {where} has an empty or non-text '{key}'; fix or remove that record."
+            )
+    if any(not isinstance(t, str) or not t.strip() for t in texts):
+        raise SquadDataError(
+            f"{path}: {where} has an empty answer text; mark it unanswerable "
+            "(no answers) or fix the text."
+        )
+    return row
+
+
+def _rows_from_nested(document: dict, path: str) -> list[dict]:
+    rows = []
+    for a, article in enumerate(_require(document, "data", "the top level", path)):
+        title = article.get("title", "") if isinstance(article, dict) else ""
+        for p, paragraph in enumerate(_require(article, "paragraphs", f"article {a}", path)):
+            context = _require(paragraph, "context", f"article {a} paragraph {p}", path)
+            for q, qa in enumerate(_require(paragraph, "qas", f"article {a} paragraph {p}", path)):
+                where = f"question {qa.get('id', q) if isinstance(qa, dict) else q!r}"
+                rows.append(_make_row(qa, title, context, where, path))
+    return rows
+
+
+def _rows_from_lines(lines: list[str], path: str) -> list[dict]:
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise SquadDataError(f"{path}, line {number}: not valid JSON ({err.msg}).") from None
+        where = f"line {number}" + (
+            f" (id {record['id']})" if isinstance(record, dict) and "id" in record else ""
+        )
+        context = _require(record, "context", where, path)
+        rows.append(_make_row(record, record.get("title", ""), context, where, path))
+    return rows
+
+
+def _check_rows(rows: list[dict], path: str, allow_unanswerable: bool) -> None:
+    if not rows:
+        raise SquadDataError(
+            f"{path}: holds no questions. Point the config at a non-empty SQuAD file."
+        )
+    seen, duplicates, misplaced, unanswerable = set(), [], [], []
+    for row in rows:
+        if row["id"] in seen:
+            duplicates.append(row["id"])
+        seen.add(row["id"])
+        texts, starts = row["answers"]["text"], row["answers"]["answer_start"]
+        if not texts:
+            unanswerable.append(row["id"])
+        for text, start in zip(texts, starts, strict=True):
+            if not isinstance(start, int) or row["context"][start : start + len(text)] != text:
+                misplaced.append(row["id"])
+                break
+    if duplicates:
+        raise SquadDataError(
+            f"{path}: {len(duplicates)} duplicate question ids, e.g. {duplicates[:3]}; ids must be unique."
+        )
+    if misplaced:
+        raise SquadDataError(
+            f"{path}: {len(misplaced)} answers whose answer_start does not point at their text, "
+            f"e.g. questions {misplaced[:3]}; fix the offsets (context[start:start+len(text)] == text)."
+        )
+    if unanswerable and not allow_unanswerable:
+        raise SquadDataError(
+            f"{path}: {len(unanswerable)} questions have no answer (SQuAD 2.0 style), e.g. "
+            f"{unanswerable[:3]}; set version_2_with_negative to true to train and score them."
+        )
+
+
+def load_squad_file(path: str, allow_unanswerable: bool = False) -> Dataset:
+    """Read one local SQuAD file (nested JSON or JSON Lines) into the Hub's schema."""
+    if not os.path.isfile(path):
+        raise SquadDataError(
+            f"{path}: no such file. Set SQUAD_DIR or the config's train_file/validation_file."
+        )
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if not text.strip():
+        raise SquadDataError(f"{path}: the file is empty.")
+    document = None
+    if not path.endswith(".jsonl"):
+        # Not one JSON document? Then maybe JSON Lines under another name.
+        with contextlib.suppress(json.JSONDecodeError):
+            document = json.loads(text)
+    if isinstance(document, dict):
+        rows = _rows_from_nested(document, path)
+    else:
+        rows = _rows_from_lines(text.splitlines(), path)
+    _check_rows(rows, path, allow_unanswerable)
+    return Dataset.from_list(rows, features=SQUAD_FEATURES)
+
+
+def take_fraction(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+    """A seeded random subset of questions, kept in file order.
+
+    Random rather than the first N, which would all come from the first few articles.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise SquadDataError(f"train_fraction must be in (0, 1], got {fraction}.")
+    if fraction == 1.0:
+        return dataset
+    count = max(1, round(len(dataset) * fraction))
+    chosen = np.random.default_rng(seed).choice(len(dataset), size=count, replace=False)
+    return dataset.select(np.sort(chosen))

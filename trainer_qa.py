@@ -1,0 +1,88 @@
+"""A Trainer whose evaluate() and predict() score answer spans, not windows.
+
+The model sees windows (features); the metric needs one answer per question (example). After the
+usual evaluation loop has gathered the logits of every window from every process, in dataset order
+and without the duplicates that distributed padding adds, `post_process_function` turns them into
+answers and `compute_metrics` scores them.
+"""
+
+import math
+import time
+
+from torch.utils.data import SequentialSampler
+from transformers import Trainer
+from transformers.trainer_utils import PredictionOutput, speed_metrics
+
+
+class QuestionAnsweringTrainer(Trainer):
+    def __init__(self, *args, eval_examples=None, post_process_function=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eval_examples = eval_examples
+        self.post_process_function = post_process_function
+
+    def _get_eval_sampler(self, eval_dataset):
+        # Logits must come back in feature order: never let a length-grouping sampler shuffle them.
+        return SequentialSampler(eval_dataset)
+
+    def _answer_spans(self, dataset, examples, description, metric_key_prefix):
+        """Run the model over `dataset`, post-process, score; returns (answers, metrics)."""
+        dataloader = self.get_eval_dataloader(dataset)
+        compute_metrics, self.compute_metrics = self.compute_metrics, None
+        start_time = time.time()
+        try:
+            # Scoring needs the whole question, so the loop only collects logits.
+            output = self.evaluation_loop(
+                dataloader,
+                description=description,
+                prediction_loss_only=False,
+                metric_key_prefix=metric_key_prefix,
+            )
+        finally:
+            self.compute_metrics = compute_metrics
+        model_seconds = time.time() - start_time
+
+        answers = self.post_process_function(
+            examples, dataset, output.predictions, metric_key_prefix
+        )
+        metrics = {}
+        if self.compute_metrics is not None and answers.label_ids is not None:
+            metrics = self.compute_metrics(answers)
+        metrics = {
+            (k if k.startswith(f"{metric_key_prefix}_") else f"{metric_key_prefix}_{k}"): v
+            for k, v in metrics.items()
+        }
+        total_batch_size = self.args.eval_batch_size * self.args.world_size
+        metrics.update(
+            speed_metrics(
+                metric_key_prefix,
+                start_time,
+                num_samples=output.num_samples,
+                num_steps=math.ceil(output.num_samples / total_batch_size),
+            )
+        )
+        metrics[f"{metric_key_prefix}_model_seconds"] = round(model_seconds, 3)
+        metrics[f"{metric_key_prefix}_examples"] = len(examples)
+        metrics[f"{metric_key_prefix}_features"] = len(dataset)
+        return answers, metrics
+
+    def evaluate(
+        self, eval_dataset=None, eval_examples=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        examples = self.eval_examples if eval_examples is None else eval_examples
+        _, metrics = self._answer_spans(dataset, examples, "Evaluation", metric_key_prefix)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
+        return metrics
+
+    def predict(
+        self, predict_dataset, predict_examples, ignore_keys=None, metric_key_prefix="test"
+    ):
+        answers, metrics = self._answer_spans(
+            predict_dataset, predict_examples, "Prediction", metric_key_prefix
+        )
+        return PredictionOutput(
+            predictions=answers.predictions, label_ids=answers.label_ids, metrics=metrics
+        )

@@ -1,0 +1,163 @@
+"""Post-processing: from start/end logits over windows to one answer span per question.
+
+For every window, every span (start <= end, at most `max_answer_length` tokens, both ends on
+context tokens) is scored as start_logit + end_logit with array operations over a band of
+(start, length) pairs, rather than by looping over pairs in Python. The best spans of all windows
+of a question are merged, de-duplicated by character span, and turned into an n-best list with
+probabilities (a softmax over the n-best scores). For SQuAD 2.0 the null answer ([CLS], the
+lowest null score over the windows, as in the original BERT code) competes with the best span.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NO_SPAN = -1  # offset value of tokens that cannot be part of an answer
+FEATURE_CHUNK = 512  # windows scored at once; bounds memory at chunk * length * max_answer_length
+
+
+@dataclass
+class Candidate:
+    text: str
+    score: float
+    start: int  # character offsets into the context; -1 for the null answer
+    end: int
+    probability: float = 0.0
+
+
+@dataclass
+class QuestionPrediction:
+    text: str
+    probability: float
+    start: int
+    end: int
+    nbest: list[Candidate] = field(default_factory=list)
+    no_answer_probability: float = 0.0
+    null_score_diff: float = 0.0  # null score minus best span score; > threshold means no answer
+
+
+def offsets_to_array(offset_mapping: list, length: int) -> np.ndarray:
+    """(windows, length, 2) character offsets; NO_SPAN where a token is not context."""
+    array = np.full((len(offset_mapping), length, 2), NO_SPAN, dtype=np.int64)
+    for row, offsets in enumerate(offset_mapping):
+        for column, span in enumerate(offsets[:length]):
+            if span is not None:
+                array[row, column] = span
+    return array
+
+
+def best_spans_per_window(start_logits, end_logits, offsets, max_answer_length, top_k):
+    """Top-k valid spans of each window: (scores, start tokens, end tokens), each (windows, k).
+
+    Invalid slots (fewer than k valid spans) have score -inf.
+    """
+    windows, length = start_logits.shape
+    is_context = offsets[:, :, 0] != NO_SPAN
+    width = max_answer_length  # span lengths 1..max_answer_length as end = start + 0..width-1
+    pad_end = np.concatenate([end_logits, np.full((windows, width), -np.inf)], axis=1)
+    pad_ctx = np.concatenate([is_context, np.zeros((windows, width), dtype=bool)], axis=1)
+    band = np.arange(length)[:, None] + np.arange(width)[None, :]  # end token for (start, k)
+    scores = start_logits[:, :, None] + pad_end[:, band]
+    valid = is_context[:, :, None] & pad_ctx[:, band]
+    scores = np.where(valid, scores, -np.inf).reshape(windows, -1)
+    k = min(top_k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    starts, offsets_k = np.divmod(top, width)
+    return np.take_along_axis(top_scores, order, axis=1), starts, starts + offsets_k
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    exp = np.exp(scores - scores.max())
+    return exp / exp.sum()
+
+
+def postprocess_qa_predictions(
+    examples,
+    features,
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    version_2_with_negative: bool = False,
+    n_best_size: int = 20,
+    max_answer_length: int = 30,
+    null_score_diff_threshold: float = 0.0,
+) -> dict[str, QuestionPrediction]:
+    """One prediction per question of `examples`, from the logits of its `features` (windows).
+
+    `start_logits`/`end_logits` are (windows, length) in the order of `features`; positions past
+    a window's own length may hold anything (the Trainer pads them with -100).
+    """
+    if len(features) != start_logits.shape[0]:
+        raise ValueError(
+            f"Got logits for {start_logits.shape[0]} windows but {len(features)} features: "
+            "the predictions do not belong to these features."
+        )
+    length = start_logits.shape[1]
+    windows_of = {}
+    for index, example_id in enumerate(features["example_id"]):
+        windows_of.setdefault(example_id, []).append(index)
+
+    spans, null_scores = [], []
+    offset_mapping = features["offset_mapping"]
+    for lo in range(0, len(features), FEATURE_CHUNK):
+        hi = min(lo + FEATURE_CHUNK, len(features))
+        offsets = offsets_to_array(offset_mapping[lo:hi], length)
+        s_logits = start_logits[lo:hi].astype(np.float64)
+        e_logits = end_logits[lo:hi].astype(np.float64)
+        scores, starts, ends = best_spans_per_window(
+            s_logits, e_logits, offsets, max_answer_length, n_best_size
+        )
+        rows = np.arange(hi - lo)[:, None]
+        start_chars = offsets[rows, starts, 0]
+        end_chars = offsets[rows, ends, 1]
+        for row in range(hi - lo):
+            keep = np.isfinite(scores[row])
+            spans.append(
+                list(
+                    zip(
+                        scores[row][keep].tolist(),
+                        start_chars[row][keep].tolist(),
+                        end_chars[row][keep].tolist(),
+                    )
+                )
+            )
+        null_scores.extend((s_logits[:, 0] + e_logits[:, 0]).tolist())
+
+    predictions = {}
+    for example_id, context in zip(examples["id"], examples["context"]):
+        indices = windows_of.get(example_id)
+        if not indices:
+            raise ValueError(f"Question {example_id} has no windows among the features.")
+        best_by_span = {}
+        for index in indices:
+            for score, start, end in spans[index]:
+                if score > best_by_span.get((start, end), -np.inf):
+                    best_by_span[(start, end)] = score
+        ranked = sorted(best_by_span.items(), key=lambda item: -item[1])[:n_best_size]
+        nbest = [Candidate(context[s:e], score, s, e) for (s, e), score in ranked]
+        best_span = nbest[0] if nbest else Candidate("", -np.inf, NO_SPAN, NO_SPAN)
+        null = Candidate("", min(null_scores[i] for i in indices), NO_SPAN, NO_SPAN)
+        if version_2_with_negative:
+            nbest.append(null)
+        if not nbest:
+            nbest = [null]  # no valid span anywhere: the only honest answer is none
+        for candidate, probability in zip(nbest, softmax(np.array([c.score for c in nbest]))):
+            candidate.probability = float(probability)
+        nbest.sort(key=lambda c: -c.score)
+
+        chosen = best_span
+        score_diff = null.score - best_span.score
+        if version_2_with_negative and score_diff > null_score_diff_threshold:
+            chosen = null
+        predictions[example_id] = QuestionPrediction(
+            text=chosen.text,
+            probability=chosen.probability,
+            start=chosen.start,
+            end=chosen.end,
+            nbest=nbest,
+            no_answer_probability=null.probability if version_2_with_negative else 0.0,
+            null_score_diff=float(score_diff),
+        )
+    return predictions
