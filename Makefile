@@ -10,6 +10,7 @@ BIN := $(VENV)/bin
 CONFIG ?= configs/squad20pct.json
 MODEL ?= runs/squad20pct
 EVAL_DIR ?= $(MODEL)/eval
+EVAL_RESULTS ?=
 ARGS ?=
 # One process on this machine; e.g. ACCELERATE_ARGS="--multi_gpu --num_processes 8" on a GPU box.
 ACCELERATE_ARGS ?= --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
@@ -46,9 +47,10 @@ data:
 train: setup data
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) $(ARGS)
 
+# Score an existing folder without training; CONFIG picks the dev set (squad20pct-eval-v2.json: 2.0).
 eval: setup data
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) \
-		--model_name_or_path $(MODEL) --do_train false --output_dir $(EVAL_DIR) --results_dir "" $(ARGS)
+		--model_name_or_path $(MODEL) --do_train false --output_dir $(EVAL_DIR) --results_dir "$(EVAL_RESULTS)" $(ARGS)
 
 test: setup data
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -111,7 +111,8 @@ def postprocess_qa_predictions(
         )
         rows = np.arange(hi - lo)[:, None]
         start_chars = offsets[rows, starts, 0]
-        end_chars = offsets[rows, ends, 1]
+        # Slots without a valid span can point past the window; they are dropped just below.
+        end_chars = offsets[rows, np.minimum(ends, length - 1), 1]
         for row in range(hi - lo):
             keep = np.isfinite(scores[row])
             spans.append(

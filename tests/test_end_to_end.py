@@ -101,13 +101,28 @@ def test_samples_are_shown_and_consistent(smoke_run):
     assert samples[0]["question"] in stdout
 
 
-def test_saved_model_works_in_the_transformers_pipeline(smoke_run):
-    from transformers import pipeline
+def test_saved_folder_loads_and_answers_with_the_auto_classes(smoke_run):
+    # transformers 5 removed pipeline("question-answering"); these classes are what it wrapped.
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from qa_features import prepare_eval_features
+    from utils_qa import postprocess_qa_predictions
 
     output, _, _ = smoke_run
-    answerer = pipeline("question-answering", model=str(output), device="cpu")
-    answer = answerer(question="Where is Paris?", context="Paris is in France.")
-    assert answer["answer"] in "Paris is in France."
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    model = AutoModelForQuestionAnswering.from_pretrained(output).eval()
+    examples = Dataset.from_dict(
+        {"id": ["q"], "question": ["Where is Paris?"], "context": ["Paris is in France."]}
+    )
+    features = Dataset.from_dict(prepare_eval_features(examples[:], tokenizer, 64, 16))
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor(features["input_ids"]))
+    answer = postprocess_qa_predictions(
+        examples, features, logits.start_logits.numpy(), logits.end_logits.numpy()
+    )["q"]
+    assert answer.text and answer.text in "Paris is in France."
 
 
 def test_eval_only_run_reproduces_the_scores(smoke_run, tmp_path):

@@ -196,6 +196,14 @@ def test_fast_path_matches_brute_force_on_random_logits(seed, v2):
         assert spans == ranked
 
 
+def test_fewer_valid_spans_than_n_best_in_a_short_window():
+    examples = Dataset.from_dict({"id": ["q"], "context": ["Paris"]})
+    features = Dataset.from_dict({"example_id": ["q"], "offset_mapping": [[None, [0, 5], None]]})
+    start, end = np.zeros((1, 3)), np.zeros((1, 3))
+    answer = postprocess_qa_predictions(examples, features, start, end, n_best_size=20)["q"]
+    assert answer.text == "Paris" and len(answer.nbest) == 1
+
+
 def test_mismatched_logits_are_refused():
     examples, features, length = one_window()
     start, end = np.zeros((2, length)), np.zeros((2, length))
