@@ -22,7 +22,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export HF_EVALUATE_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup data train eval test quality style lint format clean
+.PHONY: help setup data train eval test bench quality style lint format clean
 
 help:
 	@echo "make train   fine-tune on 20% of SQuAD v1.1 for one epoch, evaluate, show samples"
@@ -68,3 +68,7 @@ format: style
 
 clean:
 	rm -rf .cache .pytest_cache .ruff_cache
+
+# Defaults vs classic settings, side by side; writes results/bench.{md,json} (about 10 minutes).
+bench: setup data
+	$(BIN)/python bench/bench.py $(ARGS)

@@ -102,6 +102,10 @@ class DataArguments:
     null_score_diff_threshold: float = field(
         default=0.0, metadata={"help": "2.0: answer 'none' when null score - best span > this."}
     )
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "Pad every window to max_seq_length (the classic way; slower)."},
+    )
     n_best_size: int = field(default=20, metadata={"help": "Candidates kept per question."})
     max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens."})
     num_samples: int = field(default=5, metadata={"help": "Dev questions shown after evaluation."})
@@ -323,6 +327,15 @@ def tokenize(examples, prepare, data_args, tokenizer, split, checksums, training
         )
 
 
+def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPadding:
+    """Pad each batch to its longest window, rounded up to a multiple of 8 for the kernels."""
+    if data_args.pad_to_max_length:
+        return DataCollatorWithPadding(
+            tokenizer, padding="max_length", max_length=data_args.max_seq_length
+        )
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
+
+
 def check_window_settings(data_args: DataArguments, tokenizer, model) -> None:
     if not tokenizer.is_fast:
         raise SystemExit("error: the tokenizer must be a fast one (it provides offset mappings).")
@@ -518,7 +531,7 @@ def main(argv: list[str]) -> dict:
         eval_dataset=eval_features,
         eval_examples=eval_examples,
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
+        data_collator=make_collator(tokenizer, data_args),
         post_process_function=post_process,
         compute_metrics=compute_metrics,
         callbacks=[log_file] if log_file else None,

@@ -1,10 +1,9 @@
 """Post-processing: known answers on hand-made logits, and the fast path against brute force."""
 
-import itertools
-
 import numpy as np
 import pytest
 from datasets import Dataset
+from reference_qa import reference_postprocess
 
 from utils_qa import postprocess_qa_predictions
 
@@ -129,32 +128,6 @@ def test_padding_past_a_window_is_ignored():
     )
 
 
-def brute_force(examples, features, start_logits, end_logits, v2, n_best, max_len, threshold):
-    """Plain loops over every (start, end) pair: the definition the fast path must match."""
-    answers = {}
-    for qid, context in zip(examples["id"], examples["context"]):
-        best_by_span, null = {}, np.inf
-        for f, (owner, offsets) in enumerate(
-            zip(features["example_id"], features["offset_mapping"])
-        ):
-            if owner != qid:
-                continue
-            null = min(null, start_logits[f][0] + end_logits[f][0])
-            for i, j in itertools.product(range(len(offsets)), repeat=2):
-                if offsets[i] is None or offsets[j] is None or j < i or j - i + 1 > max_len:
-                    continue
-                score = start_logits[f][i] + end_logits[f][j]
-                span = (offsets[i][0], offsets[j][1])
-                best_by_span[span] = max(best_by_span.get(span, -np.inf), score)
-        ranked = sorted(best_by_span.items(), key=lambda item: -item[1])[:n_best]
-        (s, e), best = ranked[0]
-        text = context[s:e]
-        if v2 and null - best > threshold:
-            text = ""
-        answers[qid] = (text, [(span, round(score, 9)) for span, score in ranked])
-    return answers
-
-
 def random_case(rng, questions=6):
     """Questions with 1-3 windows each; random context spans, question tokens and padding."""
     ids, contexts, owners, all_offsets = [], [], [], []
@@ -189,7 +162,7 @@ def test_fast_path_matches_brute_force_on_random_logits(seed, v2):
     fast = postprocess_qa_predictions(
         examples, features, start, end, v2, n_best, max_len, null_score_diff_threshold=threshold
     )
-    slow = brute_force(examples, features, start, end, v2, n_best, max_len, threshold)
+    slow = reference_postprocess(examples, features, start, end, v2, n_best, max_len, threshold)
     for qid, (text, ranked) in slow.items():
         assert fast[qid].text == text
         spans = [((c.start, c.end), round(c.score, 9)) for c in fast[qid].nbest if c.start >= 0]
