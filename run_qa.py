@@ -487,7 +487,8 @@ def main(argv: list[str]) -> dict:
         )
         # Longest first: batches of similar length pad little, and the peak memory shows at once.
         # Post-processing finds each window's question by example_id, so the order is free.
-        eval_features = eval_features.sort("length", reverse=True)
+        longest_first = np.argsort(-np.asarray(eval_features["length"]), kind="stable")
+        eval_features = eval_features.select(longest_first)
         logger.info("Evaluating %d questions -> %d windows", len(eval_examples), len(eval_features))
 
     metric = load_metric()
