@@ -46,6 +46,8 @@ def label_window(offsets, sequence_ids, answer_starts, answer_texts) -> tuple[in
     end = last
     while end >= first and offsets[end][0] >= end_char:
         end -= 1
+    if start > end:  # the answer is only characters the tokenizer drops (spaces, controls)
+        return CLS_INDEX, CLS_INDEX
     return start, end
 
 

@@ -45,11 +45,13 @@ def mark_excerpt(context: str, spans: list[tuple[int, int, str, str]]) -> str:
         return context[: 2 * EXCERPT_MARGIN] + ("…" if len(context) > 2 * EXCERPT_MARGIN else "")
     lo = max(0, min(s[0] for s in real) - EXCERPT_MARGIN)
     hi = min(len(context), max(s[1] for s in real) + EXCERPT_MARGIN)
-    inserts = []  # (position, order, text): closes before opens at the same position
-    for start, end, opening, closing in real:
-        inserts += [(start, 1, opening), (end, 0, closing)]
+    # At one position, closes come before opens; the longer span opens first and closes last,
+    # so overlapping or equal spans nest: [**same**], not **[same**].
+    inserts = []
+    for index, (start, end, opening, closing) in enumerate(real):
+        inserts += [(start, 1, start - end, index, opening), (end, 0, end - start, -index, closing)]
     text, cursor = [], lo
-    for position, _, marker in sorted(inserts):
+    for position, *_, marker in sorted(inserts):
         text += [context[cursor:position], marker]
         cursor = position
     text.append(context[cursor:hi])

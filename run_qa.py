@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -34,7 +35,6 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 import qa_samples
 from qa_data import SquadDataError, load_squad_file, resolve_data_path, sha256_of, take_fraction
@@ -241,8 +241,23 @@ class LogFile(TrainerCallback):
             self.history.info(json.dumps({"step": state.global_step, **logs}))
 
 
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest checkpoint whose trainer_state.json (saved last) exists: a kill while saving
+    leaves a partial folder, and resuming from it would fail."""
+    steps = []
+    for name in os.listdir(output_dir):
+        match = re.fullmatch(r"checkpoint-(\d+)", name)
+        if match and os.path.isfile(os.path.join(output_dir, name, "trainer_state.json")):
+            steps.append(int(match.group(1)))
+    return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
+
+
 def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments) -> str | None:
-    """Refuse to replace a finished run; find the checkpoint to resume an unfinished one."""
+    """Refuse to replace a finished run; find the checkpoint to resume an unfinished one.
+
+    With overwrite_output_dir the old output folder is moved aside whole (to `<dir>.previous`),
+    never mixed with the new run's files.
+    """
     for folder in (training_args.output_dir, data_args.results_dir):
         finished = folder and os.path.isfile(os.path.join(folder, FINISHED_MARKER))
         if finished and not data_args.overwrite_output_dir:
@@ -250,12 +265,16 @@ def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments
                 f"error: {folder} already holds a finished run ({FINISHED_MARKER}). Choose another "
                 "output_dir/results_dir, or pass --overwrite_output_dir true to replace it."
             )
-    if data_args.overwrite_output_dir or not os.path.isdir(training_args.output_dir):
+    output_dir = training_args.output_dir
+    if not os.path.isdir(output_dir) or not os.listdir(output_dir):
         return None
-    checkpoint = get_last_checkpoint(training_args.output_dir)
-    if checkpoint:
-        logger.info("Resuming from %s (found in output_dir).", checkpoint)
-    return checkpoint
+    if data_args.overwrite_output_dir:
+        with training_args.main_process_first(desc="moving the previous run aside"):
+            if training_args.process_index == 0:
+                shutil.rmtree(output_dir + ".previous", ignore_errors=True)
+                os.replace(output_dir, output_dir + ".previous")
+        return None
+    return last_complete_checkpoint(output_dir)
 
 
 def load_raw_datasets(data_args, model_args, training_args):
@@ -428,6 +447,8 @@ def main(argv: list[str]) -> dict:
     is_main = training_args.process_index == 0
     os.makedirs(training_args.output_dir, exist_ok=True)
     log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None
+    if resume_from and training_args.do_train:
+        logger.info("Resuming training from %s", resume_from)
     logger.info(
         "Process %d of %d, device %s, bf16 %s",
         training_args.process_index,
@@ -446,19 +467,30 @@ def main(argv: list[str]) -> dict:
         raise SystemExit("error: do_eval needs validation_file or dataset_name.")
 
     model_path = resolve_model_path(model_args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model_path(model_args.tokenizer_name or model_args.model_name_or_path),
-        cache_dir=model_args.cache_dir,
-    )
+    tokenizer_path = resolve_model_path(model_args.tokenizer_name or model_args.model_name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, cache_dir=model_args.cache_dir)
+    except OSError as err:
+        raise SystemExit(
+            f"error: cannot load a tokenizer from {tokenizer_path!r}: not a model folder nor a "
+            f"reachable Hub id. Check model_name_or_path (details: {str(err).splitlines()[0]})"
+        ) from None
     logger.info("Model %s from %s", model_args.model_name_or_path, model_path)
     logger.info(
         "A newly initialised qa_outputs layer is expected: it is the span head trained here."
     )
-    model = AutoModelForQuestionAnswering.from_pretrained(
-        model_path,
-        cache_dir=model_args.cache_dir,
-        attn_implementation=model_args.attn_implementation,
-    )
+    try:
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            model_path,
+            cache_dir=model_args.cache_dir,
+            attn_implementation=model_args.attn_implementation,
+        )
+    except OSError as err:
+        raise SystemExit(
+            f"error: cannot load the model {model_args.model_name_or_path!r}: it is neither a "
+            "model folder nor a reachable Hub id. Check model_name_or_path "
+            f"(details: {str(err).splitlines()[0]})"
+        ) from None
     check_window_settings(data_args, tokenizer, model)
 
     train_features = eval_features = None
@@ -540,7 +572,15 @@ def main(argv: list[str]) -> dict:
 
     all_results = {}
     if training_args.do_train:
-        train_output = trainer.train(resume_from_checkpoint=resume_from)
+        try:
+            train_output = trainer.train(resume_from_checkpoint=resume_from)
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what was learnt so far; the same command resumes from it.
+            trainer._save_checkpoint(trainer.model, trial=None)
+            raise SystemExit(
+                f"Interrupted at step {trainer.state.global_step}; checkpoint saved in "
+                f"{training_args.output_dir}. Run the same command again to resume."
+            ) from None
         trainer.save_model()  # model and tokenizer, loadable by pipeline("question-answering")
         metrics = {
             **train_output.metrics,
@@ -576,15 +616,18 @@ def main(argv: list[str]) -> dict:
 
 
 def copy_results(output_dir: str, results_dir: str) -> None:
-    os.makedirs(results_dir, exist_ok=True)
+    """Copy the small outputs into results_dir as a whole: build beside it, then swap."""
+    staging = results_dir.rstrip("/") + ".incoming"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
     for name in RESULT_FILES:
         source = os.path.join(output_dir, name)
-        if os.path.isfile(source) and name != FINISHED_MARKER:
-            shutil.copyfile(source, os.path.join(results_dir, name))
-    # The marker goes last, so a results folder with it is always complete.
-    shutil.copyfile(
-        os.path.join(output_dir, FINISHED_MARKER), os.path.join(results_dir, FINISHED_MARKER)
-    )
+        if os.path.isfile(source):
+            shutil.copyfile(source, os.path.join(staging, name))
+    if os.path.isdir(results_dir):
+        # overwrite_output_dir was given (checked at start): the old results go only now.
+        shutil.rmtree(results_dir)
+    os.replace(staging, results_dir)
     logger.info("Small outputs copied to %s", results_dir)
 
 

