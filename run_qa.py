@@ -180,16 +180,14 @@ def bf16_available() -> bool:
 
 def resolve_bf16_auto(flags: list[str]) -> list[str]:
     """`--bf16 auto`: bf16 where the hardware has it; on a CPU that also means use_cpu."""
-    if "--bf16" not in flags:
-        return flags
-    position = len(flags) - 1 - flags[::-1].index("--bf16")
-    if position + 1 >= len(flags) or flags[position + 1] != "auto":
-        return flags
-    use_bf16 = bf16_available()
-    resolved = flags[:position] + ["--bf16", str(use_bf16).lower()] + flags[position + 2 :]
-    if use_bf16 and not torch.cuda.is_available():
-        resolved += ["--use_cpu", "true"]
-    return [f for i, f in enumerate(resolved) if not (f == "auto" and resolved[i - 1] == "--bf16")]
+    resolved = list(flags)
+    for i in range(len(resolved) - 1):
+        if resolved[i] == "--bf16" and resolved[i + 1] == "auto":
+            use_bf16 = bf16_available()
+            resolved[i + 1] = str(use_bf16).lower()
+            if use_bf16 and not torch.cuda.is_available():
+                resolved += ["--use_cpu", "true"]
+    return resolved
 
 
 def resolve_model_path(name: str) -> str:

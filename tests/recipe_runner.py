@@ -1,6 +1,7 @@
 """Run run_qa.py as a user would, in a child process, for the end-to-end tests."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -53,5 +54,11 @@ def start_qa(*flags, log_path):
     """Start run_qa.py in the background, output to log_path; returns the Popen."""
     log = open(log_path, "w")  # noqa: SIM115 - closed by the caller through the process
     return subprocess.Popen(
-        command(*flags), cwd=ROOT, env=environment(), stdout=log, stderr=subprocess.STDOUT
+        command(*flags),
+        cwd=ROOT,
+        env=environment(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        # A background shell starts children with Ctrl-C ignored; a user's terminal does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )

@@ -101,12 +101,9 @@ def test_bf16_auto_becomes_a_boolean_and_the_last_flag_wins(monkeypatch):
         "--seed",
         "1",
     ]
-    assert resolve_bf16_auto(["--bf16", "auto", "--bf16", "true"]) == [
-        "--bf16",
-        "auto",
-        "--bf16",
-        "true",
-    ]
+    # a flag after the config's "auto" still wins, and the config's own value must parse too
+    resolved = resolve_bf16_auto(["--bf16", "auto", "--bf16", "true"])
+    assert resolved == ["--bf16", "false", "--bf16", "true"]
     monkeypatch.setattr("run_qa.bf16_available", lambda: True)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert resolve_bf16_auto(["--bf16", "auto"]) == ["--bf16", "true", "--use_cpu", "true"]
