@@ -455,6 +455,9 @@ def main(argv: list[str]) -> dict:
         training_args.bf16,
     )
     set_seed(training_args.seed)
+    if torch.cuda.is_available():  # tf32 matrix products: free speed on Ampere and later
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
     train_examples, eval_examples, checksums = load_raw_datasets(
         data_args, model_args, training_args
@@ -586,7 +589,8 @@ def main(argv: list[str]) -> dict:
             "train_features": len(train_features),
         }
         trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics, combined=False)
+        if is_main:
+            write_json_atomic(os.path.join(training_args.output_dir, "train_results.json"), metrics)
         trainer.save_state()
         all_results.update(metrics)
 
@@ -594,7 +598,8 @@ def main(argv: list[str]) -> dict:
         logger.info("*** Evaluate ***")
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics, combined=False)
+        if is_main:
+            write_json_atomic(os.path.join(training_args.output_dir, "eval_results.json"), metrics)
         all_results.update(metrics)
         if is_main and data_args.num_samples > 0:
             show_samples(eval_examples, latest_answers["eval"], data_args, training_args)

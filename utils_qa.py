@@ -61,9 +61,15 @@ def best_spans_per_window(start_logits, end_logits, offsets, max_answer_length, 
     valid = is_context[:, :, None] & pad_ctx[:, band]
     scores = np.where(valid, scores, -np.inf).reshape(windows, -1)
     k = min(top_k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    # The k best of each row; equal scores are settled by position (earlier start, then earlier
+    # end) so that ties give the same answer as the plain-loop definition.
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+    above = scores > kth
+    tied = scores == kth
+    wanted = (k - above.sum(axis=1, keepdims=True)) >= np.cumsum(tied, axis=1)
+    top = np.nonzero(above | (tied & wanted))[1].reshape(windows, k)  # ascending positions
     top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
+    order = np.argsort(-top_scores, axis=1, kind="stable")  # stable: position breaks ties
     top = np.take_along_axis(top, order, axis=1)
     starts, offsets_k = np.divmod(top, width)
     return np.take_along_axis(top_scores, order, axis=1), starts, starts + offsets_k
@@ -136,7 +142,8 @@ def postprocess_qa_predictions(
             for score, start, end in spans[index]:
                 if score > best_by_span.get((start, end), -np.inf):
                     best_by_span[(start, end)] = score
-        ranked = sorted(best_by_span.items(), key=lambda item: -item[1])[:n_best_size]
+        # Best first; equal scores by character position, whatever window they came from.
+        ranked = sorted(best_by_span.items(), key=lambda item: (-item[1], item[0]))[:n_best_size]
         nbest = [Candidate(context[s:e], score, s, e) for (s, e), score in ranked]
         best_span = nbest[0] if nbest else Candidate("", -np.inf, NO_SPAN, NO_SPAN)
         null = Candidate("", min(null_scores[i] for i in indices), NO_SPAN, NO_SPAN)

@@ -30,7 +30,7 @@ def reference_postprocess(
                     span, score = (offsets[i][0], offsets[j][1]), starts[i] + ends[j]
                     if score > best_by_span.get(span, -np.inf):
                         best_by_span[span] = score
-        ranked = sorted(best_by_span.items(), key=lambda item: -item[1])[:n_best]
+        ranked = sorted(best_by_span.items(), key=lambda item: (-item[1], item[0]))[:n_best]
         text, best = "", -np.inf
         if ranked:
             (s, e), best = ranked[0]

@@ -115,3 +115,72 @@ def test_a_finished_run_is_never_overwritten(smoke_run):
     assert "already holds a finished run" in refused.stderr
     assert "overwrite_output_dir" in refused.stderr
     assert (output / "all_results.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("dev_file, version_2", [("dev-v1.1.json", False), ("dev-v2.0.json", True)])
+def test_fast_post_processing_matches_the_reference_on_real_logits(smoke_run, dev_file, version_2):
+    import torch
+    from recipe_runner import SQUAD_DIR
+    from reference_qa import reference_postprocess
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
+
+    from qa_data import load_squad_file
+    from qa_features import prepare_eval_features
+    from utils_qa import postprocess_qa_predictions
+
+    output, _, _ = smoke_run
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    model = AutoModelForQuestionAnswering.from_pretrained(output).eval()
+    examples = load_squad_file(str(SQUAD_DIR / dev_file), allow_unanswerable=version_2)
+    examples = examples.select(range(0, len(examples), len(examples) // 40))
+    # Short windows, so that questions spread over several of them.
+    features = examples.map(
+        prepare_eval_features,
+        batched=True,
+        remove_columns=examples.column_names,
+        fn_kwargs={"tokenizer": tokenizer, "max_seq_length": 128, "doc_stride": 48},
+    )
+    assert len(features) > 2 * len(examples)
+    inputs = DataCollatorWithPadding(tokenizer)(
+        [
+            {"input_ids": i, "token_type_ids": t}
+            for i, t in zip(features["input_ids"], features["token_type_ids"])
+        ]
+    )
+    with torch.no_grad():
+        logits = model(**inputs)
+    start, end = logits.start_logits.numpy(), logits.end_logits.numpy()
+    fast = postprocess_qa_predictions(examples, features, start, end, version_2, 20, 30)
+    slow = reference_postprocess(examples, features, start, end, version_2, 20, 30, 0.0)
+    for qid, (text, ranked) in slow.items():
+        assert fast[qid].text == text
+        assert [
+            ((c.start, c.end), round(c.score, 9)) for c in fast[qid].nbest if c.start >= 0
+        ] == ranked
+
+
+def test_predict_script_answers_like_the_evaluation(smoke_run, tmp_path):
+    """predict_qa.py on dev questions gives the answers the evaluation wrote (fp32 on both sides)."""
+    from recipe_runner import SQUAD_DIR
+
+    import predict_qa
+
+    output, _, _ = smoke_run
+    run_qa("--model_name_or_path", output, "--do_train", "false", "--bf16", "false",
+           "--output_dir", tmp_path / "eval")  # fmt: skip
+    expected = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    dev = json.loads((SQUAD_DIR / "dev-v1.1.json").read_text())
+    questions = [
+        {"id": qa["id"], "question": qa["question"], "context": p["context"],
+         "answers": {"text": [], "answer_start": []}}
+        for p in dev["data"][0]["paragraphs"] for qa in p["qas"]
+    ][: len(expected)]  # fmt: skip
+    path = tmp_path / "questions.jsonl"
+    path.write_text("\n".join(json.dumps(q) for q in questions))
+    answers = predict_qa.main(
+        [str(output), "--file", str(path), "--max_seq_length", "256", "--doc_stride", "96",
+         "--output", str(tmp_path / "answers.json")]
+    )  # fmt: skip
+    assert {qid: a.text for qid, a in answers.items()} == expected
+    written = json.loads((tmp_path / "answers.json").read_text())
+    assert written[questions[0]["id"]]["text"] == expected[questions[0]["id"]]

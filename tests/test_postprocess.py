@@ -169,6 +169,22 @@ def test_fast_path_matches_brute_force_on_random_logits(seed, v2):
         assert spans == ranked
 
 
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("v2", [False, True])
+def test_fast_path_matches_brute_force_when_scores_tie(seed, v2):
+    # Small integer logits make many spans score the same: ties must break the same way.
+    rng = np.random.default_rng(100 + seed)
+    examples, features, start, end = random_case(rng, questions=8)
+    start, end = np.round(start / 3), np.round(end / 3)
+    fast = postprocess_qa_predictions(examples, features, start, end, v2, 5, 4)
+    slow = reference_postprocess(examples, features, start, end, v2, 5, 4, 0.0)
+    for qid, (text, ranked) in slow.items():
+        assert fast[qid].text == text
+        assert [
+            ((c.start, c.end), round(c.score, 9)) for c in fast[qid].nbest if c.start >= 0
+        ] == ranked
+
+
 def test_fewer_valid_spans_than_n_best_in_a_short_window():
     examples = Dataset.from_dict({"id": ["q"], "context": ["Paris"]})
     features = Dataset.from_dict({"example_id": ["q"], "offset_mapping": [[None, [0, 5], None]]})

@@ -1,0 +1,131 @@
+"""Ask a trained folder questions about new text, with the windows and post-processing of evaluation.
+
+    python predict_qa.py runs/squad20pct --context "..." --question "..." [--question ...]
+    python predict_qa.py runs/squad20pct --file questions.jsonl [--output answers.json] [--nbest 3]
+
+`--file` takes SQuAD JSON or JSON Lines (answers optional there: they are only used to score).
+Long contexts are split into overlapping windows exactly as in training and evaluation.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
+
+from qa_data import SquadDataError, load_squad_file
+from qa_features import prepare_eval_features
+from qa_io import write_json_atomic
+from utils_qa import postprocess_qa_predictions
+
+MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+
+
+def window_logits(model, tokenizer, features, batch_size: int, bf16: bool):
+    """Start/end logits of every window, (windows, longest window), in feature order."""
+    collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
+    length = max(features["length"])
+    starts = np.full((len(features), length), -100.0, dtype=np.float32)
+    ends = np.full_like(starts, -100.0)
+    columns = [c for c in MODEL_INPUTS if c in features.column_names]
+    rows = features.select_columns(columns)
+    for lo in range(0, len(features), batch_size):
+        batch = collate([rows[i] for i in range(lo, min(lo + batch_size, len(features)))])
+        with torch.no_grad(), torch.autocast(model.device.type, torch.bfloat16, enabled=bf16):
+            out = model(**{k: v.to(model.device) for k, v in batch.items()})
+        width = out.start_logits.shape[1]
+        starts[lo : lo + len(out.start_logits), :width] = out.start_logits.float().cpu().numpy()
+        ends[lo : lo + len(out.end_logits), :width] = out.end_logits.float().cpu().numpy()
+    return starts, ends
+
+
+def answer_questions(model_dir, examples, *, max_seq_length=384, doc_stride=128, batch_size=64,
+                     bf16=False, version_2_with_negative=False, n_best_size=20,
+                     max_answer_length=30, null_score_diff_threshold=0.0):  # fmt: skip
+    """{question id: QuestionPrediction} for a Dataset with id, question, context columns."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
+    if torch.cuda.is_available():
+        model.to("cuda")
+    features = examples.map(
+        prepare_eval_features,
+        batched=True,
+        remove_columns=examples.column_names,
+        fn_kwargs={
+            "tokenizer": tokenizer,
+            "max_seq_length": max_seq_length,
+            "doc_stride": doc_stride,
+        },
+    )
+    starts, ends = window_logits(model, tokenizer, features, batch_size, bf16)
+    return postprocess_qa_predictions(
+        examples, features, starts, ends, version_2_with_negative, n_best_size,
+        max_answer_length, null_score_diff_threshold,
+    )  # fmt: skip
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="a trained output folder (model + tokenizer)")
+    parser.add_argument("--context", help="the text to answer from")
+    parser.add_argument("--question", action="append", default=[], help="repeatable")
+    parser.add_argument("--file", help="SQuAD JSON or JSON Lines of questions")
+    parser.add_argument("--output", help="write {id: answer with offsets and n-best} here")
+    parser.add_argument("--nbest", type=int, default=0, help="also print the N next best answers")
+    parser.add_argument("--version_2_with_negative", action="store_true")
+    parser.add_argument("--null_score_diff_threshold", type=float, default=0.0)
+    parser.add_argument("--max_seq_length", type=int, default=384)
+    parser.add_argument("--doc_stride", type=int, default=128)
+    parser.add_argument(
+        "--bf16", action="store_true", help="bf16 autocast (CPU with AVX512-BF16, GPU)"
+    )
+    args = parser.parse_args(argv)
+
+    if args.file:
+        try:
+            examples = load_squad_file(args.file, allow_unanswerable=True)
+        except SquadDataError as err:
+            raise SystemExit(f"error: {err}") from None
+    elif args.context and args.question:
+        examples = Dataset.from_dict(
+            {
+                "id": [f"q{i + 1}" for i in range(len(args.question))],
+                "question": args.question,
+                "context": [args.context] * len(args.question),
+            }
+        )
+    else:
+        parser.error("give --context with one or more --question, or --file")
+
+    answers = answer_questions(
+        args.model, examples, max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
+        bf16=args.bf16, version_2_with_negative=args.version_2_with_negative,
+        null_score_diff_threshold=args.null_score_diff_threshold,
+    )  # fmt: skip
+    for qid, question in zip(examples["id"], examples["question"]):
+        answer = answers[qid]
+        shown = f'"{answer.text}"' if answer.text else "(no answer)"
+        print(f"{qid}: {question.strip()}\n  -> {shown}  p={answer.probability:.3f}  "
+              f"chars {answer.start}-{answer.end}")  # fmt: skip
+        for rank, candidate in enumerate(answer.nbest[1 : 1 + args.nbest], start=2):
+            print(f'     {rank}. "{candidate.text}"  p={candidate.probability:.3f}')
+    if args.output:
+        write_json_atomic(
+            args.output,
+            {
+                qid: {
+                    "text": a.text, "probability": a.probability, "start": a.start, "end": a.end,
+                    "no_answer_probability": a.no_answer_probability,
+                    "nbest": [{"text": c.text, "probability": c.probability, "start": c.start,
+                               "end": c.end} for c in a.nbest],
+                }
+                for qid, a in answers.items()
+            },
+        )  # fmt: skip
+    return answers
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,57 @@
+"""Bad input stops run_qa.py before training with one clear line, exit code 1, no traceback."""
+
+import json
+
+import pytest
+from recipe_runner import SQUAD_DIR, needs_squad, run_qa
+
+pytestmark = needs_squad
+
+
+def refused(tmp_path, *flags):
+    output = tmp_path / "out"
+    result = run_qa(*flags, "--output_dir", output, check=False)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (output / "all_results.json").exists()
+    assert not (output / "model.safetensors").exists()  # stopped before training
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_missing_data_file(tmp_path):
+    message = refused(tmp_path, "--train_file", tmp_path / "nope.json")
+    assert "nope.json: no such file" in message and "SQUAD_DIR" in message
+
+
+def test_misplaced_answers_name_the_file_and_questions(tmp_path):
+    data = json.loads((SQUAD_DIR / "dev-v1.1.json").read_text())
+    qa = data["data"][0]["paragraphs"][0]["qas"][0]
+    qa["answers"][0]["answer_start"] += 3
+    path = tmp_path / "shifted.json"
+    path.write_text(json.dumps(data))
+    message = refused(tmp_path, "--train_file", path)
+    assert str(path) in message and qa["id"] in message and "answer_start" in message
+
+
+def test_unanswerable_questions_need_version_2(tmp_path):
+    message = refused(tmp_path, "--validation_file", SQUAD_DIR / "dev-v2.0.json")
+    assert "dev-v2.0.json" in message and "version_2_with_negative" in message
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--train_fraction", "1.5"], "train_fraction must be in (0, 1]"),
+        (["--max_train_samples", "0"], "The training subset is empty"),
+        (
+            ["--model_name_or_path", "/no/such/model"],
+            "cannot load a tokenizer from '/no/such/model'",
+        ),
+        (["--max_seq_length", "1024"], "exceeds the model's maximum 512"),
+        (["--doc_stride", "200"], "doc_stride 200 leaves no new context"),
+        (["--learning_rate", "fast"], "--learning_rate: invalid float value: 'fast'"),
+        (["--no_such_flag", "1"], "no_such_flag"),
+    ],
+)
+def test_bad_settings(tmp_path, flags, expected):
+    assert expected in refused(tmp_path, *flags)
