@@ -29,11 +29,13 @@ export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_TOP_PAD_ ?= 1073741824
 export MALLOC_MMAP_THRESHOLD_ ?= 10000000000
 
-.PHONY: help setup data train eval test bench quality style lint format clean
+.PHONY: help setup data train eval predict test bench quality style lint format clean
 
 help:
 	@echo "make train   fine-tune on 20% of SQuAD v1.1 for one epoch, evaluate, show samples"
 	@echo "make eval    score a trained folder (MODEL=$(MODEL)) on the dev set, show samples"
+	@echo "make predict answer CONTEXT/QUESTION (or FILE) with the trained folder"
+	@echo "make bench   defaults vs classic settings, side by side"
 	@echo "make test    run the test suite"
 	@echo "make quality / style   ruff checks / ruff fixes"
 	@echo "Variables: CONFIG, MODEL, SQUAD_DIR, ARGS (extra run_qa.py flags), ACCELERATE_ARGS"
@@ -75,6 +77,11 @@ format: style
 
 clean:
 	rm -rf .cache .pytest_cache .ruff_cache
+
+# Ask the trained folder: make predict CONTEXT="..." QUESTION="..."  or  make predict FILE=q.jsonl
+predict: setup
+	$(BIN)/python predict_qa.py $(MODEL) \
+		$(if $(FILE),--file "$(FILE)",--context "$(CONTEXT)" --question "$(QUESTION)") $(ARGS)
 
 # Defaults vs classic settings, side by side; writes results/bench.{md,json} (about 10 minutes).
 bench: setup data

@@ -16,7 +16,7 @@ NO_SPAN = -1  # offset value of tokens that cannot be part of an answer
 FEATURE_CHUNK = 512  # windows scored at once; bounds memory at chunk * length * max_answer_length
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     text: str
     score: float
@@ -25,7 +25,7 @@ class Candidate:
     probability: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class QuestionPrediction:
     text: str
     probability: float
@@ -36,13 +36,28 @@ class QuestionPrediction:
     null_score_diff: float = 0.0  # null score minus best span score; > threshold means no answer
 
 
-def offsets_to_array(offset_mapping: list, length: int) -> np.ndarray:
-    """(windows, length, 2) character offsets; NO_SPAN where a token is not context."""
-    array = np.full((len(offset_mapping), length, 2), NO_SPAN, dtype=np.int64)
-    for row, offsets in enumerate(offset_mapping):
-        for column, span in enumerate(offsets[:length]):
-            if span is not None:
-                array[row, column] = span
+def column(dataset, name: str) -> list:
+    """A whole column as a Python list, read through Arrow (row-by-row access is slow)."""
+    return dataset.with_format("arrow")[name].to_pylist()
+
+
+def offsets_to_array(features, length: int) -> np.ndarray:
+    """(windows, length, 2) character offsets; NO_SPAN where a token is not context.
+
+    Built from the Arrow column in a few array operations: this runs on every evaluation.
+    """
+    windows = features.with_format("arrow")["offset_mapping"].combine_chunks()
+    tokens = windows.flatten()  # one entry per token: [start, end], or null off the context
+    counts = np.diff(windows.offsets.to_numpy())
+    spans = np.full((len(tokens), 2), NO_SPAN, dtype=np.int32)
+    spans[tokens.is_valid().to_numpy(zero_copy_only=False)] = (
+        tokens.flatten().to_numpy().reshape(-1, 2)
+    )
+    rows = np.repeat(np.arange(len(windows)), counts)
+    columns = np.arange(len(tokens)) - np.repeat(windows.offsets.to_numpy()[:-1], counts)
+    keep = columns < length
+    array = np.full((len(windows), length, 2), NO_SPAN, dtype=np.int32)
+    array[rows[keep], columns[keep]] = spans[keep]
     return array
 
 
@@ -102,38 +117,44 @@ def postprocess_qa_predictions(
         )
     length = start_logits.shape[1]
     windows_of = {}
-    for index, example_id in enumerate(features["example_id"]):
+    for index, example_id in enumerate(column(features, "example_id")):
         windows_of.setdefault(example_id, []).append(index)
 
-    spans, null_scores = [], []
-    offset_mapping = features["offset_mapping"]
+    all_offsets = offsets_to_array(features, length)
+    # Windows of similar length are scored together, each chunk only as wide as its longest.
+    window_lengths = (all_offsets[:, :, 0] != NO_SPAN).cumsum(axis=1).argmax(axis=1) + 1
+    by_length = np.argsort(window_lengths, kind="stable")
+    spans = [None] * len(features)
     for lo in range(0, len(features), FEATURE_CHUNK):
-        hi = min(lo + FEATURE_CHUNK, len(features))
-        offsets = offsets_to_array(offset_mapping[lo:hi], length)
-        s_logits = start_logits[lo:hi].astype(np.float64)
-        e_logits = end_logits[lo:hi].astype(np.float64)
+        chunk = by_length[lo : lo + FEATURE_CHUNK]
+        width = int(window_lengths[chunk].max())
+        offsets = all_offsets[chunk, :width]
         scores, starts, ends = best_spans_per_window(
-            s_logits, e_logits, offsets, max_answer_length, n_best_size
+            start_logits[chunk, :width].astype(np.float64),
+            end_logits[chunk, :width].astype(np.float64),
+            offsets,
+            max_answer_length,
+            n_best_size,
         )
-        rows = np.arange(hi - lo)[:, None]
+        rows = np.arange(len(chunk))[:, None]
         start_chars = offsets[rows, starts, 0]
         # Slots without a valid span can point past the window; they are dropped just below.
-        end_chars = offsets[rows, np.minimum(ends, length - 1), 1]
-        for row in range(hi - lo):
+        end_chars = offsets[rows, np.minimum(ends, width - 1), 1]
+        for row, window in enumerate(chunk.tolist()):
             keep = np.isfinite(scores[row])
-            spans.append(
-                list(
-                    zip(
-                        scores[row][keep].tolist(),
-                        start_chars[row][keep].tolist(),
-                        end_chars[row][keep].tolist(),
-                    )
+            spans[window] = list(
+                zip(
+                    scores[row][keep].tolist(),
+                    start_chars[row][keep].tolist(),
+                    end_chars[row][keep].tolist(),
                 )
             )
-        null_scores.extend((s_logits[:, 0] + e_logits[:, 0]).tolist())
+    null_scores = (
+        start_logits[:, 0].astype(np.float64) + end_logits[:, 0].astype(np.float64)
+    ).tolist()
 
     predictions = {}
-    for example_id, context in zip(examples["id"], examples["context"]):
+    for example_id, context in zip(column(examples, "id"), column(examples, "context")):
         indices = windows_of.get(example_id)
         if not indices:
             raise ValueError(f"Question {example_id} has no windows among the features.")
