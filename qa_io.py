@@ -4,6 +4,9 @@ import json
 import os
 import tempfile
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_text_atomic(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
@@ -12,6 +15,7 @@ def write_text_atomic(path: str, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes files private; results are not
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
