@@ -26,7 +26,7 @@ MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 def window_logits(model, tokenizer, features, batch_size: int, bf16: bool):
     """Start/end logits of every window, (windows, longest window), in feature order."""
     collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
-    length = max(features["length"])
+    length = -(-max(features["length"]) // 8) * 8  # the collator pads to a multiple of 8
     starts = np.full((len(features), length), -100.0, dtype=np.float32)
     ends = np.full_like(starts, -100.0)
     columns = [c for c in MODEL_INPUTS if c in features.column_names]
