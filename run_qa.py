@@ -305,7 +305,10 @@ def load_raw_datasets(data_args, model_args, training_args):
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
     for name, split in (("training", train), ("evaluation", validation)):
         if split is not None and len(split) == 0:
-            raise SquadDataError(f"The {name} subset is empty: check the fraction and sample caps.")
+            raise SquadDataError(
+                f"The {name} subset is empty: check train_fraction, max_train_samples and "
+                "max_eval_samples."
+            )
     return train, validation, checksums
 
 
