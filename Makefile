@@ -10,8 +10,9 @@ BIN := $(VENV)/bin
 CONFIG ?= configs/squad20pct.json
 MODEL ?= runs/squad20pct
 EVAL_DIR ?= $(MODEL)/eval
-EVAL_RESULTS ?=
 ARGS ?=
+# Also copy the small outputs (metrics, predictions, samples, log) here, e.g. results/squad20pct.
+RESULTS_DIR ?=
 # One process on this machine; e.g. ACCELERATE_ARGS="--multi_gpu --num_processes 8" on a GPU box.
 # accelerate gives each process one CPU thread unless told otherwise: give the one process all cores.
 ACCELERATE_ARGS ?= --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
@@ -54,12 +55,12 @@ data:
 	cd "$(SQUAD_DIR)" && sha256sum --check --quiet SHA256SUMS && echo "SQuAD data in $(SQUAD_DIR) verified"
 
 train: setup data
-	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) $(ARGS)
+	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) --results_dir "$(RESULTS_DIR)" $(ARGS)
 
 # Score an existing folder without training; CONFIG picks the dev set (squad20pct-eval-v2.json: 2.0).
 eval: setup data
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) \
-		--model_name_or_path $(MODEL) --do_train false --output_dir $(EVAL_DIR) --results_dir "$(EVAL_RESULTS)" $(ARGS)
+		--model_name_or_path $(MODEL) --do_train false --output_dir $(EVAL_DIR) --results_dir "$(RESULTS_DIR)" $(ARGS)
 
 test: setup data
 	$(BIN)/python -m pytest -q $(ARGS)
