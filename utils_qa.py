@@ -69,12 +69,13 @@ def best_spans_per_window(start_logits, end_logits, offsets, max_answer_length, 
     windows, length = start_logits.shape
     is_context = offsets[:, :, 0] != NO_SPAN
     width = max_answer_length  # span lengths 1..max_answer_length as end = start + 0..width-1
-    pad_end = np.concatenate([end_logits, np.full((windows, width), -np.inf)], axis=1)
-    pad_ctx = np.concatenate([is_context, np.zeros((windows, width), dtype=bool)], axis=1)
-    band = np.arange(length)[:, None] + np.arange(width)[None, :]  # end token for (start, k)
-    scores = start_logits[:, :, None] + pad_end[:, band]
-    valid = is_context[:, :, None] & pad_ctx[:, band]
-    scores = np.where(valid, scores, -np.inf).reshape(windows, -1)
+    # Invalid ends (off the context, past the window) score -inf, so one sum masks everything.
+    end_scores = np.where(is_context, end_logits, -np.inf)
+    pad_end = np.concatenate([end_scores, np.full((windows, width - 1), -np.inf)], axis=1)
+    # band[w, i, k] = end score of token i + k: a strided view, nothing copied
+    band = np.lib.stride_tricks.sliding_window_view(pad_end, width, axis=1)
+    start_scores = np.where(is_context, start_logits, -np.inf)
+    scores = (start_scores[:, :, None] + band).reshape(windows, -1)
     k = min(top_k, scores.shape[1])
     # The k best of each row; equal scores are settled by position (earlier start, then earlier
     # end) so that ties give the same answer as the plain-loop definition.
