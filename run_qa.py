@@ -37,6 +37,7 @@ from transformers import (
 )
 
 import qa_samples
+from qa_card import model_card, write_model_card
 from qa_data import SquadDataError, load_squad_file, resolve_data_path, sha256_of, take_fraction
 from qa_features import prepare_eval_features, prepare_train_features
 from qa_io import write_json_atomic, write_text_atomic
@@ -387,7 +388,7 @@ def load_metric_functions():
     return module
 
 
-def show_samples(examples, answers, data_args, training_args) -> None:
+def show_samples(examples, answers, data_args, training_args) -> str:
     """Write samples.json/.md for a reproducible draw of dev questions, and print them."""
     squad = load_metric_functions()
     v2 = data_args.version_2_with_negative
@@ -403,6 +404,7 @@ def show_samples(examples, answers, data_args, training_args) -> None:
     write_json_atomic(os.path.join(training_args.output_dir, "samples.json"), samples)
     write_text_atomic(os.path.join(training_args.output_dir, "samples.md"), markdown)
     print(f"\n{len(samples)} sample predictions from the dev set:\n\n{markdown}", flush=True)
+    return markdown
 
 
 def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
@@ -574,7 +576,7 @@ def main(argv: list[str]) -> dict:
         callbacks=[log_file] if log_file else None,
     )
 
-    all_results = {}
+    all_results, samples_markdown = {}, "(not evaluated)"
     if training_args.do_train:
         try:
             train_output = trainer.train(resume_from_checkpoint=resume_from)
@@ -605,9 +607,21 @@ def main(argv: list[str]) -> dict:
             write_json_atomic(os.path.join(training_args.output_dir, "eval_results.json"), metrics)
         all_results.update(metrics)
         if is_main and data_args.num_samples > 0:
-            show_samples(eval_examples, latest_answers["eval"], data_args, training_args)
+            samples_markdown = show_samples(
+                eval_examples, latest_answers["eval"], data_args, training_args
+            )
 
     all_results["run_wall_seconds"] = round(time.time() - wall_start, 1)
+    if is_main and training_args.do_train:
+        card = model_card(
+            model_name=training_args.hub_model_id or os.path.basename(training_args.output_dir),
+            base_model=model_args.model_name_or_path,
+            version_2=data_args.version_2_with_negative,
+            metrics=all_results,
+            settings=card_settings(data_args, training_args, all_results),
+            samples_markdown=samples_markdown,
+        )
+        write_model_card(training_args.output_dir, card)
     if is_main:
         out = training_args.output_dir
         write_json_atomic(os.path.join(out, "log_history.json"), trainer.state.log_history)
@@ -619,6 +633,20 @@ def main(argv: list[str]) -> dict:
         if data_args.results_dir:
             copy_results(out, data_args.results_dir)
     return all_results
+
+
+def card_settings(data_args, training_args, results) -> dict:
+    return {
+        "training questions": results.get("train_examples"),
+        "train_fraction": data_args.train_fraction,
+        "epochs": training_args.num_train_epochs,
+        "batch size (total)": training_args.per_device_train_batch_size * training_args.world_size,
+        "learning rate": training_args.learning_rate,
+        "warm-up": training_args.warmup_steps,
+        "max_seq_length / doc_stride": f"{data_args.max_seq_length} / {data_args.doc_stride}",
+        "bf16": training_args.bf16,
+        "seed": training_args.seed,
+    }
 
 
 def copy_results(output_dir: str, results_dir: str) -> None:

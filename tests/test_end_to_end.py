@@ -34,6 +34,7 @@ def test_outputs_are_all_written(smoke_run):
         "log_history.json",
         "run_config.json",
         "all_results.json",
+        "README.md",  # the model card
     ]:
         assert (output / name).is_file(), name
     # results_dir gets the small files, never the weights

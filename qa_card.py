@@ -1,0 +1,76 @@
+"""The model card (README.md with Hub metadata) written into every finished training run."""
+
+import os
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from qa_io import write_text_atomic
+
+
+def model_card(model_name, base_model, version_2, metrics, settings, samples_markdown) -> ModelCard:
+    """A card whose metadata the Hub parses: license, datasets, base model, model-index."""
+    dataset, dataset_name = ("squad_v2", "SQuAD v2.0") if version_2 else ("squad", "SQuAD v1.1")
+    exact_key = "eval_exact" if version_2 else "eval_exact_match"
+    results = [
+        EvalResult(
+            task_type="question-answering",
+            task_name="Extractive Question Answering",
+            dataset_type=dataset,
+            dataset_name=dataset_name,
+            dataset_split="validation",
+            metric_type=metric,
+            metric_name=name,
+            metric_value=round(metrics[key], 2),
+        )
+        for metric, name, key in (
+            ("exact_match", "Exact Match", exact_key),
+            ("f1", "F1", "eval_f1"),
+        )
+        if key in metrics
+    ]
+    data = ModelCardData(
+        model_name=model_name,
+        base_model=base_model,
+        datasets=[dataset],
+        language="en",
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag="question-answering",
+        tags=["bert", "extractive-qa", "squad"],
+        eval_results=results or None,
+    )
+    scores = ", ".join(f"{r.metric_name} {r.metric_value}" for r in results) or "not evaluated"
+    rows = "\n".join(f"| {key} | {value} |" for key, value in settings.items())
+    body = f"""
+# {model_name}
+
+Extractive question answering: given a question and a passage, the model points at the answer span
+in the passage. Fine-tuned from `{base_model}` on {dataset_name} with this recipe's `run_qa.py`.
+
+## Results on the {dataset_name} dev set
+
+{scores} (official SQuAD scoring).
+
+## Training
+
+| setting | value |
+| --- | --- |
+{rows}
+
+## Sample predictions
+
+{samples_markdown}
+
+## Limits
+
+Trained on a fraction of SQuAD for one epoch: it answers short factual questions about English
+Wikipedia-style text best. It always picks a span of the given passage; unless trained on SQuAD 2.0
+it does not know when a passage holds no answer. The SQuAD data is CC BY-SA 4.0.
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def write_model_card(output_dir, card: ModelCard) -> str:
+    path = os.path.join(output_dir, "README.md")
+    write_text_atomic(path, str(card))
+    return path
