@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from reference_qa import reference_postprocess  # noqa: E402
+from reference_qa import differences, reference_postprocess  # noqa: E402
 
 from qa_data import load_squad_file, resolve_data_path  # noqa: E402
 from qa_features import prepare_eval_features  # noqa: E402
@@ -89,10 +89,11 @@ def time_postprocessing(dev_file, version_2, tokenizer, seed=0):
     began = time.perf_counter()
     slow = reference_postprocess(examples, features, start, end, version_2, *settings.values())
     slow_s = time.perf_counter() - began
-    for qid, (text, ranked) in slow.items():
-        spans = [((c.start, c.end), round(c.score, 9)) for c in fast[qid].nbest if c.start >= 0]
-        if fast[qid].text != text or spans != ranked:
-            raise SystemExit(f"post-processing differs from the reference on {dev_file}, {qid}")
+    mismatched = differences(fast, slow)
+    if mismatched:
+        raise SystemExit(
+            f"post-processing differs from the reference on {dev_file}: {mismatched[:3]}"
+        )
     return {
         "questions": len(examples),
         "windows": len(features),

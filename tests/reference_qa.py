@@ -39,3 +39,14 @@ def reference_postprocess(
             text = ""
         answers[qid] = (text, [(span, round(score, 9)) for span, score in ranked])
     return answers
+
+
+def differences(fast, slow) -> list[str]:
+    """Question ids where utils_qa's answers (`fast`) differ from the reference's (`slow`)."""
+    return [
+        qid
+        for qid, (text, ranked) in slow.items()
+        if fast[qid].text != text
+        or [((c.start, c.end), round(c.score, 9)) for c in fast[qid].nbest if c.start >= 0]
+        != ranked
+    ]
