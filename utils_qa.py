@@ -8,16 +8,18 @@ probabilities (a softmax over the n-best scores). For SQuAD 2.0 the null answer 
 lowest null score over the windows, as in the original BERT code) competes with the best span.
 """
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 NO_SPAN = -1  # offset value of tokens that cannot be part of an answer
-FEATURE_CHUNK = 512  # windows scored at once; bounds memory at chunk * length * max_answer_length
+FEATURE_CHUNK = 64  # windows scored at once; small temporaries reuse heap memory (measured faster)
 
 
-@dataclass(slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     text: str
     score: float
     start: int  # character offsets into the context; -1 for the null answer
@@ -79,7 +81,8 @@ def best_spans_per_window(start_logits, end_logits, offsets, max_answer_length, 
     k = min(top_k, scores.shape[1])
     # The k best of each row; equal scores are settled by position (earlier start, then earlier
     # end) so that ties give the same answer as the plain-loop definition.
-    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+    last = scores.shape[1] - k  # the k-th largest sits here once partitioned
+    kth = np.partition(scores, last, axis=1)[:, last : last + 1]
     above = scores > kth
     tied = scores == kth
     wanted = (k - above.sum(axis=1, keepdims=True)) >= np.cumsum(tied, axis=1)
@@ -91,9 +94,28 @@ def best_spans_per_window(start_logits, end_logits, offsets, max_answer_length, 
     return np.take_along_axis(top_scores, order, axis=1), starts, starts + offsets_k
 
 
-def softmax(scores: np.ndarray) -> np.ndarray:
-    exp = np.exp(scores - scores.max())
-    return exp / exp.sum()
+@contextmanager
+def gc_paused():
+    """Pause cyclic garbage collection while building many small objects that form no cycles.
+
+    Each burst of allocations otherwise sets off collections that walk the whole heap (a loaded
+    model and datasets make it large): most of the cost of building 200k n-best entries.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _group_starts(sorted_groups: np.ndarray) -> np.ndarray:
+    """For each element of a sorted array, the index where its run of equal values begins."""
+    is_first = np.ones(len(sorted_groups), dtype=bool)
+    is_first[1:] = sorted_groups[1:] != sorted_groups[:-1]
+    first = np.flatnonzero(is_first)
+    return np.repeat(first, np.diff(np.append(first, len(sorted_groups))))
 
 
 def postprocess_qa_predictions(
@@ -116,16 +138,26 @@ def postprocess_qa_predictions(
             f"Got logits for {start_logits.shape[0]} windows but {len(features)} features: "
             "the predictions do not belong to these features."
         )
-    length = start_logits.shape[1]
-    windows_of = {}
-    for index, example_id in enumerate(column(features, "example_id")):
-        windows_of.setdefault(example_id, []).append(index)
+    question_ids = column(examples, "id")
+    if not question_ids:
+        return {}
+    row_of = {qid: row for row, qid in enumerate(question_ids)}
+    # Question (example row) of each window; windows of questions not asked about are ignored.
+    owner = np.array(
+        [row_of.get(qid, -1) for qid in column(features, "example_id")], dtype=np.int64
+    )
+    windows_per_question = np.bincount(owner[owner >= 0], minlength=len(question_ids))
+    if len(question_ids) and windows_per_question.min() == 0:
+        missing = question_ids[int(np.argmin(windows_per_question))]
+        raise ValueError(f"Question {missing} has no windows among the features.")
 
+    # 1. The n_best_size best spans of every window, as flat arrays over all windows.
+    length = start_logits.shape[1]
     all_offsets = offsets_to_array(features, length)
     # Windows of similar length are scored together, each chunk only as wide as its longest.
     window_lengths = (all_offsets[:, :, 0] != NO_SPAN).cumsum(axis=1).argmax(axis=1) + 1
     by_length = np.argsort(window_lengths, kind="stable")
-    spans = [None] * len(features)
+    parts = []
     for lo in range(0, len(features), FEATURE_CHUNK):
         chunk = by_length[lo : lo + FEATURE_CHUNK]
         width = int(window_lengths[chunk].max())
@@ -138,56 +170,86 @@ def postprocess_qa_predictions(
             n_best_size,
         )
         rows = np.arange(len(chunk))[:, None]
-        start_chars = offsets[rows, starts, 0]
-        # Slots without a valid span can point past the window; they are dropped just below.
+        # Slots without a valid span (score -inf) can point past the window: clip, then drop.
         end_chars = offsets[rows, np.minimum(ends, width - 1), 1]
-        for row, window in enumerate(chunk.tolist()):
-            keep = np.isfinite(scores[row])
-            spans[window] = list(
-                zip(
-                    scores[row][keep].tolist(),
-                    start_chars[row][keep].tolist(),
-                    end_chars[row][keep].tolist(),
-                )
+        keep = np.isfinite(scores) & (owner[chunk] >= 0)[:, None]
+        parts.append(
+            (
+                np.broadcast_to(owner[chunk][:, None], scores.shape)[keep],
+                scores[keep],
+                offsets[rows, starts, 0][keep],
+                end_chars[keep],
             )
-    null_scores = (
-        start_logits[:, 0].astype(np.float64) + end_logits[:, 0].astype(np.float64)
-    ).tolist()
-
-    predictions = {}
-    for example_id, context in zip(column(examples, "id"), column(examples, "context")):
-        indices = windows_of.get(example_id)
-        if not indices:
-            raise ValueError(f"Question {example_id} has no windows among the features.")
-        best_by_span = {}
-        for index in indices:
-            for score, start, end in spans[index]:
-                if score > best_by_span.get((start, end), -np.inf):
-                    best_by_span[(start, end)] = score
-        # Best first; equal scores by character position, whatever window they came from.
-        ranked = sorted(best_by_span.items(), key=lambda item: (-item[1], item[0]))[:n_best_size]
-        nbest = [Candidate(context[s:e], score, s, e) for (s, e), score in ranked]
-        best_span = nbest[0] if nbest else Candidate("", -np.inf, NO_SPAN, NO_SPAN)
-        null = Candidate("", min(null_scores[i] for i in indices), NO_SPAN, NO_SPAN)
-        if version_2_with_negative:
-            nbest.append(null)
-        if not nbest:
-            nbest = [null]  # no valid span anywhere: the only honest answer is none
-        for candidate, probability in zip(nbest, softmax(np.array([c.score for c in nbest]))):
-            candidate.probability = float(probability)
-        nbest.sort(key=lambda c: -c.score)
-
-        chosen = best_span
-        score_diff = null.score - best_span.score
-        if version_2_with_negative and score_diff > null_score_diff_threshold:
-            chosen = null
-        predictions[example_id] = QuestionPrediction(
-            text=chosen.text,
-            probability=chosen.probability,
-            start=chosen.start,
-            end=chosen.end,
-            nbest=nbest,
-            no_answer_probability=null.probability if version_2_with_negative else 0.0,
-            null_score_diff=float(score_diff),
         )
+    question, score, start, end = (np.concatenate(p) for p in zip(*parts))
+
+    # 2. Merge the windows of each question: one candidate per character span, its best score.
+    order = np.lexsort((-score, end, start, question))
+    question, score, start, end = question[order], score[order], start[order], end[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (question[1:] != question[:-1]) | (start[1:] != start[:-1]) | (end[1:] != end[:-1])
+    question, score, start, end = question[first], score[first], start[first], end[first]
+    # 3. Rank: best first; equal scores by character position, whatever window they came from.
+    order = np.lexsort((end, start, -score, question))
+    question, score, start, end = question[order], score[order], start[order], end[order]
+    top = np.arange(len(question)) - _group_starts(question) < n_best_size
+    question, score, start, end = question[top], score[top], start[top], end[top]
+
+    # 4. Probabilities: a softmax over each question's n-best, the null answer included for
+    # SQuAD 2.0 (and as the only candidate where no valid span exists).
+    null_by_window = start_logits[:, 0].astype(np.float64) + end_logits[:, 0].astype(np.float64)
+    null_score = np.full(len(question_ids), np.inf)
+    np.minimum.at(null_score, owner[owner >= 0], null_by_window[owner >= 0])
+    spans_per_question = np.bincount(question, minlength=len(question_ids))
+    first_of = np.concatenate([[0], np.cumsum(spans_per_question)])
+    best_score = np.full(len(question_ids), -np.inf)
+    has_span = spans_per_question > 0
+    best_score[has_span] = score[first_of[:-1][has_span]]
+    with_null = has_span == 0 if not version_2_with_negative else np.ones_like(has_span)
+    shift = np.maximum(best_score, np.where(with_null, null_score, -np.inf))
+    weight = np.exp(score - shift[question])
+    null_weight = np.where(with_null, np.exp(null_score - shift), 0.0)
+    total = np.bincount(question, weights=weight, minlength=len(question_ids)) + null_weight
+    probability = weight / total[question]
+    null_probability = null_weight / total
+
+    # The null goes after the spans that score at least as well, as a stable sort would put it.
+    null_rank = np.bincount(
+        question, weights=score >= null_score[question], minlength=len(question_ids)
+    )
+
+    # 5. Python objects, built from the arrays in one pass.
+    contexts = column(examples, "context")
+    bounds = first_of.tolist()
+    score_diffs = (null_score - best_score).tolist()
+    predictions = {}
+    with gc_paused():
+        texts = [
+            contexts[q][s:e] for q, s, e in zip(question.tolist(), start.tolist(), end.tolist())
+        ]
+        candidates = list(
+            map(
+                Candidate, texts, score.tolist(), start.tolist(), end.tolist(), probability.tolist()
+            )
+        )
+        for row, qid in enumerate(question_ids):
+            nbest = candidates[bounds[row] : bounds[row + 1]]
+            null = Candidate(
+                "", float(null_score[row]), NO_SPAN, NO_SPAN, float(null_probability[row])
+            )
+            best_span = nbest[0] if nbest else Candidate("", -np.inf, NO_SPAN, NO_SPAN)
+            if with_null[row]:
+                nbest.insert(int(null_rank[row]), null)
+            chosen = best_span
+            if version_2_with_negative and score_diffs[row] > null_score_diff_threshold:
+                chosen = null
+            predictions[qid] = QuestionPrediction(
+                text=chosen.text,
+                probability=chosen.probability,
+                start=chosen.start,
+                end=chosen.end,
+                nbest=nbest,
+                no_answer_probability=null.probability if version_2_with_negative else 0.0,
+                null_score_diff=score_diffs[row],
+            )
     return predictions

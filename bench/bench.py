@@ -83,6 +83,27 @@ def time_postprocessing(dev_file, version_2, tokenizer, seed=0):
     end = rng.normal(size=(len(features), 384)).astype(np.float32)
     settings = {"n_best_size": 20, "max_answer_length": 30, "null_score_diff_threshold": 0.0}
 
+    # One small untimed call of each side first, so neither pays for first-call start-up.
+    few = examples.select(range(100))
+    asked = set(few["id"])
+    few_windows = [i for i, owner in enumerate(features["example_id"]) if owner in asked]
+    postprocess_qa_predictions(
+        few,
+        features.select(few_windows),
+        start[few_windows],
+        end[few_windows],
+        version_2,
+        **settings,
+    )
+    reference_postprocess(
+        few,
+        features.select(few_windows),
+        start[few_windows],
+        end[few_windows],
+        version_2,
+        *settings.values(),
+    )
+
     began = time.perf_counter()
     fast = postprocess_qa_predictions(examples, features, start, end, version_2, **settings)
     fast_s = time.perf_counter() - began

@@ -191,3 +191,22 @@ def test_mismatched_logits_are_refused():
     start, end = np.zeros((2, length)), np.zeros((2, length))
     with pytest.raises(ValueError, match="2 windows but 1 features"):
         postprocess_qa_predictions(examples, features, start, end)
+
+
+@pytest.mark.parametrize("v2", [False, True])
+def test_nbest_probabilities_are_a_softmax_over_the_listed_scores(v2):
+    rng = np.random.default_rng(7)
+    examples, features, start, end = random_case(rng, questions=10)
+    start, end = np.round(start), np.round(end)  # ties between spans and the null answer
+    for answer in postprocess_qa_predictions(examples, features, start, end, v2, 6, 4).values():
+        scores = np.array([c.score for c in answer.nbest])
+        expected = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        assert [c.probability for c in answer.nbest] == pytest.approx(expected.tolist())
+        assert list(scores) == sorted(scores, reverse=True)
+        nulls = [c for c in answer.nbest if c.start < 0]
+        assert len(nulls) == (1 if v2 else 0)
+        if v2:  # the null goes after spans of equal score
+            at = answer.nbest.index(nulls[0])
+            assert all(c.score >= nulls[0].score for c in answer.nbest[:at])
+            assert all(c.score < nulls[0].score for c in answer.nbest[at + 1 :])
+            assert answer.no_answer_probability == nulls[0].probability
