@@ -30,12 +30,15 @@ export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_TOP_PAD_ ?= 1073741824
 export MALLOC_MMAP_THRESHOLD_ ?= 10000000000
 
-.PHONY: help setup data train eval predict test bench quality style lint format clean
+.PHONY: help setup data train eval predict plots push demo test bench quality style lint format clean
 
 help:
 	@echo "make train   fine-tune on 20% of SQuAD v1.1 for one epoch, evaluate, show samples"
 	@echo "make eval    score a trained folder (MODEL=$(MODEL)) on the dev set, show samples"
 	@echo "make predict answer CONTEXT/QUESTION (or FILE) with the trained folder"
+	@echo "make plots   draw loss, learning rate and dev scores of RUN (PNG files in it)"
+	@echo "make demo    serve the question-answering page for MODEL on http://127.0.0.1:$(PORT)"
+	@echo "make push    upload MODEL to the Hub as REPO_ID (DRY_RUN=1: list and check only)"
 	@echo "make bench   defaults vs classic settings, side by side"
 	@echo "make test    run the test suite"
 	@echo "make quality / style   ruff checks / ruff fixes"
@@ -83,6 +86,24 @@ clean:
 predict: setup
 	$(BIN)/python predict_qa.py $(MODEL) \
 		$(if $(FILE),--file "$(FILE)",--context "$(CONTEXT)" --question "$(QUESTION)") $(ARGS)
+
+# Curves of a run folder or its results copy (run_qa.py also draws them at the end of each run).
+RUN ?= $(MODEL)
+plots: setup
+	$(BIN)/python plot_qa.py $(RUN)
+
+# The demo page; the trained folder's own settings (2.0 or not, window size) are used.
+PORT ?= 7860
+demo: setup
+	$(BIN)/python demo_qa.py $(MODEL) --port $(PORT) $(ARGS)
+
+# Upload a finished run, e.g. make push REPO_ID=you/bert-squad-20pct HF_HUB_OFFLINE=0.
+# While offline (the default here) it is a dry run: the file list and the card check.
+REPO_ID ?=
+DRY_RUN ?= $(if $(filter 1 true,$(HF_HUB_OFFLINE)),1,0)
+push: setup
+	$(BIN)/python push_qa.py $(MODEL) $(if $(REPO_ID),--repo_id $(REPO_ID)) \
+		$(if $(filter 1 true,$(DRY_RUN)),--dry_run) $(ARGS)
 
 # Defaults vs classic settings, side by side; writes results/bench.{md,json} (about 10 minutes).
 bench: setup data

@@ -41,29 +41,42 @@ def window_logits(model, tokenizer, features, batch_size: int, bf16: bool):
     return starts, ends
 
 
-def answer_questions(model_dir, examples, *, max_seq_length=384, doc_stride=128, batch_size=64,
-                     bf16=False, version_2_with_negative=False, n_best_size=20,
-                     max_answer_length=30, null_score_diff_threshold=0.0):  # fmt: skip
-    """{question id: QuestionPrediction} for a Dataset with id, question, context columns."""
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
-    if torch.cuda.is_available():
-        model.to("cuda")
-    features = examples.map(
-        prepare_eval_features,
-        batched=True,
-        remove_columns=examples.column_names,
-        fn_kwargs={
-            "tokenizer": tokenizer,
-            "max_seq_length": max_seq_length,
-            "doc_stride": doc_stride,
-        },
-    )
-    starts, ends = window_logits(model, tokenizer, features, batch_size, bf16)
-    return postprocess_qa_predictions(
-        examples, features, starts, ends, version_2_with_negative, n_best_size,
-        max_answer_length, null_score_diff_threshold,
-    )  # fmt: skip
+class QuestionAnswerer:
+    """A trained folder loaded once, answering batches of questions (used by the CLI and demo)."""
+
+    def __init__(self, model_dir, *, max_seq_length=384, doc_stride=128, batch_size=64,
+                 bf16=False, version_2_with_negative=False, n_best_size=20, max_answer_length=30,
+                 null_score_diff_threshold=0.0):  # fmt: skip
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
+        if torch.cuda.is_available():
+            self.model.to("cuda")
+        self.window = {"max_seq_length": max_seq_length, "doc_stride": doc_stride}
+        self.batch_size, self.bf16 = batch_size, bf16
+        self.post = {
+            "version_2_with_negative": version_2_with_negative,
+            "n_best_size": n_best_size,
+            "max_answer_length": max_answer_length,
+            "null_score_diff_threshold": null_score_diff_threshold,
+        }
+
+    def __call__(self, examples):
+        """{question id: QuestionPrediction} for a Dataset with id, question, context columns."""
+        features = examples.map(
+            prepare_eval_features,
+            batched=True,
+            remove_columns=examples.column_names,
+            fn_kwargs={"tokenizer": self.tokenizer, **self.window},
+        )
+        starts, ends = window_logits(
+            self.model, self.tokenizer, features, self.batch_size, self.bf16
+        )
+        return postprocess_qa_predictions(examples, features, starts, ends, **self.post)
+
+
+def answer_questions(model_dir, examples, **settings):
+    """{question id: QuestionPrediction}; settings as QuestionAnswerer's."""
+    return QuestionAnswerer(model_dir, **settings)(examples)
 
 
 def main(argv=None):

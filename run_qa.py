@@ -555,6 +555,7 @@ def main(argv: list[str]) -> dict:
             n_best_size=data_args.n_best_size,
             max_answer_length=data_args.max_answer_length,
             null_score_diff_threshold=data_args.null_score_diff_threshold,
+            progress=is_main and not training_args.disable_tqdm,
         )
         latest_answers[stage] = answers
         if is_main and stage != TRAINING_EVAL_PREFIX:  # a learning-curve point writes no files

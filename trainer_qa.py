@@ -8,12 +8,32 @@ answers and `compute_metrics` scores them.
 
 import math
 import time
+from contextlib import contextmanager
 
+import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
 TRAINING_EVAL_PREFIX = "eval_subset"  # metric names of evaluations on a dev subset while training
+
+
+@contextmanager
+def random_state_kept(active: bool):
+    """Restore torch's random state afterwards: starting a DataLoader draws from it, so an
+    evaluation in the middle of training would otherwise change the dropout masks that follow,
+    and the trained model would depend on how often it was evaluated."""
+    if not active:
+        yield
+        return
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 class QuestionAnsweringTrainer(Trainer):
@@ -95,7 +115,8 @@ class QuestionAnsweringTrainer(Trainer):
         if eval_dataset is None and self.is_in_train and self.training_eval is not None:
             dataset, examples = self.training_eval
             metric_key_prefix = TRAINING_EVAL_PREFIX
-        _, metrics = self._answer_spans(dataset, examples, "Evaluation", metric_key_prefix)
+        with random_state_kept(self.is_in_train):
+            _, metrics = self._answer_spans(dataset, examples, "Evaluation", metric_key_prefix)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(
             self.args, self.state, self.control, metrics

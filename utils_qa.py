@@ -4,8 +4,9 @@ For every window, every span (start <= end, at most `max_answer_length` tokens, 
 context tokens) is scored as start_logit + end_logit with array operations over a band of
 (start, length) pairs, rather than by looping over pairs in Python. The best spans of all windows
 of a question are merged, de-duplicated by character span, and turned into an n-best list with
-probabilities (a softmax over the n-best scores). For SQuAD 2.0 the null answer ([CLS], the
-lowest null score over the windows, as in the original BERT code) competes with the best span.
+probabilities (a softmax over the n-best scores); the merge too is a few sorts over the spans of
+all questions at once. For SQuAD 2.0 the null answer ([CLS], the lowest null score over the
+windows, as in the original BERT code) competes with the best span.
 """
 
 import gc
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+from tqdm.auto import tqdm
 
 NO_SPAN = -1  # offset value of tokens that cannot be part of an answer
 FEATURE_CHUNK = 64  # windows scored at once; small temporaries reuse heap memory (measured faster)
@@ -127,6 +129,7 @@ def postprocess_qa_predictions(
     n_best_size: int = 20,
     max_answer_length: int = 30,
     null_score_diff_threshold: float = 0.0,
+    progress: bool = False,
 ) -> dict[str, QuestionPrediction]:
     """One prediction per question of `examples`, from the logits of its `features` (windows).
 
@@ -158,6 +161,7 @@ def postprocess_qa_predictions(
     window_lengths = (all_offsets[:, :, 0] != NO_SPAN).cumsum(axis=1).argmax(axis=1) + 1
     by_length = np.argsort(window_lengths, kind="stable")
     parts = []
+    bar = tqdm(total=len(features), desc="Post-processing", unit="windows", disable=not progress)
     for lo in range(0, len(features), FEATURE_CHUNK):
         chunk = by_length[lo : lo + FEATURE_CHUNK]
         width = int(window_lengths[chunk].max())
@@ -181,6 +185,8 @@ def postprocess_qa_predictions(
                 end_chars[keep],
             )
         )
+        bar.update(len(chunk))
+    bar.close()
     question, score, start, end = (np.concatenate(p) for p in zip(*parts))
 
     # 2. Merge the windows of each question: one candidate per character span, its best score.

@@ -8,16 +8,6 @@ from recipe_runner import needs_squad, run_qa
 pytestmark = needs_squad
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("smoke")
-    output, results = base / "run", base / "results"
-    result = run_qa(
-        "--output_dir", output, "--results_dir", results, "--features_cache_dir", base / "cache"
-    )
-    return output, results, result.stdout
-
-
 def test_outputs_are_all_written(smoke_run):
     output, results, _ = smoke_run
     for name in [
@@ -181,3 +171,29 @@ def test_predict_script_answers_like_the_evaluation(smoke_run, tmp_path):
     assert {qid: a.text for qid, a in answers.items()} == expected
     written = json.loads((tmp_path / "answers.json").read_text())
     assert written[questions[0]["id"]]["text"] == expected[questions[0]["id"]]
+
+
+def test_predict_agrees_with_the_question_answering_pipeline(smoke_run):
+    """Where transformers still has pipeline("question-answering") (it was removed in 5.x),
+    the saved folder works there and gives the answers predict_qa.py gives."""
+    import transformers
+    from datasets import Dataset
+
+    from predict_qa import answer_questions
+
+    output, _, _ = smoke_run
+    try:
+        pipe = transformers.pipeline("question-answering", model=str(output))
+    except KeyError as err:
+        pytest.skip(f"transformers {transformers.__version__}: {err}")
+    contexts = ["The Denver Broncos beat the Carolina Panthers 24-10 in Super Bowl 50 in Santa Clara."] * 3  # fmt: skip
+    questions = ["Who won Super Bowl 50?", "Who lost?", "Where was the game played?"]
+    examples = Dataset.from_dict(
+        {"id": ["a", "b", "c"], "question": questions, "context": contexts}
+    )
+    ours = answer_questions(output, examples, max_seq_length=256, doc_stride=96)
+    for qid, question, context in zip(["a", "b", "c"], questions, contexts):
+        theirs = pipe(
+            question=question, context=context, max_answer_len=30, max_seq_len=256, doc_stride=96
+        )
+        assert (theirs["start"], theirs["end"]) == (ours[qid].start, ours[qid].end)

@@ -1,0 +1,213 @@
+"""A small web page to ask a trained folder questions: the answer is highlighted in the passage.
+
+    python demo_qa.py runs/squad20pct [--port 7860]      # or: make demo
+    then open http://127.0.0.1:7860
+
+Paste a passage or pick one of the dev questions the run showed as samples, ask, and see the
+answer marked in the passage with its probability and the next best answers; a SQuAD 2.0 model
+says when the passage holds no answer. Served by the standard library (http.server) with one
+HTML file and no JavaScript framework: nothing to download, nothing fetched from other hosts,
+so it starts in the time the model takes to load and runs the same offline and in CI.
+"""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import datasets
+from datasets import Dataset
+
+from predict_qa import QuestionAnswerer
+from qa_data import SquadDataError, load_squad_file, resolve_data_path
+
+PAGE = Path(__file__).resolve().parent / "demo_qa.html"
+MAX_CONTEXT_CHARS = 20_000  # a few pages of text: a handful of windows, answered in seconds
+SHOWN_ALTERNATIVES = 4
+FALLBACK_EXAMPLE = {  # used when the run's dev set is not at hand
+    "title": "Tea",
+    "question": "Where was tea first drunk as a medicinal drink?",
+    "context": (
+        "Tea is an aromatic beverage prepared by pouring hot or boiling water over cured or "
+        "fresh leaves of Camellia sinensis, an evergreen shrub native to East Asia. It was "
+        "first drunk as a medicinal drink in China during the Shang dynasty, and it reached "
+        "Europe through Portuguese priests and merchants in the 16th century."
+    ),
+}
+
+
+def run_settings(model_dir: str) -> dict:
+    """The data arguments the folder was trained or evaluated with (run_qa's run_config.json)."""
+    path = os.path.join(model_dir, "run_config.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("data_arguments", {})
+
+
+def sample_examples(model_dir: str, settings: dict) -> list[dict]:
+    """The dev questions the run showed as samples, with their whole passages."""
+    samples_path = os.path.join(model_dir, "samples.json")
+    dev_file = settings.get("validation_file")
+    if not (os.path.isfile(samples_path) and dev_file):
+        return [FALLBACK_EXAMPLE]
+    with open(samples_path, encoding="utf-8") as f:
+        wanted = [s["id"] for s in json.load(f)]
+    try:
+        dev = load_squad_file(resolve_data_path(dev_file), allow_unanswerable=True)
+    except (SquadDataError, FileNotFoundError, OSError):
+        return [FALLBACK_EXAMPLE]
+    rows = {row["id"]: row for row in dev.filter(lambda i: i in set(wanted), input_columns="id")}
+    examples = [
+        {"title": rows[i]["title"], "question": rows[i]["question"], "context": rows[i]["context"]}
+        for i in wanted
+        if i in rows
+    ]
+    return examples or [FALLBACK_EXAMPLE]
+
+
+class Demo:
+    def __init__(self, model_dir, version_2=None, null_threshold=None, bf16=False):
+        """version_2 and null_threshold default to what the folder was trained with."""
+        settings = run_settings(model_dir)
+        if version_2 is None:
+            version_2 = bool(settings.get("version_2_with_negative", False))
+        if null_threshold is None:
+            null_threshold = settings.get("null_score_diff_threshold", 0.0)
+        self.info = {
+            "model": os.path.basename(os.path.normpath(model_dir)),
+            "version_2": version_2,
+            "examples": sample_examples(model_dir, settings),
+        }
+        self.answerer = QuestionAnswerer(
+            model_dir,
+            max_seq_length=settings.get("max_seq_length", 384),
+            doc_stride=settings.get("doc_stride", 128),
+            bf16=bf16,
+            version_2_with_negative=version_2,
+            null_score_diff_threshold=null_threshold,
+        )
+        self.lock = threading.Lock()  # one forward pass at a time: torch uses all cores anyway
+
+    def answer(self, context: str, question: str) -> dict:
+        began = time.perf_counter()
+        examples = Dataset.from_dict({"id": ["q"], "question": [question], "context": [context]})
+        with self.lock:
+            prediction = self.answerer(examples)["q"]
+        no_answer = prediction.start < 0
+        alternatives = [c for c in prediction.nbest if (c.start, c.end) != (prediction.start, prediction.end)]  # fmt: skip
+        return {
+            "text": prediction.text,
+            "start": prediction.start,
+            "end": prediction.end,
+            "probability": prediction.probability,
+            "no_answer": no_answer,
+            "no_answer_probability": prediction.no_answer_probability,
+            "alternatives": [
+                {"text": c.text, "start": c.start, "end": c.end, "probability": c.probability}
+                for c in alternatives[:SHOWN_ALTERNATIVES]
+            ],
+            "seconds": round(time.perf_counter() - began, 3),
+        }
+
+
+def check_request(body: dict) -> tuple[str, str]:
+    context, question = body.get("context"), body.get("question")
+    if not isinstance(context, str) or not context.strip():
+        raise ValueError("Paste a passage to answer from.")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("Type a question.")
+    if len(context) > MAX_CONTEXT_CHARS:
+        raise ValueError(f"The passage is {len(context):,} characters; the demo takes up to "
+                         f"{MAX_CONTEXT_CHARS:,}. Use predict_qa.py --file for long texts.")  # fmt: skip
+    return context, question.strip()
+
+
+def make_handler(demo: Demo, page: bytes):
+    class Handler(BaseHTTPRequestHandler):
+        def send(self, status, payload: bytes, content_type: str):
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def send_json(self, status, data):
+            self.send(status, json.dumps(data).encode(), "application/json")
+
+        def do_GET(self):
+            if self.path in ("/", "/index.html"):
+                self.send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+            elif self.path == "/api/info":
+                self.send_json(HTTPStatus.OK, demo.info)
+            else:
+                self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no page {self.path}"})
+
+        def do_POST(self):
+            if self.path != "/api/answer":
+                self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no endpoint {self.path}"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("Send a JSON object with context and question.")
+                context, question = check_request(body)
+            except (ValueError, json.JSONDecodeError) as err:
+                self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
+                return
+            self.send_json(HTTPStatus.OK, demo.answer(context, question))
+
+        def log_message(self, format, *args):  # one short line per request, not the default's
+            sys.stderr.write(f"demo: {self.command} {self.path} {args[1] if len(args) > 1 else ''}\n")  # fmt: skip
+
+    return Handler
+
+
+def serve(demo: Demo, host: str, port: int) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), make_handler(demo, PAGE.read_bytes()))
+    server.daemon_threads = True
+    return server
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", nargs="?", default="runs/squad20pct", help="a trained folder")
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let others reach it")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--version_2_with_negative", action=argparse.BooleanOptionalAction,
+                        default=None, help="default: as the folder was trained")  # fmt: skip
+    parser.add_argument("--null_score_diff_threshold", type=float, default=None,
+                        help="2.0: answer 'none' when null score - best span > this")  # fmt: skip
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (AMX CPUs, GPUs)")
+    args = parser.parse_args(argv)
+    if not os.path.isfile(os.path.join(args.model, "config.json")):
+        raise SystemExit(
+            f"error: {args.model} is not a trained folder (no config.json). Train one with "
+            "`make train`, or pass a folder: make demo MODEL=path/to/run"
+        )
+    datasets.disable_progress_bars()
+    demo = Demo(args.model, args.version_2_with_negative, args.null_score_diff_threshold, args.bf16)
+    try:
+        server = serve(demo, args.host, args.port)
+    except OSError as err:
+        raise SystemExit(f"error: cannot listen on {args.host}:{args.port} ({err.strerror}): "
+                         "pick another with --port (make demo PORT=...)") from None  # fmt: skip
+    host, port = server.server_address[:2]
+    print(f"Demo of {args.model} on http://{host}:{port}  (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,143 @@
+"""Upload a finished run to the Hugging Face Hub, or list exactly what would be uploaded.
+
+    python push_qa.py runs/squad20pct --repo_id you/bert-squad-20pct
+    python push_qa.py runs/squad20pct --dry_run
+    make push REPO_ID=you/bert-squad-20pct      # make push DRY_RUN=1: list and check only
+
+Both first check the folder: a finished run (all_results.json), weights and tokenizer present,
+and a model card (README.md) whose metadata huggingface_hub's own parser accepts: license,
+datasets, base model, model-index with the dev scores. The files are chosen with the patterns
+Trainer.push_to_hub uses (checkpoints and _-prefixed files stay home), through huggingface_hub's
+own filter, so the dry-run list is the upload.
+"""
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.utils import filter_repo_objects
+from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+PUSH_IGNORE = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*"]  # as Trainer.push_to_hub
+REQUIRED = {  # file -> what its absence means
+    "all_results.json": "the run did not finish (run_qa.py writes it last)",
+    "config.json": "no model config: not a saved model folder",
+    "tokenizer_config.json": "no tokenizer: the model cannot be used without it",
+}
+WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+class PushError(Exception):
+    pass
+
+
+def files_to_upload(folder: str) -> list[tuple[str, int]]:
+    """(path in the repo, bytes) of every file the upload takes, in upload order."""
+    root = Path(folder)
+    paths = {p.relative_to(root).as_posix(): p for p in sorted(root.glob("**/*")) if p.is_file()}
+    chosen = filter_repo_objects(paths, ignore_patterns=PUSH_IGNORE + DEFAULT_IGNORE_PATTERNS)
+    return [(name, paths[name].stat().st_size) for name in chosen]
+
+
+def check_card(folder: str) -> ModelCard:
+    """The folder's model card, parsed by huggingface_hub; PushError if the Hub would balk."""
+    path = os.path.join(folder, "README.md")
+    if not os.path.isfile(path):
+        raise PushError(
+            f"{path}: no model card. run_qa.py writes one at the end of every training run; "
+            "train with this recipe (make train) or add a README.md with Hub metadata."
+        )
+    try:
+        card = ModelCard.load(path)
+    except ValueError as err:  # bad YAML, or a model-index huggingface_hub cannot parse
+        raise PushError(f"{path}: the card's metadata does not parse: {err}") from None
+    data = card.data
+    problems = []
+    for key in ("license", "datasets", "pipeline_tag"):
+        if not getattr(data, key, None):
+            problems.append(f"no `{key}`")
+    base = data.base_model
+    if base and (not HUB_ID.match(str(base)) or os.path.exists(str(base))):
+        problems.append(f"base_model {base!r} is not a Hub id (a local path cannot be linked)")
+    results = data.eval_results or []
+    if not results:
+        problems.append("no model-index results (the dev scores)")
+    for result in results:
+        if not isinstance(result.metric_value, (int, float)):
+            problems.append(f"metric {result.metric_type} has a non-numeric value")
+    if problems:
+        raise PushError(
+            f"{path}: " + "; ".join(problems) + ". Fix the card's YAML header, or rerun "
+            "training so that run_qa.py writes it again."
+        )
+    return card
+
+
+def check_folder(folder: str) -> ModelCard:
+    if not os.path.isdir(folder):
+        raise PushError(f"{folder}: no such folder. Give a trained run folder (output_dir).")
+    for name, meaning in REQUIRED.items():
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise PushError(f"{os.path.join(folder, name)} missing: {meaning}.")
+    if not any(os.path.isfile(os.path.join(folder, name)) for name in WEIGHTS):
+        raise PushError(f"{folder}: no weights ({' or '.join(WEIGHTS)}): nothing to push.")
+    return check_card(folder)
+
+
+def describe(folder: str, repo_id: str, card: ModelCard) -> str:
+    files = files_to_upload(folder)
+    lines = [f"Would upload {len(files)} files from {folder} to https://huggingface.co/{repo_id}:"]
+    lines += [f"  {size:>12,}  {name}" for name, size in files]
+    lines.append(f"  {sum(size for _, size in files):>12,}  bytes in all")
+    scores = ", ".join(f"{r.metric_name} {r.metric_value}" for r in card.data.eval_results)
+    lines.append(
+        f"Card: license {card.data.license}, datasets {card.data.datasets}, "
+        f"base model {card.data.base_model}, {scores}: metadata valid."
+    )
+    return "\n".join(lines)
+
+
+def push(folder: str, repo_id: str, private: bool, commit_message: str) -> str:
+    api = HfApi()
+    repo = api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(
+        folder_path=folder,
+        repo_id=repo.repo_id,
+        ignore_patterns=list(PUSH_IGNORE),
+        commit_message=commit_message,
+    )
+    return str(getattr(commit, "commit_url", commit))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", help="a finished run folder (output_dir), e.g. runs/squad20pct")
+    parser.add_argument("--repo_id", help="you/name on the Hub (default: the folder's name)")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--dry_run", action="store_true", help="check and list, upload nothing")
+    parser.add_argument("--commit_message", default="Upload a SQuAD question-answering model")
+    args = parser.parse_args(argv)
+    repo_id = args.repo_id or os.path.basename(os.path.normpath(args.folder))
+    try:
+        card = check_folder(args.folder)
+    except PushError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(describe(args.folder, repo_id, card))
+    if args.dry_run:
+        print("Dry run: nothing uploaded.")
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        raise SystemExit(
+            "error: HF_HUB_OFFLINE is set, so nothing can be uploaded. Set HF_HUB_OFFLINE=0 "
+            "(and log in with `hf auth login`), or pass --dry_run."
+        )
+    print("Uploaded:", push(args.folder, repo_id, args.private, args.commit_message))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

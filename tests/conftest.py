@@ -1,0 +1,17 @@
+"""Shared fixtures: one small real training run, reused by every test module that needs one."""
+
+import pytest
+from recipe_runner import SQUAD_DIR, run_qa
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """(output folder, results folder, stdout) of configs/smoke.json: 64 questions, 4 steps."""
+    if not (SQUAD_DIR / "dev-v1.1.json").is_file():
+        pytest.skip(f"no SQuAD data in {SQUAD_DIR}")
+    base = tmp_path_factory.mktemp("smoke")
+    output, results = base / "run", base / "results"
+    result = run_qa(
+        "--output_dir", output, "--results_dir", results, "--features_cache_dir", base / "cache"
+    )
+    return output, results, result.stdout

