@@ -62,7 +62,8 @@ def sample_examples(model_dir: str, settings: dict) -> list[dict]:
         dev = load_squad_file(resolve_data_path(dev_file), allow_unanswerable=True)
     except (SquadDataError, FileNotFoundError, OSError):
         return [FALLBACK_EXAMPLE]
-    rows = {row["id"]: row for row in dev.filter(lambda i: i in set(wanted), input_columns="id")}
+    wanted_ids = set(wanted)
+    rows = {row["id"]: row for row in dev.filter(lambda i: i in wanted_ids, input_columns="id")}
     examples = [
         {"title": rows[i]["title"], "question": rows[i]["question"], "context": rows[i]["context"]}
         for i in wanted

@@ -27,10 +27,8 @@ SCORE_KEYS = [  # (logged key, label): the SQuAD metric's dev scores as the Trai
     ("eval_HasAns_f1", "HasAns F1"),
     ("eval_NoAns_f1", "NoAns F1"),
     ("eval_best_f1", "best F1 (tuned threshold)"),
-    ("eval_subset_exact_match", "EM, dev subset"),
-    ("eval_subset_exact", "EM, dev subset"),
-    ("eval_subset_f1", "F1, dev subset"),
 ]
+SUBSET_PREFIX = "eval_subset_"  # evaluations on the first N dev questions while training
 
 
 class PlotError(ValueError):
@@ -84,20 +82,32 @@ def draw_training_curves(history: list[dict], path: str, title: str) -> str | No
 
 
 def draw_dev_scores(history: list[dict], path: str, title: str) -> str | None:
-    """Each dev score against the step it was measured at: the final whole-dev-set scores, and
-    the learning curve on a dev subset where the run evaluated while training."""
-    found = {}
+    """Dev scores against the step they were measured at: a learning curve on the dev subset
+    scored while training (if any), and the whole dev set's scores as stars."""
+    curves, stars = {}, {}
+    subset = next((row[f"{SUBSET_PREFIX}examples"] for row in history
+                   if f"{SUBSET_PREFIX}examples" in row), None)  # fmt: skip
     for key, label in SCORE_KEYS:
-        steps, values = series(history, key)
-        if steps and label not in found:
-            found[label] = (steps, values)
-    if not found:
+        whole = series(history, key)
+        if whole[0] and label not in stars:
+            stars[label] = whole
+        part = series(history, SUBSET_PREFIX + key.removeprefix("eval_"))
+        if part[0] and label not in curves:
+            curves[label] = part
+    if not (curves or stars):
         return None
-    figure, axis = plt.subplots(figsize=(7, 3.5))
-    for label, (steps, values) in found.items():
-        axis.plot(steps, values, marker="o", label=label)
-        axis.annotate(f"{values[-1]:.1f}", (steps[-1], values[-1]), textcoords="offset points",
-                      xytext=(6, -3), fontsize=8)  # fmt: skip
+    figure, axis = plt.subplots(figsize=(7, 3.8))
+    colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    for label in dict.fromkeys([*curves, *stars]):
+        color = next(colors)
+        if label in curves:
+            steps, values = curves[label]
+            axis.plot(steps, values, marker="o", color=color, alpha=0.8,
+                      label=f"{label}, first {subset:,} dev questions (last {values[-1]:.1f})")  # fmt: skip
+        if label in stars:
+            steps, values = stars[label]
+            axis.plot(steps, values, marker="*", markersize=14, linestyle="none", color=color,
+                      label=f"{label}, whole dev set: {values[-1]:.2f}")  # fmt: skip
     axis.set_ylim(0, 100)
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("dev score (%)")

@@ -49,6 +49,8 @@ def run_recipe(name, flags, env, args, out_dir):
         "--train_fraction", str(args.train_questions / 87599), "--max_eval_samples",
         str(args.eval_questions), "--save_strategy", "no", "--num_samples", "0",
         "--output_dir", str(out_dir / name), "--results_dir", "", "--overwrite_output_dir", "true",
+        # Training throughput only: no learning-curve evaluations inside the timed training loop.
+        "--eval_strategy", "no", "--report_to", "none",
         *flags,
     ]  # fmt: skip
     with open(out_dir / f"{name}.log", "w") as log:

@@ -110,7 +110,7 @@ def start_demo(model_dir, *extra, timeout=180.0):
             break
         lines.append(line)
         if line.startswith("Demo of "):
-            return process, line.split(" on ", 1)[1].split()[0]
+            return process, line.split(" on ", 1)[1].split()[0].rstrip("/") + "/"
     process.kill()
     raise RuntimeError("demo did not start:\n" + "".join(lines[-20:]))
 
@@ -129,8 +129,10 @@ def main(argv=None):
         driver = start_browser(profile)
         try:
             shown = ask(driver, args.url, args.question, args.example, args.context)
-            if args.screenshot:
-                driver.find_element("id", "ask").location_once_scrolled_into_view  # noqa: B018
+            if args.screenshot:  # the whole page, top to bottom
+                height = driver.execute_script("return document.documentElement.scrollHeight")
+                driver.set_window_size(1100, height + 140)
+                driver.execute_script("window.scrollTo(0, 0)")
                 driver.save_screenshot(args.screenshot)
         finally:
             driver.quit()

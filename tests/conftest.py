@@ -6,7 +6,7 @@ from recipe_runner import SQUAD_DIR, run_qa
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """(output folder, results folder, stdout) of configs/smoke.json: 64 questions, 4 steps."""
+    """(output folder, results folder, stdout) of configs/smoke.json: 64 questions, a few steps."""
     if not (SQUAD_DIR / "dev-v1.1.json").is_file():
         pytest.skip(f"no SQuAD data in {SQUAD_DIR}")
     base = tmp_path_factory.mktemp("smoke")

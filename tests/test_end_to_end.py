@@ -197,3 +197,51 @@ def test_predict_agrees_with_the_question_answering_pipeline(smoke_run):
             question=question, context=context, max_answer_len=30, max_seq_len=256, doc_stride=96
         )
         assert (theirs["start"], theirs["end"]) == (ours[qid].start, ours[qid].end)
+
+
+def test_evaluating_during_training_does_not_change_the_model(smoke_run, tmp_path):
+    """The smoke config scores a dev subset every 2 steps; without those evaluations the weights
+    must come out bit-identical (an evaluation must not shift the dropout random stream)."""
+    output, _, _ = smoke_run
+    history = json.loads((output / "log_history.json").read_text())
+    steps = max(row["step"] for row in history)
+    assert [row["step"] for row in history if "eval_subset_f1" in row] == list(
+        range(2, steps + 1, 2)
+    )
+    run_qa("--output_dir", tmp_path / "quiet", "--eval_strategy", "no")
+    quiet = json.loads((tmp_path / "quiet" / "log_history.json").read_text())
+    assert not any("eval_subset_f1" in row for row in quiet)
+    assert (output / "model.safetensors").read_bytes() == (
+        tmp_path / "quiet" / "model.safetensors"
+    ).read_bytes()
+
+
+def test_plots_and_tensorboard_logs_are_written(smoke_run, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import plot_qa
+
+    output, results, _ = smoke_run
+    for folder in (output, results):  # the run draws them; the results copy carries them
+        for name in ("training_curves.png", "dev_scores.png"):
+            assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = EventAccumulator(str(next((output / "runs").iterdir()))).Reload()
+    history = json.loads((output / "log_history.json").read_text())
+    steps = max(row["step"] for row in history)
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, steps + 1))  # every step
+    assert [e.step for e in events.Scalars("eval/subset_f1")] == list(range(2, steps + 1, 2))
+    # make plots draws any run folder again, elsewhere if asked
+    written = plot_qa.draw_run_plots(str(results), str(tmp_path))
+    assert sorted(p.rsplit("/", 1)[1] for p in written) == ["dev_scores.png", "training_curves.png"]
+
+
+def test_plots_of_a_missing_or_broken_history_stop_with_a_message(tmp_path):
+    import plot_qa
+
+    with pytest.raises(
+        SystemExit, match="log_history.json not found: give a folder written by run_qa.py"
+    ):
+        plot_qa.main([str(tmp_path)])
+    (tmp_path / "log_history.json").write_text("[{")
+    with pytest.raises(SystemExit, match="is not valid JSON"):
+        plot_qa.main([str(tmp_path)])
