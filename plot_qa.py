@@ -96,6 +96,10 @@ def draw_dev_scores(history: list[dict], path: str, title: str) -> str | None:
             curves[label] = part
     if not (curves or stars):
         return None
+    if not curves:  # one evaluation, no learning curve (an eval-only run): a bar per score
+        return draw_score_bars(
+            {label: values[-1] for label, (_, values) in stars.items()}, path, title
+        )
     figure, axis = plt.subplots(figsize=(7, 3.8))
     colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
     for label in dict.fromkeys([*curves, *stars]):
@@ -114,6 +118,18 @@ def draw_dev_scores(history: list[dict], path: str, title: str) -> str | None:
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right", fontsize=8)
+    return save(figure, path)
+
+
+def draw_score_bars(scores: dict[str, float], path: str, title: str) -> str:
+    figure, axis = plt.subplots(figsize=(7, 0.6 + 0.45 * len(scores)))
+    labels = list(scores)[::-1]  # first score on top
+    bars = axis.barh(labels, [scores[label] for label in labels], color="tab:blue", alpha=0.8)
+    axis.bar_label(bars, fmt="%.2f", padding=3, fontsize=8)
+    axis.set_xlim(0, 100)
+    axis.set_xlabel("dev score (%)")
+    axis.set_title(title)
+    axis.grid(axis="x", alpha=0.3)
     return save(figure, path)
 
 

@@ -245,3 +245,13 @@ def test_plots_of_a_missing_or_broken_history_stop_with_a_message(tmp_path):
     (tmp_path / "log_history.json").write_text("[{")
     with pytest.raises(SystemExit, match="is not valid JSON"):
         plot_qa.main([str(tmp_path)])
+
+
+def test_plots_of_an_evaluation_only_run(tmp_path):
+    import plot_qa
+
+    scores = {"eval_exact": 30.9, "eval_f1": 36.8, "eval_HasAns_f1": 73.4, "eval_NoAns_f1": 0.2}
+    (tmp_path / "log_history.json").write_text(json.dumps([{**scores, "step": 0}]))
+    written = plot_qa.draw_run_plots(str(tmp_path))
+    assert [p.rsplit("/", 1)[1] for p in written] == ["dev_scores.png"]  # no training, no curves
+    assert (tmp_path / "dev_scores.png").read_bytes()[:4] == b"\x89PNG"
