@@ -65,8 +65,8 @@ def check_card(folder: str) -> ModelCard:
     if base and (not HUB_ID.match(str(base)) or os.path.exists(str(base))):
         problems.append(f"base_model {base!r} is not a Hub id (a local path cannot be linked)")
     results = data.eval_results or []
-    if not results:
-        problems.append("no model-index results (the dev scores)")
+    if not results:  # allowed (a run trained with do_eval false), but worth saying
+        print(f"warning: {path} has no model-index results: the card will show no dev scores.")
     for result in results:
         if not isinstance(result.metric_value, (int, float)):
             problems.append(f"metric {result.metric_type} has a non-numeric value")
@@ -94,7 +94,8 @@ def describe(folder: str, repo_id: str, card: ModelCard) -> str:
     lines = [f"Would upload {len(files)} files from {folder} to https://huggingface.co/{repo_id}:"]
     lines += [f"  {size:>12,}  {name}" for name, size in files]
     lines.append(f"  {sum(size for _, size in files):>12,}  bytes in all")
-    scores = ", ".join(f"{r.metric_name} {r.metric_value}" for r in card.data.eval_results)
+    scores = ", ".join(f"{r.metric_name} {r.metric_value}" for r in card.data.eval_results or [])
+    scores = scores or "no dev scores"
     lines.append(
         f"Card: license {card.data.license}, datasets {card.data.datasets}, "
         f"base model {card.data.base_model}, {scores}: metadata valid."

@@ -112,3 +112,12 @@ def test_smoke_run_passes_the_push_checks(smoke_run, capsys):
     # the card travels with the small results too
     assert ModelCard.load(results / "README.md").data.eval_results
     assert json.loads((results / "all_results.json").read_text())["eval_f1"] >= 0
+
+
+def test_card_without_scores_is_pushed_with_a_warning(tmp_path, capsys):
+    folder = tmp_path / "run"
+    finished_run(folder)
+    write_model_card(str(folder), model_card("m", "bert-base-uncased", False, {}, {}, ""))
+    push_qa.main([str(folder), "--dry_run"])
+    printed = capsys.readouterr().out
+    assert "has no model-index results" in printed and "Dry run: nothing uploaded." in printed
