@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard
-from huggingface_hub.utils import filter_repo_objects
-from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 PUSH_IGNORE = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*"]  # as Trainer.push_to_hub

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 
 import datasets
@@ -594,7 +595,6 @@ def main(argv: list[str]) -> dict:
         )
         training_eval = (subset_features, subset)
         logger.info("During training, scoring the first %d dev questions", len(subset))
-    card_box = {}  # filled once the card exists; push_to_hub() writes it again before uploading
 
     trainer = QuestionAnsweringTrainer(
         model=model,
@@ -607,7 +607,6 @@ def main(argv: list[str]) -> dict:
         post_process_function=post_process,
         compute_metrics=compute_metrics,
         training_eval=training_eval,
-        model_card_writer=lambda: write_model_card(training_args.output_dir, card_box["card"]),
         callbacks=[log_file] if log_file else None,
     )
 
@@ -656,8 +655,9 @@ def main(argv: list[str]) -> dict:
             settings=card_settings(data_args, training_args, all_results),
             samples_markdown=samples_markdown,
         )
-        card_box["card"] = card
         write_model_card(training_args.output_dir, card)
+        # push_to_hub() writes the card before uploading: ours, not the Trainer's generic one.
+        trainer.model_card_writer = partial(write_model_card, training_args.output_dir, card)
     if is_main:
         out = training_args.output_dir
         write_json_atomic(os.path.join(out, "log_history.json"), trainer.state.log_history)

@@ -38,23 +38,16 @@ def random_state_kept(active: bool):
 
 class QuestionAnsweringTrainer(Trainer):
     def __init__(
-        self,
-        *args,
-        eval_examples=None,
-        post_process_function=None,
-        training_eval=None,
-        model_card_writer=None,
-        **kwargs,
+        self, *args, eval_examples=None, post_process_function=None, training_eval=None, **kwargs
     ):
         """`training_eval`: (features, examples) scored instead of the whole dev set by the
-        evaluations that eval_strategy schedules during training, logged as eval_subset_*.
-        `model_card_writer`: writes the run's own card; push_to_hub() uses it instead of the
-        Trainer's generic one."""
+        evaluations that eval_strategy schedules during training, logged as eval_subset_*."""
         super().__init__(*args, **kwargs)
         self.eval_examples = eval_examples
         self.post_process_function = post_process_function
         self.training_eval = training_eval
-        self.model_card_writer = model_card_writer
+        # Set once the run's own card exists; push_to_hub() then writes it, not the generic one.
+        self.model_card_writer = None
 
     def create_model_card(self, *args, **kwargs):
         if self.model_card_writer is None:

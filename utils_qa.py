@@ -150,7 +150,7 @@ def postprocess_qa_predictions(
         [row_of.get(qid, -1) for qid in column(features, "example_id")], dtype=np.int64
     )
     windows_per_question = np.bincount(owner[owner >= 0], minlength=len(question_ids))
-    if len(question_ids) and windows_per_question.min() == 0:
+    if windows_per_question.min() == 0:
         missing = question_ids[int(np.argmin(windows_per_question))]
         raise ValueError(f"Question {missing} has no windows among the features.")
 
@@ -211,7 +211,7 @@ def postprocess_qa_predictions(
     best_score = np.full(len(question_ids), -np.inf)
     has_span = spans_per_question > 0
     best_score[has_span] = score[first_of[:-1][has_span]]
-    with_null = has_span == 0 if not version_2_with_negative else np.ones_like(has_span)
+    with_null = np.ones_like(has_span) if version_2_with_negative else ~has_span
     shift = np.maximum(best_score, np.where(with_null, null_score, -np.inf))
     weight = np.exp(score - shift[question])
     null_weight = np.where(with_null, np.exp(null_score - shift), 0.0)
@@ -229,15 +229,10 @@ def postprocess_qa_predictions(
     bounds = first_of.tolist()
     score_diffs = (null_score - best_score).tolist()
     predictions = {}
+    starts, ends = start.tolist(), end.tolist()
     with gc_paused():
-        texts = [
-            contexts[q][s:e] for q, s, e in zip(question.tolist(), start.tolist(), end.tolist())
-        ]
-        candidates = list(
-            map(
-                Candidate, texts, score.tolist(), start.tolist(), end.tolist(), probability.tolist()
-            )
-        )
+        texts = [contexts[q][s:e] for q, s, e in zip(question.tolist(), starts, ends)]
+        candidates = list(map(Candidate, texts, score.tolist(), starts, ends, probability.tolist()))
         for row, qid in enumerate(question_ids):
             nbest = candidates[bounds[row] : bounds[row + 1]]
             null = Candidate(

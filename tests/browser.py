@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from recipe_runner import ROOT, environment
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 # This machine has no route out: without these Chromium keeps trying Google's services.
@@ -94,13 +96,12 @@ def ask(driver, url, question, example=None, context=None):
 
 def start_demo(model_dir, *extra, timeout=180.0):
     """demo_qa.py on a free port; returns (process, url) once it listens."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     process = subprocess.Popen(
-        [sys.executable, os.path.join(root, "demo_qa.py"), str(model_dir), "--port", "0", *extra],
+        [sys.executable, str(ROOT / "demo_qa.py"), str(model_dir), "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+        env=environment(),
     )
     deadline = time.monotonic() + timeout
     lines = []

