@@ -198,7 +198,7 @@ def test_best_threshold_counts_raw_non_empty_prediction():
 def sequential_best_threshold(scores, na_probs, has_answer, answered):
     """The official script's loop, written plainly, to check the vectorised version against."""
     score = best = float(sum(1 for h in has_answer if not h))
-    threshold = 0.0
+    threshold = None
     for i in sorted(range(len(scores)), key=lambda i: na_probs[i]):
         if has_answer[i]:
             score += scores[i]
@@ -206,7 +206,23 @@ def sequential_best_threshold(scores, na_probs, has_answer, answered):
             score -= 1
         if score > best:
             best, threshold = score, na_probs[i]
+    if threshold is None:  # answering nothing is best: a threshold below every na-prob
+        lowest = min(na_probs)
+        threshold = 0.0 if lowest > 0 else float(np.nextafter(lowest, -np.inf))
     return 100.0 * best / len(scores), threshold
+
+
+def test_abstaining_on_all_gives_a_threshold_below_every_score_difference():
+    # Null score differences can be negative: 0.0 would answer the first two questions.
+    refs = [ref("a"), ref("b"), ref("c")]
+    preds = [pred("a", "dog", -3.0), pred("b", "cat", -1.0), pred("c", "cow", 2.0)]
+    result = sq.compute_squad(preds, refs, version_2_with_negative=True)
+    assert result["best_exact"] == 100.0
+    assert result["best_exact_thresh"] < -3.0
+    again = sq.compute_squad(
+        preds, refs, version_2_with_negative=True, no_answer_threshold=result["best_f1_thresh"]
+    )
+    assert again["exact"] == again["f1"] == 100.0
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -145,6 +145,14 @@ def apply_no_answer_threshold(
     return np.where(na_probs > threshold, (~has_answer).astype(float), scores)
 
 
+def abstain_on_all(na_probs: np.ndarray) -> float:
+    """The threshold when answering nothing scores best. The official script says 0.0, which
+    abstains on every question only if every na-prob is positive (probabilities); for scores of
+    any sign (null score differences) it must lie below the smallest."""
+    lowest = float(na_probs.min())
+    return 0.0 if lowest > 0.0 else float(np.nextafter(lowest, -np.inf))
+
+
 def find_best_threshold(
     scores: np.ndarray, na_probs: np.ndarray, has_answer: np.ndarray, answered: np.ndarray
 ) -> tuple[float, float]:
@@ -164,7 +172,7 @@ def find_best_threshold(
     # so the float totals (and hence tie-breaks) match it bit for bit.
     totals = np.cumsum(np.concatenate(([start], gains)))
     best = int(np.argmax(totals))  # argmax returns the first maximum, as a strict ">" update does
-    threshold = 0.0 if best == 0 else float(na_probs[order[best - 1]])
+    threshold = float(na_probs[order[best - 1]]) if best else abstain_on_all(na_probs)
     return 100.0 * float(totals[best]) / len(scores), threshold
 
 
