@@ -19,7 +19,9 @@ def hub_id_of(model_name_or_path: str) -> str | None:
     return model_name_or_path
 
 
-def model_card(model_name, base_model, version_2, metrics, settings, samples_markdown) -> ModelCard:
+def model_card(
+    model_name, base_model, version_2, metrics, settings, samples_markdown, extra_limits=""
+) -> ModelCard:
     """A card whose metadata the Hub parses: license, datasets, base model, model-index."""
     dataset, dataset_name = ("squad_v2", "SQuAD v2.0") if version_2 else ("squad", "SQuAD v1.1")
     exact_key = "eval_exact" if version_2 else "eval_exact_match"
@@ -52,6 +54,13 @@ def model_card(model_name, base_model, version_2, metrics, settings, samples_mar
         eval_results=results or None,
     )
     scores = ", ".join(f"{r.metric_name} {r.metric_value}" for r in results) or "not evaluated"
+    if version_2 and "eval_HasAns_f1" in metrics:
+        scores += (
+            f"; answerable questions F1 {metrics['eval_HasAns_f1']:.2f}, unanswerable ones "
+            f"{metrics.get('eval_NoAns_f1', float('nan')):.2f} (abstaining is the right answer "
+            'there). The model answers "no answer" when the null score minus the best span '
+            "score exceeds the threshold saved in `qa_settings.json`"
+        )
     origin = f"`{base_model}`" if base_model else "a local checkpoint"
     rows = "\n".join(f"| {key} | {value} |" for key, value in settings.items())
     body = f"""
@@ -79,6 +88,7 @@ in the passage. Fine-tuned from {origin} on {dataset_name} with this recipe's `r
 Trained on a fraction of SQuAD for one epoch: it answers short factual questions about English
 Wikipedia-style text best. It always picks a span of the given passage; unless trained on SQuAD 2.0
 it does not know when a passage holds no answer. The SQuAD data is CC BY-SA 4.0.
+{extra_limits}
 """
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 

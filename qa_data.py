@@ -30,6 +30,9 @@ SQUAD_FEATURES = Features(
 
 # Where the data lives unless SQUAD_DIR says otherwise: the shared folder beside the checkout.
 DEFAULT_SQUAD_DIR = Path(__file__).resolve().parent.parent / "shared" / "squad"
+# Where qa_split.py writes the article split of dev-v2.0 unless SQUAD_V2_SPLIT_DIR says otherwise.
+DEFAULT_SPLIT_DIR = Path(__file__).resolve().parent / ".cache" / "squad-v2-split"
+PATH_VARIABLES = {"SQUAD_V2_SPLIT_DIR": DEFAULT_SPLIT_DIR, "SQUAD_DIR": DEFAULT_SQUAD_DIR}
 
 
 class SquadDataError(ValueError):
@@ -37,13 +40,16 @@ class SquadDataError(ValueError):
 
 
 def resolve_data_path(path: str) -> str:
-    """Expand `$SQUAD_DIR` (defaulting to the shared folder) and `~` in a configured path."""
-    env = dict(os.environ)
-    env.setdefault("SQUAD_DIR", str(DEFAULT_SQUAD_DIR))
-    expanded = path.replace("${SQUAD_DIR}", env["SQUAD_DIR"]).replace(
-        "$SQUAD_DIR", env["SQUAD_DIR"]
-    )
-    return os.path.expanduser(expanded)
+    """Expand `$SQUAD_DIR` and `$SQUAD_V2_SPLIT_DIR` (with their defaults) and `~` in a path."""
+    for name, default in PATH_VARIABLES.items():
+        value = os.environ.get(name) or str(default)
+        path = path.replace("${" + name + "}", value).replace("$" + name, value)
+    return os.path.expanduser(path)
+
+
+def uses_split(path: str | None) -> bool:
+    """Does a configured path point into the dev-v2.0 article split (built on demand)?"""
+    return bool(path) and ("$SQUAD_V2_SPLIT_DIR" in path or "${SQUAD_V2_SPLIT_DIR}" in path)
 
 
 def sha256_of(path: str) -> str:

@@ -58,12 +58,29 @@ def mark_excerpt(context: str, spans: list[tuple[int, int, str, str]]) -> str:
     return ("…" if lo > 0 else "") + "".join(text) + ("…" if hi < len(context) else "")
 
 
+def draw_questions(has_answer: list[bool], count: int, seed: int) -> list[int]:
+    """`count` question indices drawn reproducibly. Where the set mixes answerable and
+    unanswerable questions (SQuAD 2.0), both kinds are drawn in proportion, at least one of each,
+    so the samples always show the model answering and abstaining."""
+    rng = random.Random(seed)
+    count = min(count, len(has_answer))
+    answerable = [i for i, has in enumerate(has_answer) if has]
+    unanswerable = [i for i, has in enumerate(has_answer) if not has]
+    if count < 2 or not answerable or not unanswerable:
+        return sorted(rng.sample(range(len(has_answer)), count))
+    share = round(count * len(unanswerable) / len(has_answer))
+    without = min(len(unanswerable), max(1, min(count - 1, share)), count - 1)
+    with_ = min(len(answerable), count - without)
+    return sorted(rng.sample(answerable, with_) + rng.sample(unanswerable, count - with_))
+
+
 def pick_samples(examples, answers, count, seed, score):
     """`count` dev questions drawn reproducibly, with prediction, gold and per-question scores.
 
     `score(prediction_text, gold_texts)` returns (exact, f1) in percent.
     """
-    chosen = sorted(random.Random(seed).sample(range(len(examples)), min(count, len(examples))))
+    has_answer = [bool(a["text"]) for a in examples["answers"]]
+    chosen = draw_questions(has_answer, count, seed)
     samples = []
     for index in chosen:
         example = examples[index]

@@ -40,9 +40,19 @@ from transformers import (
 import qa_samples
 from plot_qa import draw_run_plots
 from qa_card import hub_id_of, model_card, write_model_card
-from qa_data import SquadDataError, load_squad_file, resolve_data_path, sha256_of, take_fraction
+from qa_data import (
+    SQUAD_FEATURES,
+    SquadDataError,
+    load_squad_file,
+    resolve_data_path,
+    sha256_of,
+    take_fraction,
+    uses_split,
+)
 from qa_features import prepare_eval_features, prepare_train_features
 from qa_io import write_json_atomic, write_text_atomic
+from qa_settings import load_settings, save_settings
+from qa_split import ensure_split
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
@@ -50,12 +60,22 @@ logger = logging.getLogger("run_qa")
 ROOT = Path(__file__).resolve().parent
 METRIC_PATH = ROOT / "metrics" / "squad_qa"
 FINISHED_MARKER = "all_results.json"  # written last: its presence means the run completed
+SPLIT_NOTE = (
+    "Its SQuAD 2.0 questions, unanswerable ones included, come from an article split of the "
+    "official 2.0 dev set (training, threshold-tuning and held-out articles; split_manifest.json), "
+    "not from the official 2.0 training set; its scores are on the held-out articles only."
+)
 RESULT_FILES = [  # small outputs copied to results_dir; the weights stay in output_dir
     "all_results.json",
     "train_results.json",
     "eval_results.json",
     "predictions.json",
     "null_odds.json",
+    "tune_results.json",
+    "tune_predictions.json",
+    "tune_null_odds.json",
+    "qa_settings.json",
+    "split_manifest.json",
     "samples.md",
     "samples.json",
     "train.log",
@@ -93,6 +113,22 @@ class DataArguments:
         default=None, metadata={"help": "Local SQuAD JSON or JSON Lines; $SQUAD_DIR is expanded."}
     )
     validation_file: str | None = field(default=None, metadata={"help": "As train_file."})
+    extra_train_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "More training files, added whole after train_fraction and "
+            "max_train_samples have thinned train_file (e.g. the unanswerable questions of "
+            "SQuAD 2.0, which a fraction must not thin out)."
+        },
+    )
+    threshold_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "SQuAD 2.0: questions used only to choose the no-answer threshold, after "
+            "training and before the evaluation. The value is saved in the trained folder "
+            "(qa_settings.json) and used by the evaluation, make eval, predict and the demo."
+        },
+    )
     train_fraction: float = field(
         default=1.0, metadata={"help": "Seeded random share of training questions, in (0, 1]."}
     )
@@ -113,8 +149,12 @@ class DataArguments:
     version_2_with_negative: bool = field(
         default=False, metadata={"help": "SQuAD 2.0: some questions have no answer."}
     )
-    null_score_diff_threshold: float = field(
-        default=0.0, metadata={"help": "2.0: answer 'none' when null score - best span > this."}
+    null_score_diff_threshold: float | None = field(
+        default=None,
+        metadata={
+            "help": "2.0: answer 'none' when null score - best span score > this. Unset: the "
+            "value tuned on threshold_file, else the one saved with the model, else 0."
+        },
     )
     pad_to_max_length: bool = field(
         default=False,
@@ -289,8 +329,28 @@ def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments
     return last_complete_checkpoint(output_dir)
 
 
+def load_local_file(configured: str, data_args, checksums: dict, key: str):
+    path = resolve_data_path(configured)
+    examples = load_squad_file(path, allow_unanswerable=data_args.version_2_with_negative)
+    checksums[key] = {"path": path, "sha256": sha256_of(path)}
+    return examples
+
+
+def prepare_split(data_args, training_args) -> dict | None:
+    """Build the dev-v2.0 article split if a configured file lies in it; its manifest."""
+    paths = [data_args.train_file, data_args.validation_file, data_args.threshold_file]
+    if not any(uses_split(p) for p in paths + data_args.extra_train_files):
+        return None
+    with training_args.main_process_first(desc="building the dev-v2.0 split"):
+        return ensure_split(resolve_data_path("$SQUAD_V2_SPLIT_DIR"))
+
+
 def load_raw_datasets(data_args, model_args, training_args):
-    """(train examples or None, eval examples or None, sha256 of each local file)."""
+    """{"train", "validation", "tune": examples or None}, and the sha256 of each local file.
+
+    train_fraction and max_train_samples thin train_file (or the Hub's train split) only;
+    extra_train_files are added whole after it.
+    """
     seed = training_args.seed
     checksums, splits = {}, {}
     if data_args.dataset_name:
@@ -301,20 +361,24 @@ def load_raw_datasets(data_args, model_args, training_args):
     wanted = (
         ("train", data_args.train_file if training_args.do_train else None),
         ("validation", data_args.validation_file if training_args.do_eval else None),
+        ("tune", data_args.threshold_file if training_args.do_eval else None),
     )
     for split, configured in wanted:
         if configured:
-            path = resolve_data_path(configured)
-            splits[split] = load_squad_file(
-                path, allow_unanswerable=data_args.version_2_with_negative
-            )
-            checksums[split] = {"path": path, "sha256": sha256_of(path)}
+            splits[split] = load_local_file(configured, data_args, checksums, split)
     train = splits.get("train") if training_args.do_train else None
     validation = splits.get("validation") if training_args.do_eval else None
     if train is not None:
         train = take_fraction(train, data_args.train_fraction, seed)
         if data_args.max_train_samples is not None:
             train = train.select(range(min(data_args.max_train_samples, len(train))))
+        extras = [
+            load_local_file(path, data_args, checksums, f"train_extra_{i}")
+            for i, path in enumerate(data_args.extra_train_files if training_args.do_train else [])
+        ]
+        if extras:
+            train = datasets.concatenate_datasets([train.cast(SQUAD_FEATURES), *extras])
+            check_unique_ids(train["id"], ["train_file", *data_args.extra_train_files])
     if validation is not None and data_args.max_eval_samples is not None:
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
     for name, split in (("training", train), ("evaluation", validation)):
@@ -323,7 +387,20 @@ def load_raw_datasets(data_args, model_args, training_args):
                 f"The {name} subset is empty: check train_fraction, max_train_samples and "
                 "max_eval_samples."
             )
-    return train, validation, checksums
+    return {"train": train, "validation": validation, "tune": splits.get("tune")}, checksums
+
+
+def check_unique_ids(ids: list[str], files: list[str]) -> None:
+    seen, repeated = set(), []
+    for qid in ids:
+        if qid in seen:
+            repeated.append(qid)
+        seen.add(qid)
+    if repeated:
+        raise SquadDataError(
+            f"{', '.join(files)}: {len(repeated)} question ids are in more than one training "
+            f"file, e.g. {repeated[:3]}; each question may be trained on once: remove the repeats."
+        )
 
 
 def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -> str | None:
@@ -331,7 +408,7 @@ def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -
     if split not in checksums:
         return None  # datasets caches Hub data by its own fingerprint
     key = {
-        "data": checksums[split]["sha256"],
+        "data": [v["sha256"] for k, v in sorted(checksums.items()) if k.startswith(split)],
         "ids": hashlib.sha256("\n".join(examples["id"]).encode()).hexdigest(),
         "tokenizer": hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
         "max_seq_length": data_args.max_seq_length,
@@ -451,6 +528,66 @@ def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
     }
 
 
+def longest_first(features):
+    """Longest windows first: batches of similar length pad little, and the peak memory shows
+    at once. Post-processing finds each window's question by example_id, so the order is free."""
+    return features.select(np.argsort(-np.asarray(features["length"]), kind="stable"))
+
+
+def resolve_null_threshold(data_args, model_path: str, tuning: bool) -> None:
+    """The SQuAD 2.0 no-answer threshold until tuning (if any) replaces it: the one given, else
+    the one saved with the model, else 0."""
+    if not data_args.version_2_with_negative:
+        if data_args.threshold_file:
+            raise SystemExit("error: threshold_file needs version_2_with_negative true.")
+        data_args.null_score_diff_threshold = data_args.null_score_diff_threshold or 0.0
+        return
+    if tuning and data_args.null_score_diff_threshold is not None:
+        raise SystemExit(
+            "error: give null_score_diff_threshold or threshold_file, not both: the threshold "
+            "is either fixed or tuned."
+        )
+    if data_args.null_score_diff_threshold is None:
+        stored = load_settings(model_path).get("null_score_diff_threshold")
+        if stored is not None and not tuning:
+            logger.info("No-answer threshold %.4f, saved with the model", stored)
+        data_args.null_score_diff_threshold = 0.0 if stored is None else float(stored)
+
+
+def metric_inputs(answers: dict, version_2: bool) -> list[dict]:
+    """Predictions for the metric. For SQuAD 2.0 each question's best span with its null score
+    difference, so the metric's threshold sweep (best_f1_thresh) and its scores at a threshold
+    use the same quantity as post-processing: no answer where null - best span > threshold."""
+    if not version_2:
+        return [{"id": k, "prediction_text": v.text} for k, v in answers.items()]
+    return [
+        {
+            "id": k,
+            "prediction_text": next((c.text for c in v.nbest if c.start >= 0), ""),
+            "no_answer_probability": v.null_score_diff,
+        }
+        for k, v in answers.items()
+    ]
+
+
+def inference_settings(data_args, checksums) -> dict:
+    """What predict, the demo and make eval need to answer as this run did."""
+    settings = {
+        "version_2_with_negative": data_args.version_2_with_negative,
+        "null_score_diff_threshold": data_args.null_score_diff_threshold,
+        "max_seq_length": data_args.max_seq_length,
+        "doc_stride": data_args.doc_stride,
+        "n_best_size": data_args.n_best_size,
+        "max_answer_length": data_args.max_answer_length,
+    }
+    if "tune" in checksums:
+        settings["threshold_tuned_on"] = {
+            "file": os.path.basename(checksums["tune"]["path"]),
+            "sha256": checksums["tune"]["sha256"],
+        }
+    return settings
+
+
 def main(argv: list[str]) -> dict:
     wall_start = time.time()
     model_args, data_args, training_args = parse_arguments(argv)
@@ -477,8 +614,12 @@ def main(argv: list[str]) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    train_examples, eval_examples, checksums = load_raw_datasets(
-        data_args, model_args, training_args
+    split_manifest = prepare_split(data_args, training_args)
+    examples, checksums = load_raw_datasets(data_args, model_args, training_args)
+    train_examples, eval_examples, tune_examples = (
+        examples["train"],
+        examples["validation"],
+        examples["tune"],
     )
     if training_args.do_train and train_examples is None:
         raise SystemExit("error: do_train needs train_file or dataset_name.")
@@ -511,6 +652,7 @@ def main(argv: list[str]) -> dict:
             f"(details: {str(err).splitlines()[0]})"
         ) from None
     check_window_settings(data_args, tokenizer, model)
+    resolve_null_threshold(data_args, model_path, tune_examples is not None)
 
     train_features = eval_features = None
     if training_args.do_train:
@@ -536,11 +678,13 @@ def main(argv: list[str]) -> dict:
             checksums,
             training_args,
         )
-        # Longest first: batches of similar length pad little, and the peak memory shows at once.
-        # Post-processing finds each window's question by example_id, so the order is free.
-        longest_first = np.argsort(-np.asarray(eval_features["length"]), kind="stable")
-        eval_features = eval_features.select(longest_first)
+        eval_features = longest_first(eval_features)
         logger.info("Evaluating %d questions -> %d windows", len(eval_examples), len(eval_features))
+    if tune_examples is not None:
+        tune_features = longest_first(
+            tokenize(tune_examples, prepare_eval_features, data_args, tokenizer, "tune",
+                     checksums, training_args)
+        )  # fmt: skip
 
     metric = load_metric()
     latest_answers = {}  # stage -> answers of its last post-processing, for the samples
@@ -563,10 +707,7 @@ def main(argv: list[str]) -> dict:
             qa_samples.write_prediction_files(
                 training_args.output_dir, answers, data_args.version_2_with_negative, stage
             )
-        predictions = [
-            {"id": k, "prediction_text": v.text, "no_answer_probability": v.no_answer_probability}
-            for k, v in answers.items()
-        ]
+        predictions = metric_inputs(answers, data_args.version_2_with_negative)
         references = [{"id": i, "answers": a} for i, a in zip(examples["id"], examples["answers"])]
         return EvalPrediction(predictions=predictions, label_ids=references)
 
@@ -575,6 +716,7 @@ def main(argv: list[str]) -> dict:
             predictions=prediction.predictions,
             references=prediction.label_ids,
             version_2_with_negative=data_args.version_2_with_negative,
+            no_answer_threshold=data_args.null_score_diff_threshold,
         )
 
     training_eval = None
@@ -633,6 +775,20 @@ def main(argv: list[str]) -> dict:
         trainer.save_state()
         all_results.update(metrics)
 
+    if tune_examples is not None:
+        logger.info("*** Tune the no-answer threshold on %s ***", data_args.threshold_file)
+        tuned = trainer.predict(tune_features, tune_examples, metric_key_prefix="tune").metrics
+        data_args.null_score_diff_threshold = tuned["tune_best_f1_thresh"]
+        logger.info(
+            "No-answer threshold %.4f (null score - best span score): tune F1 %.2f there, "
+            "%.2f at 0", tuned["tune_best_f1_thresh"], tuned["tune_best_f1"], tuned["tune_f1"],
+        )  # fmt: skip
+        if is_main:
+            write_json_atomic(os.path.join(training_args.output_dir, "tune_results.json"), tuned)
+        all_results.update(tuned)
+    if is_main:
+        save_settings(training_args.output_dir, inference_settings(data_args, checksums))
+
     if training_args.do_eval:
         logger.info("*** Evaluate ***")
         metrics = trainer.evaluate()
@@ -654,12 +810,15 @@ def main(argv: list[str]) -> dict:
             metrics=all_results,
             settings=card_settings(data_args, training_args, all_results),
             samples_markdown=samples_markdown,
+            extra_limits=SPLIT_NOTE if split_manifest else "",
         )
         write_model_card(training_args.output_dir, card)
         # push_to_hub() writes the card before uploading: ours, not the Trainer's generic one.
         trainer.model_card_writer = partial(write_model_card, training_args.output_dir, card)
     if is_main:
         out = training_args.output_dir
+        if split_manifest:
+            write_json_atomic(os.path.join(out, "split_manifest.json"), split_manifest)
         write_json_atomic(os.path.join(out, "log_history.json"), trainer.state.log_history)
         for path in draw_run_plots(out):
             logger.info("Plot: %s", path)
@@ -695,7 +854,15 @@ def card_settings(data_args, training_args, results) -> dict:
         "max_seq_length / doc_stride": f"{data_args.max_seq_length} / {data_args.doc_stride}",
         "bf16": training_args.bf16,
         "seed": training_args.seed,
-    }
+        **(
+            {"no-answer threshold (null - best span score)":
+             round(data_args.null_score_diff_threshold, 4),
+             "threshold tuned on": data_args.threshold_file or "not tuned"}
+            if data_args.version_2_with_negative else {}
+        ),
+        **({"extra training files": ", ".join(data_args.extra_train_files)}
+           if data_args.extra_train_files else {}),
+    }  # fmt: skip
 
 
 def copy_results(output_dir: str, results_dir: str) -> None:
