@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -222,14 +223,40 @@ def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
     return flags
 
 
-def bf16_available() -> bool:
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:  # CPUs with AVX512-BF16 or AMX run bf16 matrix products natively
-        flags = Path("/proc/cpuinfo").read_text()
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # CPUs that run bf16 matrix products natively
+
+
+def cpu_description() -> tuple[str, set[str]]:
+    """(model name, flags) of this machine's CPU, from /proc/cpuinfo where there is one."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return platform.processor() or platform.machine(), set()
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
+    flags = re.search(r"^flags\s*:\s*(.+)$", info, re.MULTILINE)
+    return (
+        model.group(1).strip() if model else platform.machine(),
+        set(flags.group(1).split()) if flags else set(),
+    )
+
+
+def precision_path() -> tuple[bool, str]:
+    """(use bf16, why): what `--bf16 auto` decides on this machine, in words for the log."""
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        if torch.cuda.is_bf16_supported():
+            return True, f"bf16: GPU {name} supports it"
+        return False, f"fp32: GPU {name} has no bf16"
+    model, flags = cpu_description()
+    found = [f for f in BF16_CPU_FLAGS if f in flags]
+    if found:
+        return True, f"bf16: CPU {model} has {', '.join(found)}"
+    simd = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "no AVX2"
+    return False, f"fp32: CPU {model} has no {' or '.join(BF16_CPU_FLAGS)} ({simd})"
+
+
+def bf16_available() -> bool:
+    return precision_path()[0]
 
 
 def resolve_bf16_auto(flags: list[str]) -> list[str]:
@@ -524,6 +551,9 @@ def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
             "cpu_count": os.cpu_count(),
             "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "processes": training_args.world_size,
+            "cpu_model": cpu_description()[0],
+            "torch_threads": torch.get_num_threads(),
+            "precision": precision_path()[1],
         },
     }
 
@@ -603,11 +633,13 @@ def main(argv: list[str]) -> dict:
     if resume_from and training_args.do_train:
         logger.info("Resuming training from %s", resume_from)
     logger.info(
-        "Process %d of %d, device %s, bf16 %s",
+        "Process %d of %d, device %s, bf16 %s, %d CPU threads; auto precision would pick %s",
         training_args.process_index,
         training_args.world_size,
         training_args.device,
         training_args.bf16,
+        torch.get_num_threads(),
+        precision_path()[1],
     )
     set_seed(training_args.seed)
     if torch.cuda.is_available():  # tf32 matrix products: free speed on Ampere and later
@@ -802,6 +834,9 @@ def main(argv: list[str]) -> dict:
             )
 
     all_results["run_wall_seconds"] = round(time.time() - wall_start, 1)
+    # This process's own peak resident memory (Linux reports KiB), not the launcher's.
+    all_results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    logger.info("Peak resident memory of this process: %d MiB", all_results["peak_rss_mib"])
     if is_main and training_args.do_train:
         card = model_card(
             model_name=training_args.hub_model_id or os.path.basename(training_args.output_dir),
