@@ -25,6 +25,7 @@ from datasets import Dataset
 
 from predict_qa import QuestionAnswerer
 from qa_data import SquadDataError, load_squad_file, resolve_data_path
+from qa_settings import answering_settings
 
 PAGE = Path(__file__).resolve().parent / "demo_qa.html"
 MAX_CONTEXT_CHARS = 20_000  # a few pages of text: a handful of windows, answered in seconds
@@ -75,24 +76,16 @@ def sample_examples(model_dir: str, settings: dict) -> list[dict]:
 class Demo:
     def __init__(self, model_dir, version_2=None, null_threshold=None, bf16=False):
         """version_2 and null_threshold default to what the folder was trained with."""
-        settings = run_settings(model_dir)
-        if version_2 is None:
-            version_2 = bool(settings.get("version_2_with_negative", False))
-        if null_threshold is None:
-            null_threshold = settings.get("null_score_diff_threshold", 0.0)
+        settings = answering_settings(
+            model_dir, version_2_with_negative=version_2, null_score_diff_threshold=null_threshold
+        )
         self.info = {
             "model": os.path.basename(os.path.normpath(model_dir)),
-            "version_2": version_2,
-            "examples": sample_examples(model_dir, settings),
+            "version_2": settings["version_2_with_negative"],
+            "null_score_diff_threshold": settings["null_score_diff_threshold"],
+            "examples": sample_examples(model_dir, run_settings(model_dir)),
         }
-        self.answerer = QuestionAnswerer(
-            model_dir,
-            max_seq_length=settings.get("max_seq_length", 384),
-            doc_stride=settings.get("doc_stride", 128),
-            bf16=bf16,
-            version_2_with_negative=version_2,
-            null_score_diff_threshold=null_threshold,
-        )
+        self.answerer = QuestionAnswerer(model_dir, bf16=bf16, **settings)
         self.lock = threading.Lock()  # one forward pass at a time: torch uses all cores anyway
 
     def answer(self, context: str, question: str) -> dict:

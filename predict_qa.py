@@ -18,6 +18,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataColla
 from qa_data import SquadDataError, load_squad_file
 from qa_features import prepare_eval_features
 from qa_io import write_json_atomic
+from qa_settings import answering_settings
 from utils_qa import postprocess_qa_predictions
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
@@ -87,10 +88,12 @@ def main(argv=None):
     parser.add_argument("--file", help="SQuAD JSON or JSON Lines of questions")
     parser.add_argument("--output", help="write {id: answer with offsets and n-best} here")
     parser.add_argument("--nbest", type=int, default=0, help="also print the N next best answers")
-    parser.add_argument("--version_2_with_negative", action="store_true")
-    parser.add_argument("--null_score_diff_threshold", type=float, default=0.0)
-    parser.add_argument("--max_seq_length", type=int, default=384)
-    parser.add_argument("--doc_stride", type=int, default=128)
+    # Unset: as saved with the trained folder (qa_settings.json), so a SQuAD 2.0 model abstains
+    # at the threshold tuned for it without it being typed again.
+    parser.add_argument("--version_2_with_negative", action=argparse.BooleanOptionalAction)
+    parser.add_argument("--null_score_diff_threshold", type=float)
+    parser.add_argument("--max_seq_length", type=int)
+    parser.add_argument("--doc_stride", type=int)
     parser.add_argument(
         "--bf16", action="store_true", help="bf16 autocast (CPU with AVX512-BF16, GPU)"
     )
@@ -112,11 +115,12 @@ def main(argv=None):
     else:
         parser.error("give --context with one or more --question, or --file")
 
-    answers = answer_questions(
-        args.model, examples, max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-        bf16=args.bf16, version_2_with_negative=args.version_2_with_negative,
+    settings = answering_settings(
+        args.model, version_2_with_negative=args.version_2_with_negative,
         null_score_diff_threshold=args.null_score_diff_threshold,
+        max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
     )  # fmt: skip
+    answers = answer_questions(args.model, examples, bf16=args.bf16, **settings)
     for qid, question in zip(examples["id"], examples["question"]):
         answer = answers[qid]
         shown = f'"{answer.text}"' if answer.text else "(no answer)"

@@ -32,10 +32,21 @@ def write_prediction_files(output_dir, answers, version_2_with_negative, stage="
         os.path.join(output_dir, f"{prefix}nbest_predictions.json"), nbest, indent=None
     )
     if version_2_with_negative:
+        # With the best span of every question, the threshold can be swept or changed later
+        # (compare_v2.py) without the model: no answer where null odds > threshold.
         write_json_atomic(
             os.path.join(output_dir, f"{prefix}null_odds.json"),
-            {k: round(v.null_score_diff, 4) for k, v in answers.items()},
+            {k: v.null_score_diff for k, v in answers.items()},
         )
+        write_json_atomic(
+            os.path.join(output_dir, f"{prefix}span_predictions.json"),
+            {k: best_span_text(v) for k, v in answers.items()},
+        )
+
+
+def best_span_text(answer) -> str:
+    """The best-scoring real span of a question's n-best, the null answer passed over."""
+    return next((c.text for c in answer.nbest if c.start >= 0), "")
 
 
 def mark_excerpt(context: str, spans: list[tuple[int, int, str, str]]) -> str:

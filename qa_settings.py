@@ -38,3 +38,32 @@ def load_settings(folder: str) -> dict:
             f"error: {path}: 'null_score_diff_threshold' must be a number. Fix or delete the file."
         )
     return settings
+
+
+DEFAULTS = {
+    "version_2_with_negative": False,
+    "null_score_diff_threshold": 0.0,
+    "max_seq_length": 384,
+    "doc_stride": 128,
+    "n_best_size": 20,
+    "max_answer_length": 30,
+}
+
+
+def answering_settings(folder: str, **given) -> dict:
+    """How to answer with a trained folder: each setting as given (None: not given), else as
+    saved with the folder, else the recipe's default. Folders from before qa_settings.json
+    fall back to the data arguments in their run_config.json."""
+    saved = load_settings(folder)
+    if not saved:
+        legacy = os.path.join(folder, "run_config.json")
+        if os.path.isfile(legacy):
+            with open(legacy, encoding="utf-8") as handle:
+                saved = json.load(handle).get("data_arguments", {})
+    settings = {}
+    for key, default in DEFAULTS.items():
+        value = given.get(key)
+        if value is None:
+            value = saved.get(key)
+        settings[key] = default if value is None else value
+    return settings

@@ -75,6 +75,8 @@ RESULT_FILES = [  # small outputs copied to results_dir; the weights stay in out
     "tune_results.json",
     "tune_predictions.json",
     "tune_null_odds.json",
+    "span_predictions.json",
+    "tune_span_predictions.json",
     "qa_settings.json",
     "split_manifest.json",
     "samples.md",
@@ -136,7 +138,9 @@ class DataArguments:
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Cap, after the fraction."}
     )
-    max_eval_samples: int | None = field(default=None, metadata={"help": "First N dev questions."})
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "First N dev questions (and threshold_file questions)."}
+    )
     eval_questions_during_training: int = field(
         default=0,
         metadata={
@@ -406,15 +410,20 @@ def load_raw_datasets(data_args, model_args, training_args):
         if extras:
             train = datasets.concatenate_datasets([train.cast(SQUAD_FEATURES), *extras])
             check_unique_ids(train["id"], ["train_file", *data_args.extra_train_files])
-    if validation is not None and data_args.max_eval_samples is not None:
-        validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
+    tune = splits.get("tune")
+    if data_args.max_eval_samples is not None:
+        cap = data_args.max_eval_samples
+        if validation is not None:
+            validation = validation.select(range(min(cap, len(validation))))
+        if tune is not None:
+            tune = tune.select(range(min(cap, len(tune))))
     for name, split in (("training", train), ("evaluation", validation)):
         if split is not None and len(split) == 0:
             raise SquadDataError(
                 f"The {name} subset is empty: check train_fraction, max_train_samples and "
                 "max_eval_samples."
             )
-    return {"train": train, "validation": validation, "tune": splits.get("tune")}, checksums
+    return {"train": train, "validation": validation, "tune": tune}, checksums
 
 
 def check_unique_ids(ids: list[str], files: list[str]) -> None:
@@ -593,7 +602,7 @@ def metric_inputs(answers: dict, version_2: bool) -> list[dict]:
     return [
         {
             "id": k,
-            "prediction_text": next((c.text for c in v.nbest if c.start >= 0), ""),
+            "prediction_text": qa_samples.best_span_text(v),
             "no_answer_probability": v.null_score_diff,
         }
         for k, v in answers.items()

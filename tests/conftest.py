@@ -15,3 +15,20 @@ def smoke_run(tmp_path_factory):
         "--output_dir", output, "--results_dir", results, "--features_cache_dir", base / "cache"
     )
     return output, results, result.stdout
+
+
+@pytest.fixture(scope="session")
+def smoke_v2_run(tmp_path_factory):
+    """(output folder, results folder, stdout) of configs/smoke-v2.json: SQuAD 2.0 on the split,
+    64 training questions, the threshold tuned on 48 questions, 48 held-out questions scored."""
+    from recipe_runner import ROOT
+
+    if not (SQUAD_DIR / "dev-v2.0.json").is_file():
+        pytest.skip(f"no SQuAD data in {SQUAD_DIR}")
+    base = tmp_path_factory.mktemp("smoke-v2")
+    output, results = base / "run", base / "results"
+    result = run_qa(
+        "--output_dir", output, "--results_dir", results, "--features_cache_dir", base / "cache",
+        config=ROOT / "configs" / "smoke-v2.json",
+    )  # fmt: skip
+    return output, results, result.stdout

@@ -1,0 +1,257 @@
+"""SQuAD 2.0 on the dev-v2.0 article split: the split, the training mix, the tuned threshold
+and where it is used, the samples, and the committed results."""
+
+import hashlib
+import json
+import math
+import random
+import shutil
+
+import pytest
+from recipe_runner import ROOT, SQUAD_DIR, needs_squad, run_qa
+
+import qa_split
+from qa_data import load_squad_file
+from qa_samples import draw_questions
+
+# sha256 of the ids (one per line, in training order) of the headline's 17,520 training
+# questions: 20% of train-v1.1.json drawn with seed 42. The 2.0 config must train on these.
+HEADLINE_IDS_SHA256 = "566c317d98adfeeeb2fc00f234d629d5c0e807d02946246a74c4c360e95f741c"
+DEV_V2 = SQUAD_DIR / "dev-v2.0.json"
+COMMITTED = ROOT / "results" / "squad-v2-devsplit"
+
+
+def ids_digest(ids) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def test_articles_fill_the_parts_in_a_seeded_order():
+    counts = [random.Random(i).randint(20, 400) for i in range(35)]
+    parts = qa_split.assign_articles(counts)
+    assert parts == qa_split.assign_articles(counts)  # same seed, same split
+    assert parts != qa_split.assign_articles(counts, seed=7)
+    assert set(parts) == set(qa_split.PARTS)
+    total = sum(counts)
+    for part, share in zip(qa_split.PARTS, qa_split.SHARES):
+        got = sum(c for c, p in zip(counts, parts) if p == part) / total
+        assert abs(got - share) <= max(counts) / total  # within one article of the target
+
+
+@needs_squad
+def test_the_split_keeps_articles_whole_and_adds_up(tmp_path):
+    manifest = qa_split.ensure_split(str(tmp_path / "split"), str(DEV_V2))
+    parts = manifest["parts"]
+    titles = [set(parts[p]["titles"]) for p in qa_split.PARTS]
+    assert all(not (a & b) for i, a in enumerate(titles) for b in titles[i + 1 :])
+    assert sum(len(t) for t in titles) == 35
+    assert sum(parts[p]["questions"] for p in parts) == 11873
+    assert sum(parts[p]["unanswerable"] for p in parts) == 5945
+    for part, share in zip(qa_split.PARTS, qa_split.SHARES):
+        data = load_squad_file(str(tmp_path / "split" / f"{part}.json"), allow_unanswerable=True)
+        assert len(data) == parts[part]["questions"]
+        assert sum(not a["text"] for a in data["answers"]) == parts[part]["unanswerable"]
+        assert set(data["title"]) == set(parts[part]["titles"])
+        assert abs(len(data) / 11873 - share) < 0.03
+    assert manifest["source_sha256"] == hashlib.sha256(DEV_V2.read_bytes()).hexdigest()
+
+
+@needs_squad
+def test_the_split_is_the_same_on_every_run_and_kept_while_current(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    qa_split.ensure_split(str(first), str(DEV_V2))
+    qa_split.ensure_split(str(second), str(DEV_V2))
+    for name in [*(f"{p}.json" for p in qa_split.PARTS), qa_split.MANIFEST]:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    stamp = (first / "train.json").stat().st_mtime_ns
+    qa_split.ensure_split(str(first), str(DEV_V2))
+    assert (first / "train.json").stat().st_mtime_ns == stamp  # current: not rewritten
+
+
+def test_a_changed_source_rebuilds_the_split(tmp_path):
+    def article(title, n):
+        qas = [{"id": f"{title}{i}", "question": "q?", "answers": [], "is_impossible": True}
+               for i in range(n)]  # fmt: skip
+        return {"title": title, "paragraphs": [{"context": "text", "qas": qas}]}
+
+    source = tmp_path / "dev.json"
+    source.write_text(json.dumps({"version": "v2.0", "data": [article("a", 3), article("b", 5)]}))
+    first = qa_split.ensure_split(str(tmp_path / "split"), str(source))
+    source.write_text(json.dumps({"version": "v2.0", "data": [article("c", 4)] * 1}))
+    second = qa_split.ensure_split(str(tmp_path / "split"), str(source))
+    assert first["source_sha256"] != second["source_sha256"]
+    assert sum(p["questions"] for p in second["parts"].values()) == 4
+
+
+def test_a_missing_source_names_the_fix(tmp_path):
+    with pytest.raises(qa_split.SquadDataError, match="SQUAD_DIR"):
+        qa_split.ensure_split(str(tmp_path / "split"), str(tmp_path / "nope.json"))
+    assert not (tmp_path / "split").exists()
+
+
+@needs_squad
+def test_the_v2_config_trains_on_the_headline_questions_plus_the_whole_training_part(
+    tmp_path, monkeypatch
+):
+    import run_qa
+
+    monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(tmp_path / "split"))
+    monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
+    head = run_qa.parse_arguments([str(ROOT / "configs" / "squad20pct.json"), "--do_eval", "false"])
+    v2 = run_qa.parse_arguments(
+        [str(ROOT / "configs" / "squad-v2-devsplit.json"), "--do_eval", "false"]
+    )
+    manifest = run_qa.prepare_split(v2[1], v2[2])
+    headline_train = run_qa.load_raw_datasets(head[1], head[0], head[2])[0]["train"]
+    v2_train = run_qa.load_raw_datasets(v2[1], v2[0], v2[2])[0]["train"]
+    assert len(headline_train) == 17520
+    assert ids_digest(headline_train["id"]) == HEADLINE_IDS_SHA256
+    assert ids_digest(v2_train["id"][:17520]) == HEADLINE_IDS_SHA256
+    part = load_squad_file(str(tmp_path / "split" / "train.json"), allow_unanswerable=True)
+    assert v2_train["id"][17520:] == part["id"]  # the whole training part, not thinned
+    unanswerable = sum(not a["text"] for a in v2_train["answers"])
+    assert unanswerable == manifest["parts"]["train"]["unanswerable"] > 2800
+
+
+def test_a_question_in_two_training_files_is_refused():
+    import run_qa
+
+    with pytest.raises(run_qa.SquadDataError, match="more than one training file"):
+        run_qa.check_unique_ids(["a", "b", "a"], ["train_file", "extra.json"])
+
+
+def test_samples_draw_both_kinds_of_question_when_there_are_both():
+    has_answer = [i % 3 != 0 for i in range(300)]  # a third unanswerable
+    for seed in range(50):
+        for count in (2, 3, 5, 8):
+            chosen = draw_questions(has_answer, count, seed)
+            assert len(chosen) == len(set(chosen)) == count and chosen == sorted(chosen)
+            kinds = {has_answer[i] for i in chosen}
+            assert kinds == {True, False}, (seed, count)
+    assert draw_questions(has_answer, 5, 3) == draw_questions(has_answer, 5, 3)
+    # Roughly in proportion: a third of 6 is 2.
+    assert sum(not has_answer[i] for i in draw_questions(has_answer, 6, 0)) == 2
+
+
+def test_samples_of_answerable_questions_only_are_the_plain_seeded_draw():
+    # SQuAD 1.1 runs keep the samples they always showed.
+    assert draw_questions([True] * 100, 5, 42) == sorted(random.Random(42).sample(range(100), 5))
+    assert draw_questions([True, False], 5, 1) == [0, 1]
+    assert len(draw_questions([False, True, True], 1, 0)) == 1
+
+
+def rescore(folder, refs_file, threshold, first=None):
+    """Official 2.0 scores of a folder's saved spans and null odds at `threshold`, on the
+    questions of refs_file (its first `first` ones if given)."""
+    import compare_v2
+
+    spans, odds = compare_v2.load_predictions(str(folder))
+    refs = compare_v2.references(str(refs_file))[:first]
+    return compare_v2.score(spans, odds, refs, threshold)
+
+
+@needs_squad
+def test_v2_smoke_run_tunes_saves_and_uses_one_threshold(smoke_v2_run):
+    output, results, stdout = smoke_v2_run
+    settings = json.loads((output / "qa_settings.json").read_text())
+    tuned = json.loads((output / "tune_results.json").read_text())
+    assert settings["version_2_with_negative"] is True
+    assert settings["null_score_diff_threshold"] == tuned["tune_best_f1_thresh"]
+    assert settings["threshold_tuned_on"]["file"] == "tune.json"
+    assert "No-answer threshold" in (output / "train.log").read_text()
+    # The evaluation scored the held-out questions at that threshold: its numbers are those of
+    # the saved spans and null odds re-scored there, and of the written answers scored as they are.
+    evaluated = json.loads((output / "eval_results.json").read_text())
+    heldout = ROOT / ".cache" / "squad-v2-split" / "heldout.json"
+    again = rescore(output, heldout, settings["null_score_diff_threshold"], first=48)
+    for key in ("exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh"):
+        assert again[key] == pytest.approx(evaluated[f"eval_{key}"], abs=1e-9), key
+    predictions = json.loads((output / "predictions.json").read_text())
+    odds = json.loads((output / "null_odds.json").read_text())
+    threshold = settings["null_score_diff_threshold"]
+    assert all((predictions[q] == "") >= (odds[q] > threshold) for q in predictions)
+    # The card names the threshold; the split's manifest travels with the results.
+    assert "no-answer threshold" in (output / "README.md").read_text()
+    assert (results / "split_manifest.json").is_file() and (results / "qa_settings.json").is_file()
+
+
+@needs_squad
+def test_v2_samples_show_an_answerable_and_an_unanswerable_question(smoke_v2_run):
+    output, _, _ = smoke_v2_run
+    samples = json.loads((output / "samples.json").read_text())
+    assert {s["gold_answers"] == [""] for s in samples} == {True, False}
+
+
+@needs_squad
+def test_eval_only_run_uses_the_threshold_saved_with_the_model(smoke_v2_run, tmp_path):
+    output, _, _ = smoke_v2_run
+    run_qa("--model_name_or_path", output, "--do_train", "false", "--threshold_file", "",
+           "--output_dir", tmp_path / "e", config=ROOT / "configs" / "smoke-v2.json")  # fmt: skip
+    assert "saved with the model" in (tmp_path / "e" / "train.log").read_text()
+    first = json.loads((output / "eval_results.json").read_text())
+    again = json.loads((tmp_path / "e" / "eval_results.json").read_text())
+    assert again["eval_f1"] == first["eval_f1"] and again["eval_exact"] == first["eval_exact"]
+    saved = json.loads((tmp_path / "e" / "qa_settings.json").read_text())
+    stored = json.loads((output / "qa_settings.json").read_text())
+    assert saved["null_score_diff_threshold"] == stored["null_score_diff_threshold"]
+
+
+@needs_squad
+def test_predict_abstains_at_the_threshold_saved_with_the_model(smoke_v2_run, tmp_path):
+    import predict_qa
+
+    output, _, _ = smoke_v2_run
+    run_qa("--model_name_or_path", output, "--do_train", "false", "--threshold_file", "",
+           "--bf16", "false", "--output_dir", tmp_path / "e",
+           config=ROOT / "configs" / "smoke-v2.json")  # fmt: skip
+    expected = json.loads((tmp_path / "e" / "predictions.json").read_text())
+    heldout = load_squad_file(
+        str(ROOT / ".cache" / "squad-v2-split" / "heldout.json"), allow_unanswerable=True
+    ).select(range(len(expected)))
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps(row) for row in heldout))
+    # A copy of the folder whose saved threshold can be changed.
+    folder = tmp_path / "model"
+    shutil.copytree(output, folder, ignore=shutil.ignore_patterns("runs", "*predictions.json"))
+
+    def answers_with(threshold):
+        settings = json.loads((output / "qa_settings.json").read_text())
+        if threshold is not None:
+            settings["null_score_diff_threshold"] = threshold
+        (folder / "qa_settings.json").write_text(json.dumps(settings))
+        return {
+            q: a.text for q, a in predict_qa.main([str(folder), "--file", str(questions)]).items()
+        }
+
+    assert answers_with(None) == expected  # the stored threshold, as the evaluation used it
+    assert "" in expected.values() and set(expected.values()) != {""}
+    assert "" not in answers_with(math.inf).values()  # never abstains
+    assert set(answers_with(-math.inf).values()) == {""}  # always abstains
+    # A threshold given on the command line wins over the saved one.
+    given = predict_qa.main(
+        [str(folder), "--file", str(questions), "--null_score_diff_threshold", "1e9"]
+    )
+    assert "" not in {a.text for a in given.values()}
+
+
+@pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed SQuAD 2.0 results")
+@needs_squad
+def test_committed_v2_predictions_rescore_to_the_reported_numbers(tmp_path):
+    import compare_v2
+
+    split = tmp_path / "split"
+    manifest = qa_split.ensure_split(str(split), str(DEV_V2))
+    committed_manifest = json.loads((COMMITTED / "split_manifest.json").read_text())
+    assert committed_manifest == manifest  # the split the results were made on
+    settings = json.loads((COMMITTED / "qa_settings.json").read_text())
+    reported = json.loads((COMMITTED / "eval-heldout" / "eval_results.json").read_text())
+    again = rescore(COMMITTED / "eval-heldout", split / "heldout.json",
+                    settings["null_score_diff_threshold"])  # fmt: skip
+    for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_f1"):
+        assert again[key] == pytest.approx(reported[f"eval_{key}"], abs=1e-9), key
+    command = json.loads((COMMITTED / "comparison-command.json").read_text())
+    result = compare_v2.compare(
+        {name: tuple(str(ROOT / f) for f in folders) for name, folders in command.items()},
+        str(split / "heldout.json"),
+        str(split / "tune.json"),
+    )
+    assert result == json.loads((COMMITTED / "comparison.json").read_text())
