@@ -38,6 +38,7 @@ from transformers import (
     set_seed,
 )
 
+import qa_flops
 import qa_samples
 from plot_qa import draw_run_plots
 from qa_card import hub_id_of, model_card, write_model_card
@@ -174,6 +175,20 @@ class DataArguments:
     )
     results_dir: str | None = field(
         default=None, metadata={"help": "Copy the small outputs (no weights) here at the end."}
+    )
+    cpu_threads: int = field(
+        default=0,
+        metadata={
+            "help": "Threads per process on a CPU. 0: this machine's cores shared among its "
+            "processes (accelerate launch alone would give each process one thread)."
+        },
+    )
+    report_mfu: bool = field(
+        default=True,
+        metadata={
+            "help": "After training and evaluation, log model FLOPs utilisation: model FLOPs "
+            "on real tokens over seconds, against a matrix-product peak measured here."
+        },
     )
     overwrite_output_dir: bool = field(
         default=False,
@@ -567,6 +582,43 @@ def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
     }
 
 
+def cpu_threads(asked: int) -> int:
+    """Threads for this process: as asked, else the cores it may run on shared with the other
+    processes of this machine. accelerate sets OMP_NUM_THREADS=1 for a CPU run unless given
+    --num_cpu_threads_per_process, so the design's bare command would train on one core."""
+    if asked > 0:
+        return asked
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def utilisation(config, features, seconds: float, stage: str, training_args) -> dict:
+    """Model FLOPs of `stage` on real tokens, their rate, and MFU against this machine's peak
+    matrix product in the precision used (qa_flops.py states the formula)."""
+    tokens = features["length"]
+    if stage == "train":
+        flops = qa_flops.training_flops(config, tokens, training_args.num_train_epochs)
+    else:
+        flops = qa_flops.forward_flops(config, tokens)
+    dtype = torch.bfloat16 if training_args.bf16 else torch.float32
+    device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
+    # 2048: big enough to reach the peak on CPUs and GPUs alike, cheap enough for every run.
+    peak = qa_flops.matmul_peak(dtype, size=2048, repeats=3, device=device)
+    peak *= training_args.world_size  # every process has its own cores or device
+    rate = flops / max(seconds, 1e-9)
+    logger.info(
+        "%s: %.3g model FLOPs in %.0f s = %.3f TFLOP/s; MFU %.1f%% of the %s matmul peak "
+        "measured here (%.3f TFLOP/s)", stage, flops, seconds, rate / 1e12, 100 * rate / peak,
+        str(dtype).removeprefix("torch."), peak / 1e12,
+    )  # fmt: skip
+    return {
+        f"{stage}_model_flops": flops,
+        f"{stage}_model_tflops_per_second": round(rate / 1e12, 4),
+        f"{stage}_peak_tflops_per_second": round(peak / 1e12, 4),
+        f"{stage}_mfu": round(rate / peak, 4),
+    }
+
+
 def longest_first(features):
     """Longest windows first: batches of similar length pad little, and the peak memory shows
     at once. Post-processing finds each window's question by example_id, so the order is free."""
@@ -641,6 +693,8 @@ def main(argv: list[str]) -> dict:
     log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None
     if resume_from and training_args.do_train:
         logger.info("Resuming training from %s", resume_from)
+    if training_args.device.type == "cpu":
+        torch.set_num_threads(cpu_threads(data_args.cpu_threads))
     logger.info(
         "Process %d of %d, device %s, bf16 %s, %d CPU threads; auto precision would pick %s",
         training_args.process_index,
@@ -810,6 +864,9 @@ def main(argv: list[str]) -> dict:
             "train_examples": len(train_examples),
             "train_features": len(train_features),
         }
+        if data_args.report_mfu:
+            metrics.update(utilisation(model.config, train_features, metrics["train_runtime"],
+                                       "train", training_args))  # fmt: skip
         trainer.log_metrics("train", metrics)
         if is_main:
             write_json_atomic(os.path.join(training_args.output_dir, "train_results.json"), metrics)
@@ -833,6 +890,9 @@ def main(argv: list[str]) -> dict:
     if training_args.do_eval:
         logger.info("*** Evaluate ***")
         metrics = trainer.evaluate()
+        if data_args.report_mfu:
+            metrics.update(utilisation(model.config, eval_features, metrics["eval_runtime"],
+                                       "eval", training_args))  # fmt: skip
         trainer.log_metrics("eval", metrics)
         if is_main:
             write_json_atomic(os.path.join(training_args.output_dir, "eval_results.json"), metrics)

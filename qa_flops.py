@@ -1,0 +1,54 @@
+"""Model FLOPs of a BERT encoder on real (non-padding) tokens, and the machine's matmul peak.
+
+Model FLOPs utilisation (MFU) = model FLOPs / seconds / peak FLOP/s of the precision in use. It
+tells how close a run comes to what the machine can do, whatever the machine: seconds alone do
+not carry from an AVX2 laptop to an AMX server or a GPU.
+
+Forward FLOPs of one window of n real tokens, hidden size h, feed-forward size f, L layers
+(a multiply-add counts 2):
+
+    L * (8 n h^2      query, key, value and output projections: 4 matrices of h x h
+         + 4 n h f    the two feed-forward matrices, h x f and f x h
+         + 4 n^2 h)   attention scores (Q K^T) and their weighted sum of values
+    + 4 n h           the span head (h x 2)
+
+Embedding look-ups, layer norms, softmax and activations are left out, as is customary: they are
+a few percent of the total. Training counts 3x the forward pass (the backward pass costs about
+twice the forward). Padding tokens are not counted: work spent on them is waste, not progress.
+"""
+
+import time
+
+import numpy as np
+import torch
+
+
+def forward_flops(config, tokens) -> float:
+    """Forward FLOPs over windows of `tokens` real tokens each (a sequence of counts)."""
+    n = np.asarray(tokens, dtype=np.float64)
+    h, f, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    per_layer = 8 * n * h * h + 4 * n * h * f + 4 * n * n * h
+    return float((layers * per_layer + 4 * n * h).sum())
+
+
+def training_flops(config, tokens, epochs: float = 1.0) -> float:
+    return 3.0 * forward_flops(config, tokens) * epochs
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 5, device="cpu") -> float:
+    """The best FLOP/s of a size x size matrix product in `dtype`, at torch's thread count.
+
+    The best of a few runs after a warm-up: the machine's practical limit for dense work."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    torch.mm(a, b)  # warm-up: kernels chosen, memory touched
+    best = float("inf")
+    for _ in range(repeats):
+        if device != "cpu":
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        torch.mm(a, b)
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - began)
+    return 2.0 * size**3 / best

