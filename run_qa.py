@@ -592,31 +592,31 @@ def cpu_threads(asked: int) -> int:
     return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
-def utilisation(config, features, seconds: float, stage: str, training_args) -> dict:
-    """Model FLOPs of `stage` on real tokens, their rate, and MFU against this machine's peak
-    matrix product in the precision used (qa_flops.py states the formula)."""
+def utilisation(config, features, seconds, stage, training_args, against_peak=True) -> dict:
+    """Model FLOPs of `stage` on real tokens and their rate; with `against_peak`, also MFU
+    against this machine's matrix-product peak in the precision used (see qa_flops.py)."""
     tokens = features["length"]
     if stage == "train":
         flops = qa_flops.training_flops(config, tokens, training_args.num_train_epochs)
     else:
         flops = qa_flops.forward_flops(config, tokens)
-    dtype = torch.bfloat16 if training_args.bf16 else torch.float32
-    device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
-    # 2048: big enough to reach the peak on CPUs and GPUs alike, cheap enough for every run.
-    peak = qa_flops.matmul_peak(dtype, size=2048, repeats=3, device=device)
-    peak *= training_args.world_size  # every process has its own cores or device
     rate = flops / max(seconds, 1e-9)
-    logger.info(
-        "%s: %.3g model FLOPs in %.0f s = %.3f TFLOP/s; MFU %.1f%% of the %s matmul peak "
-        "measured here (%.3f TFLOP/s)", stage, flops, seconds, rate / 1e12, 100 * rate / peak,
-        str(dtype).removeprefix("torch."), peak / 1e12,
-    )  # fmt: skip
-    return {
-        f"{stage}_model_flops": flops,
-        f"{stage}_model_tflops_per_second": round(rate / 1e12, 4),
-        f"{stage}_peak_tflops_per_second": round(peak / 1e12, 4),
-        f"{stage}_mfu": round(rate / peak, 4),
-    }
+    result = {f"{stage}_model_flops": flops, f"{stage}_model_tflops_per_second": rate / 1e12}
+    message = f"{stage}: {flops:.3g} model FLOPs in {seconds:.0f} s = {rate / 1e12:.3f} TFLOP/s"
+    if against_peak:
+        dtype = torch.bfloat16 if training_args.bf16 else torch.float32
+        device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
+        # 2048: big enough to near the peak on CPUs and GPUs, cheap enough for every run.
+        peak = qa_flops.matmul_peak(dtype, size=2048, repeats=3, device=device)
+        peak *= training_args.world_size  # every process has its own cores or device
+        result[f"{stage}_peak_tflops_per_second"] = peak / 1e12
+        result[f"{stage}_mfu"] = rate / peak
+        message += (
+            f"; MFU {100 * rate / peak:.1f}% of the {str(dtype).removeprefix('torch.')} matmul "
+            f"peak measured here ({peak / 1e12:.3f} TFLOP/s)"
+        )
+    logger.info(message)
+    return result
 
 
 def longest_first(features):
@@ -864,9 +864,8 @@ def main(argv: list[str]) -> dict:
             "train_examples": len(train_examples),
             "train_features": len(train_features),
         }
-        if data_args.report_mfu:
-            metrics.update(utilisation(model.config, train_features, metrics["train_runtime"],
-                                       "train", training_args))  # fmt: skip
+        metrics.update(utilisation(model.config, train_features, metrics["train_runtime"],
+                                   "train", training_args, data_args.report_mfu))  # fmt: skip
         trainer.log_metrics("train", metrics)
         if is_main:
             write_json_atomic(os.path.join(training_args.output_dir, "train_results.json"), metrics)
@@ -890,9 +889,8 @@ def main(argv: list[str]) -> dict:
     if training_args.do_eval:
         logger.info("*** Evaluate ***")
         metrics = trainer.evaluate()
-        if data_args.report_mfu:
-            metrics.update(utilisation(model.config, eval_features, metrics["eval_runtime"],
-                                       "eval", training_args))  # fmt: skip
+        metrics.update(utilisation(model.config, eval_features, metrics["eval_runtime"],
+                                   "eval", training_args, data_args.report_mfu))  # fmt: skip
         trainer.log_metrics("eval", metrics)
         if is_main:
             write_json_atomic(os.path.join(training_args.output_dir, "eval_results.json"), metrics)

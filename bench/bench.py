@@ -1,15 +1,20 @@
 """Side-by-side speed of this recipe's defaults against the classic SQuAD settings.
 
-    make bench            # or: python bench/bench.py [--train_questions 1024 --eval_questions 1000]
+    make bench            # or: python bench/bench.py [--train_questions 512 --eval_questions 500]
 
-Measured in one run, on the same data and model:
-1. training and evaluation through run_qa.py: the defaults (bf16 autocast where the hardware has
+Measured in one run, on the same data and model, each recipe run in its own process so that its
+peak memory is its own:
+1. the machine's limit: the best 4096 x 4096 matrix product in fp32, and in bf16 where the CPU or
+   GPU has it, at the thread count the runs use;
+2. training and evaluation through run_qa.py: the defaults (bf16 autocast where the hardware has
    it, windows padded per batch, length-grouped batches, eval windows sorted by length, the glibc
-   allocator settings the Makefile exports) against the classic ones (fp32, every window padded
-   to max_seq_length, random batches, eval batch 8, stock allocator), each in its own process so
-   its peak memory is its own;
-2. post-processing on the full SQuAD v1.1 and v2.0 dev sets: the vectorised span search against
-   the plain-loop reference in tests/reference_qa.py, asserting identical answers.
+   allocator settings the Makefile exports), the same without those allocator settings, and the
+   classic settings (fp32, every window padded to max_seq_length, random batches, eval batch 8,
+   stock allocator). Each gets its model FLOPs utilisation (MFU): model FLOPs on real tokens
+   (formula in qa_flops.py) over seconds, over the peak of the precision it used;
+3. post-processing on the full SQuAD v1.1 and v2.0 dev sets: the vectorised span search against
+   the classic top-20 x top-20 loop (bench/classic_postprocess.py), both checked against the
+   exhaustive loop in tests/reference_qa.py.
 
 Writes results/bench.json and results/bench.md; prints the table, ratios last.
 """
@@ -26,10 +31,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
+from classic_postprocess import classic_postprocess  # noqa: E402
 from reference_qa import differences, reference_postprocess  # noqa: E402
 
+import qa_flops  # noqa: E402
 from qa_data import load_squad_file, resolve_data_path  # noqa: E402
 from qa_features import prepare_eval_features  # noqa: E402
 from qa_io import write_json_atomic, write_text_atomic  # noqa: E402
@@ -42,7 +49,7 @@ CLASSIC_FLAGS = [
 ]  # fmt: skip
 
 
-def run_recipe(name, flags, env, args, out_dir):
+def run_recipe(name, flags, env, args, out_dir, peaks):
     """Train and evaluate through run_qa.py in a child process; its metrics and peak RSS."""
     command = [
         sys.executable, str(ROOT / "run_qa.py"), str(ROOT / "configs" / "squad20pct.json"),
@@ -50,7 +57,7 @@ def run_recipe(name, flags, env, args, out_dir):
         str(args.eval_questions), "--save_strategy", "no", "--num_samples", "0",
         "--output_dir", str(out_dir / name), "--results_dir", "", "--overwrite_output_dir", "true",
         # Training throughput only: no learning-curve evaluations inside the timed training loop.
-        "--eval_strategy", "no", "--report_to", "none",
+        "--eval_strategy", "no", "--report_to", "none", "--report_mfu", "false",
         *flags,
     ]  # fmt: skip
     with open(out_dir / f"{name}.log", "w") as log:
@@ -59,7 +66,18 @@ def run_recipe(name, flags, env, args, out_dir):
     if status != 0:
         raise SystemExit(f"{name} run failed; see {out_dir / name}.log")
     metrics = json.loads((out_dir / name / "all_results.json").read_text())
+    config = json.loads((out_dir / name / "run_config.json").read_text())
+    precision = "bf16" if config["training_arguments"]["bf16"] else "fp32"
+    peak = peaks[precision]
+    train_rate = metrics["train_model_flops"] / metrics["train_runtime"]
+    eval_rate = metrics["eval_model_flops"] / metrics["eval_runtime"]
     return {
+        "precision": precision,
+        "threads": config["machine"]["torch_threads"],
+        "train_mfu": round(train_rate / peak, 4),
+        "eval_mfu": round(eval_rate / peak, 4),
+        "train_model_tflops_per_second": round(train_rate / 1e12, 4),
+        "eval_model_tflops_per_second": round(eval_rate / 1e12, 4),
         "train_samples_per_second": metrics["train_samples_per_second"],
         "train_runtime_s": metrics["train_runtime"],
         "train_windows": metrics["train_features"],
@@ -106,9 +124,21 @@ def time_postprocessing(dev_file, version_2, tokenizer, seed=0):
         *settings.values(),
     )
 
+    classic_postprocess(
+        few,
+        features.select(few_windows),
+        start[few_windows],
+        end[few_windows],
+        version_2,
+        *settings.values(),
+    )
+
     began = time.perf_counter()
     fast = postprocess_qa_predictions(examples, features, start, end, version_2, **settings)
     fast_s = time.perf_counter() - began
+    began = time.perf_counter()
+    classic = classic_postprocess(examples, features, start, end, version_2, *settings.values())
+    classic_s = time.perf_counter() - began
     began = time.perf_counter()
     slow = reference_postprocess(examples, features, start, end, version_2, *settings.values())
     slow_s = time.perf_counter() - began
@@ -121,69 +151,111 @@ def time_postprocessing(dev_file, version_2, tokenizer, seed=0):
         "questions": len(examples),
         "windows": len(features),
         "vectorised_s": round(fast_s, 3),
-        "reference_s": round(slow_s, 3),
-        "identical": True,
+        "classic_s": round(classic_s, 3),
+        "exhaustive_s": round(slow_s, 3),
+        "vectorised_equals_exhaustive": True,
+        "classic_equals_exhaustive": sum(classic[q][0] == slow[q][0] for q in slow),
     }
 
 
 def machine():
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((x.split(":", 1)[1].strip() for x in lines if "model name" in x), platform.machine())
     import torch
 
+    from run_qa import cpu_description, precision_path
+
     return {
-        "cpu": cpu,
+        "cpu": cpu_description()[0],
+        "precision_path": precision_path()[1],
         "cores": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
 
 
+def measure_peaks() -> dict:
+    """{precision: FLOP/s} of the best 4096 x 4096 product, at the runs' thread count."""
+    import torch
+
+    from run_qa import bf16_available, cpu_threads
+
+    torch.set_num_threads(cpu_threads(0))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    peaks = {"fp32": qa_flops.matmul_peak(torch.float32, 4096, device=device)}
+    if bf16_available():
+        peaks["bf16"] = qa_flops.matmul_peak(torch.bfloat16, 4096, device=device)
+    return peaks
+
+
+RUNS = {  # name: (run_qa flags, keep the Makefile's allocator settings)
+    "default": ([], True),
+    "default, stock allocator": ([], False),
+    "classic": (CLASSIC_FLAGS, False),
+}
+
+
 def markdown(report):
-    d, c = report["recipe"]["default"], report["recipe"]["classic"]
+    runs = report["recipe"]
+    names = list(runs)
     v1, v2 = report["postprocessing"]["dev-v1.1"], report["postprocessing"]["dev-v2.0"]
+    peaks = ", ".join(f"{k} {v / 1e12:.3f} TFLOP/s" for k, v in report["peaks"].items())
+
+    def row(label, key, fmt):
+        return f"| {label} | " + " | ".join(format(runs[n][key], fmt) for n in names) + " |"
+
     rows = [
         f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
-        f"torch {report['machine']['torch']}. Training on {d['train_windows']} windows "
-        f"({report['train_questions']} SQuAD v1.1 train questions), scoring on the first "
+        f"{report['machine']['precision_path']}; torch {report['machine']['torch']}. "
+        f"Matrix-product peak (4096 x 4096, {runs['default']['threads']} threads): {peaks}.",
+        f"Training on {runs['default']['train_windows']} windows "
+        f"({report['train_questions']} SQuAD v1.1 train questions), scoring the first "
         f"{report['eval_questions']} dev-v1.1 questions.",
         "",
-        "| measure | default | classic / reference |",
-        "| --- | ---: | ---: |",
-        f"| train samples/s | {d['train_samples_per_second']:.2f} | {c['train_samples_per_second']:.2f} |",
-        f"| train time (s) | {d['train_runtime_s']:.0f} | {c['train_runtime_s']:.0f} |",
-        f"| eval samples/s | {d['eval_samples_per_second']:.1f} | {c['eval_samples_per_second']:.1f} |",
-        f"| dev EM / F1 | {d['eval_exact_match']:.2f} / {d['eval_f1']:.2f} "
-        f"| {c['eval_exact_match']:.2f} / {c['eval_f1']:.2f} |",
-        f"| peak RSS (MiB) | {d['peak_rss_mib']:.0f} | {c['peak_rss_mib']:.0f} |",
-        f"| post-processing, dev-v1.1, {v1['windows']} windows (s) | {v1['vectorised_s']:.2f} "
-        f"| {v1['reference_s']:.2f} |",
-        f"| post-processing, dev-v2.0, {v2['windows']} windows (s) | {v2['vectorised_s']:.2f} "
-        f"| {v2['reference_s']:.2f} |",
+        "| measure | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
+        "| precision | " + " | ".join(runs[n]["precision"] for n in names) + " |",
+        row("train MFU", "train_mfu", ".1%"),
+        row("eval MFU", "eval_mfu", ".1%"),
+        row("train model TFLOP/s", "train_model_tflops_per_second", ".3f"),
+        row("train samples/s", "train_samples_per_second", ".2f"),
+        row("train time (s)", "train_runtime_s", ".0f"),
+        row("eval samples/s", "eval_samples_per_second", ".1f"),
+        row("dev F1", "eval_f1", ".2f"),
+        row("peak RSS (MiB)", "peak_rss_mib", ".0f"),
         "",
-        "| ratio (default over classic) | value |",
-        "| --- | ---: |",
+        "| post-processing (s) | windows | vectorised | classic top-20 | exhaustive loop "
+        "| classic = exhaustive |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+    for name, p in (("dev-v1.1", v1), ("dev-v2.0", v2)):
+        rows.append(
+            f"| {name}, {p['questions']} questions | {p['windows']} | {p['vectorised_s']:.2f} "
+            f"| {p['classic_s']:.2f} | {p['exhaustive_s']:.2f} "
+            f"| {p['classic_equals_exhaustive']} of {p['questions']} |"
+        )
+    rows += ["", "| ratio | value |", "| --- | ---: |"]
     rows += [f"| {name} | {value} |" for name, value in report["ratios"].items()]
     return "\n".join(rows) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train_questions", type=int, default=1024)
-    parser.add_argument("--eval_questions", type=int, default=1000)
+    # Enough steps for steady throughput and memory, small enough for about 13 minutes on a
+    # 2-core fp32-only CPU.
+    parser.add_argument("--train_questions", type=int, default=512)
+    parser.add_argument("--eval_questions", type=int, default=500)
     parser.add_argument("--work_dir", default=str(ROOT / "runs" / "bench"))
     parser.add_argument("--results", default=str(ROOT / "results"))
     args = parser.parse_args()
     out_dir = Path(args.work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    default_env = dict(os.environ)
-    classic_env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
-    recipe = {
-        "default": run_recipe("default", [], default_env, args, out_dir),
-        "classic": run_recipe("classic", CLASSIC_FLAGS, classic_env, args, out_dir),
-    }
+    peaks = measure_peaks()
+    recipe = {}
+    for name, (flags, allocator) in RUNS.items():
+        env = {k: v for k, v in os.environ.items() if allocator or k not in ALLOCATOR_ENV}
+        recipe[name] = run_recipe(name.replace(", ", "-").replace(" ", "-"), flags, env, args,
+                                  out_dir, peaks)  # fmt: skip
     from transformers import AutoTokenizer
 
     from run_qa import resolve_model_path
@@ -193,20 +265,23 @@ def main():
         "dev-v1.1": time_postprocessing("$SQUAD_DIR/dev-v1.1.json", False, tokenizer),
         "dev-v2.0": time_postprocessing("$SQUAD_DIR/dev-v2.0.json", True, tokenizer),
     }
-    d, c = recipe["default"], recipe["classic"]
+    d, a, c = recipe["default"], recipe["default, stock allocator"], recipe["classic"]
     report = {
         "machine": machine(),
+        "peaks": peaks,
         "train_questions": args.train_questions,
         "eval_questions": args.eval_questions,
         "recipe": recipe,
         "postprocessing": post,
         "ratios": {
-            "train samples/s": f"{d['train_samples_per_second'] / c['train_samples_per_second']:.2f}x",
-            "eval samples/s": f"{d['eval_samples_per_second'] / c['eval_samples_per_second']:.2f}x",
-            "dev F1 difference (points)": f"{d['eval_f1'] - c['eval_f1']:+.2f}",
-            "peak RSS": f"{d['peak_rss_mib'] / c['peak_rss_mib']:.2f}x",
-            "post-processing dev-v1.1": f"{post['dev-v1.1']['reference_s'] / post['dev-v1.1']['vectorised_s']:.1f}x",
-            "post-processing dev-v2.0": f"{post['dev-v2.0']['reference_s'] / post['dev-v2.0']['vectorised_s']:.1f}x",
+            "train samples/s, default over classic": f"{d['train_samples_per_second'] / c['train_samples_per_second']:.2f}x",
+            "eval samples/s, default over classic": f"{d['eval_samples_per_second'] / c['eval_samples_per_second']:.2f}x",
+            "dev F1, default minus classic (points)": f"{d['eval_f1'] - c['eval_f1']:+.2f}",
+            "peak RSS, default over classic": f"{d['peak_rss_mib'] / c['peak_rss_mib']:.2f}x",
+            "train samples/s, allocator settings on over off": f"{d['train_samples_per_second'] / a['train_samples_per_second']:.2f}x",
+            "peak RSS, allocator settings on over off": f"{d['peak_rss_mib'] / a['peak_rss_mib']:.2f}x",
+            "post-processing dev-v1.1, classic over vectorised": f"{post['dev-v1.1']['classic_s'] / post['dev-v1.1']['vectorised_s']:.1f}x",
+            "post-processing dev-v2.0, classic over vectorised": f"{post['dev-v2.0']['classic_s'] / post['dev-v2.0']['vectorised_s']:.1f}x",
         },
     }
     results = Path(args.results)
