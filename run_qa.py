@@ -14,7 +14,6 @@ import logging
 import os
 import platform
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from qa_data import (
 )
 from qa_features import prepare_eval_features, prepare_train_features
 from qa_io import write_json_atomic, write_text_atomic
+from qa_memory import MemoryWatch, peak_mib
 from qa_settings import load_settings, save_settings
 from qa_split import ensure_split
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
@@ -833,6 +833,7 @@ def main(argv: list[str]) -> dict:
         training_eval = (subset_features, subset)
         logger.info("During training, scoring the first %d dev questions", len(subset))
 
+    memory = MemoryWatch()
     trainer = QuestionAnsweringTrainer(
         model=model,
         args=training_args,
@@ -844,7 +845,8 @@ def main(argv: list[str]) -> dict:
         post_process_function=post_process,
         compute_metrics=compute_metrics,
         training_eval=training_eval,
-        callbacks=[log_file] if log_file else None,
+        # MemoryWatch first: the rss_mib it adds to each metrics line reaches train.log.
+        callbacks=[memory, log_file] if log_file else [memory],
     )
 
     all_results, samples_markdown = {}, "(not evaluated)"
@@ -863,6 +865,7 @@ def main(argv: list[str]) -> dict:
             **train_output.metrics,
             "train_examples": len(train_examples),
             "train_features": len(train_features),
+            **memory.summary(),
         }
         metrics.update(utilisation(model.config, train_features, metrics["train_runtime"],
                                    "train", training_args, data_args.report_mfu))  # fmt: skip
@@ -902,7 +905,7 @@ def main(argv: list[str]) -> dict:
 
     all_results["run_wall_seconds"] = round(time.time() - wall_start, 1)
     # This process's own peak resident memory (Linux reports KiB), not the launcher's.
-    all_results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    all_results["peak_rss_mib"] = round(peak_mib())
     logger.info("Peak resident memory of this process: %d MiB", all_results["peak_rss_mib"])
     if is_main and training_args.do_train:
         card = model_card(
