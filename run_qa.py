@@ -125,6 +125,13 @@ class DataArguments:
             "SQuAD 2.0, which a fraction must not thin out)."
         },
     )
+    extra_train_repeats: int = field(
+        default=1,
+        metadata={
+            "help": "How many copies of extra_train_files to train on (shuffled with the rest): "
+            "oversamples questions that are rare in train_file, such as unanswerable ones."
+        },
+    )
     threshold_file: str | None = field(
         default=None,
         metadata={
@@ -423,8 +430,12 @@ def load_raw_datasets(data_args, model_args, training_args):
             for i, path in enumerate(data_args.extra_train_files if training_args.do_train else [])
         ]
         if extras:
-            train = datasets.concatenate_datasets([train.cast(SQUAD_FEATURES), *extras])
-            check_unique_ids(train["id"], ["train_file", *data_args.extra_train_files])
+            combined = datasets.concatenate_datasets([train.cast(SQUAD_FEATURES), *extras])
+            check_unique_ids(combined["id"], ["train_file", *data_args.extra_train_files])
+            if data_args.extra_train_repeats < 1:
+                raise SquadDataError("extra_train_repeats must be 1 or more.")
+            copies = extras * (data_args.extra_train_repeats - 1)
+            train = datasets.concatenate_datasets([combined, *copies])
     tune = splits.get("tune")
     if data_args.max_eval_samples is not None:
         cap = data_args.max_eval_samples
