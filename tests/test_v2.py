@@ -18,7 +18,7 @@ from qa_samples import draw_questions
 # questions: 20% of train-v1.1.json drawn with seed 42. The 2.0 config must train on these.
 HEADLINE_IDS_SHA256 = "566c317d98adfeeeb2fc00f234d629d5c0e807d02946246a74c4c360e95f741c"
 DEV_V2 = SQUAD_DIR / "dev-v2.0.json"
-COMMITTED = ROOT / "results" / "squad-v2-devsplit"
+COMMITTED_RUNS = ["squad-v2-devsplit", "squad-v2-devsplit-x3"]
 
 
 def ids_digest(ids) -> str:
@@ -233,28 +233,49 @@ def test_predict_abstains_at_the_threshold_saved_with_the_model(smoke_v2_run, tm
     assert "" not in {a.text for a in given.values()}
 
 
-@pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed SQuAD 2.0 results")
 @needs_squad
-def test_committed_v2_predictions_rescore_to_the_reported_numbers(tmp_path):
-    import compare_v2
-
+@pytest.mark.parametrize("run", COMMITTED_RUNS)
+def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path):
+    folder = ROOT / "results" / run
+    if not folder.is_dir():
+        pytest.skip(f"no committed results in {folder}")
     split = tmp_path / "split"
     manifest = qa_split.ensure_split(str(split), str(DEV_V2))
-    committed_manifest = json.loads((COMMITTED / "split_manifest.json").read_text())
-    assert committed_manifest == manifest  # the split the results were made on
-    settings = json.loads((COMMITTED / "qa_settings.json").read_text())
-    reported = json.loads((COMMITTED / "eval-heldout" / "eval_results.json").read_text())
-    again = rescore(COMMITTED / "eval-heldout", split / "heldout.json",
-                    settings["null_score_diff_threshold"])  # fmt: skip
-    for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_f1"):
-        assert again[key] == pytest.approx(reported[f"eval_{key}"], abs=1e-9), key
-    command = json.loads((COMMITTED / "comparison-command.json").read_text())
+    assert json.loads((folder / "split_manifest.json").read_text()) == manifest  # same split
+    settings = json.loads((folder / "qa_settings.json").read_text())
+    tuned = json.loads((folder / "tune_results.json").read_text())
+    assert settings["null_score_diff_threshold"] == tuned["tune_best_f1_thresh"]
+    for part, refs in (("eval-heldout", "heldout.json"), ("eval-tune", "tune.json")):
+        reported = json.loads((folder / part / "eval_results.json").read_text())
+        again = rescore(folder / part, split / refs, settings["null_score_diff_threshold"])
+        for key in ("exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh"):
+            assert again[key] == pytest.approx(reported[f"eval_{key}"], abs=1e-9), (part, key)
+
+
+@needs_squad
+def test_the_committed_comparison_recomputes_from_the_committed_predictions(tmp_path):
+    import compare_v2
+
+    folder = ROOT / "results" / COMMITTED_RUNS[0]
+    if not (folder / "comparison.json").is_file():
+        pytest.skip("no committed comparison")
+    split = tmp_path / "split"
+    qa_split.ensure_split(str(split), str(DEV_V2))
+    command = json.loads((folder / "comparison-command.json").read_text())
     result = compare_v2.compare(
         {name: tuple(str(ROOT / f) for f in folders) for name, folders in command.items()},
         str(split / "heldout.json"),
         str(split / "tune.json"),
     )
-    assert result == json.loads((COMMITTED / "comparison.json").read_text())
+    assert result == json.loads((folder / "comparison.json").read_text())
+    # Each 2.0 model's tuned threshold is the one saved with it.
+    for name, (heldout_dir, _) in command.items():
+        saved = ROOT / heldout_dir / ".." / "qa_settings.json"
+        if "2.0 model" in name:
+            threshold = json.loads(saved.read_text())["null_score_diff_threshold"]
+            assert (
+                result["rows"][f"{name}, threshold from the tuning part"]["threshold"] == threshold
+            )
 
 
 @needs_squad
