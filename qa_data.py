@@ -103,6 +103,13 @@ def _make_row(qa: dict, title, context, where: str, path: str) -> dict:
             f"{path}: {where} has an empty answer text; mark it unanswerable "
             "(no answers) or fix the text."
         )
+    for start in starts:
+        # A negative start slices from the end and can still match the text; True is an int.
+        if type(start) is not int or start < 0:
+            raise SquadDataError(
+                f"{path}: {where} has answer_start {json.dumps(start)}: it must be a whole number "
+                ">= 0 (the answer's character offset in the context); fix that record."
+            )
     return row
 
 
