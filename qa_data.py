@@ -9,7 +9,6 @@ Two local layouts are accepted and give the same columns as the Hub's `squad` / 
 Every problem is reported as a `SquadDataError` that names the file, the record and the fix.
 """
 
-import contextlib
 import hashlib
 import json
 import os
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset, Features, List, Value
+
+from qa_inputs import read_text_file
 
 SQUAD_FEATURES = Features(
     {
@@ -84,10 +85,23 @@ def _make_row(qa: dict, title, context, where: str, path: str) -> dict:
             f"{path}: {where} has malformed 'answers': give a list of {{text, answer_start}} "
             "(nested layout) or {'text': [...], 'answer_start': [...]} of equal length (JSON Lines)."
         )
-    if qa.get("is_impossible"):
+    impossible = qa.get("is_impossible", False)
+    if not isinstance(impossible, bool):
+        raise SquadDataError(
+            f"{path}: {where} has is_impossible {json.dumps(impossible)}: it must be true or "
+            "false; fix that record."
+        )
+    if impossible:
         texts, starts = [], []  # 2.0 keeps plausible answers apart; the gold answer is "none"
+    qid = _require(qa, "id", where, path)
+    # Whole-number ids are read as text (some tools write them so); nothing else names a question.
+    if type(qid) is not int and (not isinstance(qid, str) or not qid.strip()):
+        raise SquadDataError(
+            f"{path}: {where} has id {json.dumps(qid)}: it must be a non-empty string; fix that "
+            "record."
+        )
     row = {
-        "id": str(_require(qa, "id", where, path)),
+        "id": str(qid),
         "title": title if isinstance(title, str) else "",
         "context": context,
         "question": _require(qa, "question", where, path),
@@ -177,25 +191,54 @@ def _check_rows(rows: list[dict], path: str, allow_unanswerable: bool) -> None:
 
 def load_squad_file(path: str, allow_unanswerable: bool = False) -> Dataset:
     """Read one local SQuAD file (nested JSON or JSON Lines) into the Hub's schema."""
-    if not os.path.isfile(path):
-        raise SquadDataError(
-            f"{path}: no such file. Set SQUAD_DIR or the config's train_file/validation_file."
-        )
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
+    text = read_text_file(
+        path,
+        SquadDataError,
+        missing_hint="Set SQUAD_DIR or the config's train_file/validation_file.",
+    )
     if not text.strip():
         raise SquadDataError(f"{path}: the file is empty.")
-    document = None
+    document, whole_error = None, None
     if not path.endswith(".jsonl"):
         # Not one JSON document? Then maybe JSON Lines under another name.
-        with contextlib.suppress(json.JSONDecodeError):
+        try:
             document = json.loads(text)
+        except json.JSONDecodeError as err:
+            whole_error = err
     if isinstance(document, dict):
         rows = _rows_from_nested(document, path)
     else:
-        rows = _rows_from_lines(text.splitlines(), path)
+        try:
+            rows = _rows_from_lines(text.splitlines(), path)
+        except SquadDataError:
+            if whole_error is not None and not _first_line_is_json(text):
+                raise _truncated_or_invalid(path, text, whole_error) from None
+            raise
     _check_rows(rows, path, allow_unanswerable)
     return Dataset.from_list(rows, features=SQUAD_FEATURES)
+
+
+def _first_line_is_json(text: str) -> bool:
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _truncated_or_invalid(path: str, text: str, err: json.JSONDecodeError) -> SquadDataError:
+    """One JSON document that does not parse: cut short, or broken at a place."""
+    unterminated = err.msg.startswith("Unterminated string") and '"' not in text[err.pos + 1 :]
+    if err.pos >= len(text.rstrip()) or unterminated:
+        return SquadDataError(
+            f"{path}: the JSON ends early (line {err.lineno}: {err.msg}); the file looks cut "
+            "short: copy or download it again."
+        )
+    return SquadDataError(
+        f"{path}, line {err.lineno} column {err.colno}: not valid JSON ({err.msg}); fix the file "
+        "there."
+    )
 
 
 def take_fraction(dataset: Dataset, fraction: float, seed: int) -> Dataset:

@@ -51,6 +51,7 @@ from qa_data import (
     uses_split,
 )
 from qa_features import prepare_eval_features, prepare_train_features
+from qa_inputs import check_ranges, read_text_file
 from qa_io import write_json_atomic, write_text_atomic
 from qa_settings import load_settings, save_settings
 from qa_split import ensure_split
@@ -182,9 +183,11 @@ class DataArguments:
 
 
 class ArgumentParser(HfArgumentParser):
+    source = "flags"  # where the values came from, for messages: the config file, or the flags
+
     def error(self, message):
         # argparse would print the whole usage of ~150 training flags first; the message suffices.
-        raise SystemExit(f"error: {message} (see `python run_qa.py --help`)")
+        raise SystemExit(f"error: {self.source}: {message} (see `python run_qa.py --help`)")
 
 
 def parse_arguments(argv: list[str]):
@@ -192,21 +195,35 @@ def parse_arguments(argv: list[str]):
     parser = ArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     flags = list(argv)
     if flags and flags[0].endswith(".json"):
+        parser.source = f"{flags[0]} (or a flag after it)" if flags[1:] else flags[0]
         flags = config_to_flags(flags[0], parser) + flags[1:]
     flags = resolve_bf16_auto(flags)
     try:
-        return parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
+        arguments = parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
     except ValueError as err:  # unknown flags, and values TrainingArguments rejects
-        raise SystemExit(f"error: {err}") from None
+        raise SystemExit(f"error: {parser.source}: {err}") from None
+    check_ranges(arguments, parser.source)
+    return arguments
 
 
 def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
     """Read a JSON config as command-line flags, so argparse checks each value's type."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"error: cannot read config {path}: {err}") from None
+        text = read_text_file(path)
+    except ValueError as err:  # missing, a folder, unreadable, not UTF-8
+        raise SystemExit(f"error: cannot read config {err}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SystemExit(
+            f"error: cannot read config {path}, line {err.lineno} column {err.colno}: {err.msg}; "
+            "fix the JSON there (every key in quotes, no trailing comma)."
+        ) from None
+    if not isinstance(config, dict):
+        raise SystemExit(
+            f"error: cannot read config {path}: it must be one JSON object of settings "
+            '({"key": value, ...}).'
+        )
     known = {f.name for dtype in parser.dataclass_types for f in fields(dtype)}
     unknown = sorted(set(config) - known)
     if unknown:
