@@ -25,6 +25,7 @@ from datasets import Dataset
 
 from predict_qa import QuestionAnswerer
 from qa_data import SquadDataError, load_squad_file, resolve_data_path
+from qa_features import QuestionTooLong
 from qa_settings import answering_settings
 
 PAGE = Path(__file__).resolve().parent / "demo_qa.html"
@@ -156,7 +157,15 @@ def make_handler(demo: Demo, page: bytes):
             except (ValueError, json.JSONDecodeError) as err:
                 self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
                 return
-            self.send_json(HTTPStatus.OK, demo.answer(context, question))
+            try:
+                answer = demo.answer(context, question)
+            except QuestionTooLong as err:
+                tokens = err.found[0][1]
+                self.send_json(HTTPStatus.BAD_REQUEST, {"error": (
+                    f"The question has {tokens:,} tokens; the demo takes up to {err.limit} "
+                    "(a sentence or two). Put long text in the passage.")})  # fmt: skip
+                return
+            self.send_json(HTTPStatus.OK, answer)
 
         def log_message(self, format, *args):  # one short line per request, not the default's
             sys.stderr.write(f"demo: {self.command} {self.path} {args[1] if len(args) > 1 else ''}\n")  # fmt: skip

