@@ -101,7 +101,7 @@ def main(argv=None):
 
     if args.file:
         try:
-            examples = load_squad_file(args.file, allow_unanswerable=True)
+            examples = load_squad_file(args.file, allow_unanswerable=True, answers_optional=True)
         except SquadDataError as err:
             raise SystemExit(f"error: {err}") from None
     elif args.context and args.question:

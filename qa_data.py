@@ -70,8 +70,10 @@ def _require(record: dict, key: str, where: str, path: str):
     return record[key]
 
 
-def _make_row(qa: dict, title, context, where: str, path: str) -> dict:
+def _make_row(qa: dict, title, context, where: str, path: str, answers_optional=False) -> dict:
     """One question in the Hub's schema, from a nested `qas` entry or a JSON Lines record."""
+    if answers_optional and isinstance(qa, dict) and "answers" not in qa:
+        qa = {**qa, "answers": []}  # a question to answer, not to score
     answers = _require(qa, "answers", where, path)
     if isinstance(answers, dict):  # flat layout: {"text": [...], "answer_start": [...]}
         texts, starts = answers.get("text"), answers.get("answer_start")
@@ -127,7 +129,7 @@ def _make_row(qa: dict, title, context, where: str, path: str) -> dict:
     return row
 
 
-def _rows_from_nested(document: dict, path: str) -> list[dict]:
+def _rows_from_nested(document: dict, path: str, answers_optional=False) -> list[dict]:
     rows = []
     for a, article in enumerate(_require(document, "data", "the top level", path)):
         title = article.get("title", "") if isinstance(article, dict) else ""
@@ -135,11 +137,11 @@ def _rows_from_nested(document: dict, path: str) -> list[dict]:
             context = _require(paragraph, "context", f"article {a} paragraph {p}", path)
             for q, qa in enumerate(_require(paragraph, "qas", f"article {a} paragraph {p}", path)):
                 where = f"question {qa.get('id', q) if isinstance(qa, dict) else q!r}"
-                rows.append(_make_row(qa, title, context, where, path))
+                rows.append(_make_row(qa, title, context, where, path, answers_optional))
     return rows
 
 
-def _rows_from_lines(lines: list[str], path: str) -> list[dict]:
+def _rows_from_lines(lines: list[str], path: str, answers_optional=False) -> list[dict]:
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -152,7 +154,9 @@ def _rows_from_lines(lines: list[str], path: str) -> list[dict]:
             f" (id {record['id']})" if isinstance(record, dict) and "id" in record else ""
         )
         context = _require(record, "context", where, path)
-        rows.append(_make_row(record, record.get("title", ""), context, where, path))
+        rows.append(
+            _make_row(record, record.get("title", ""), context, where, path, answers_optional)
+        )
     return rows
 
 
@@ -189,8 +193,13 @@ def _check_rows(rows: list[dict], path: str, allow_unanswerable: bool) -> None:
         )
 
 
-def load_squad_file(path: str, allow_unanswerable: bool = False) -> Dataset:
-    """Read one local SQuAD file (nested JSON or JSON Lines) into the Hub's schema."""
+def load_squad_file(
+    path: str, allow_unanswerable: bool = False, answers_optional: bool = False
+) -> Dataset:
+    """Read one local SQuAD file (nested JSON or JSON Lines) into the Hub's schema.
+
+    answers_optional: records without 'answers' are read as questions to answer (no gold).
+    """
     text = read_text_file(
         path,
         SquadDataError,
@@ -206,10 +215,10 @@ def load_squad_file(path: str, allow_unanswerable: bool = False) -> Dataset:
         except json.JSONDecodeError as err:
             whole_error = err
     if isinstance(document, dict):
-        rows = _rows_from_nested(document, path)
+        rows = _rows_from_nested(document, path, answers_optional)
     else:
         try:
-            rows = _rows_from_lines(text.splitlines(), path)
+            rows = _rows_from_lines(text.splitlines(), path, answers_optional)
         except SquadDataError:
             if whole_error is not None and not _first_line_is_json(text):
                 raise _truncated_or_invalid(path, text, whole_error) from None

@@ -120,6 +120,15 @@ def test_whole_number_ids_are_read_as_text(tmp_path):
     assert load_squad_file(str(path))["id"] == ["7"]
 
 
+def test_records_without_answers_load_as_questions_when_answers_are_optional(tmp_path):
+    path = tmp_path / "questions.jsonl"
+    path.write_text(json.dumps({"id": "a", "question": "Which river?", "context": CONTEXT}) + "\n")
+    with pytest.raises(SquadDataError, match="no 'answers' field"):
+        load_squad_file(str(path), allow_unanswerable=True)
+    loaded = load_squad_file(str(path), allow_unanswerable=True, answers_optional=True)
+    assert loaded[0]["answers"] == {"text": [], "answer_start": []}
+
+
 # --- configs -------------------------------------------------------------------------------
 
 
@@ -287,3 +296,20 @@ def test_predict_refuses_a_long_question_naming_the_file_and_record(tmp_path, bu
         )  # fmt: skip
     with pytest.raises(SystemExit, match="error: --question 1 is empty"):
         predict_qa.main([bundled_model, "--context", CONTEXT, "--question", "  "])
+
+
+def test_predict_file_answers_records_without_answers(tmp_path, bundled_model, capsys):
+    import predict_qa
+
+    path = tmp_path / "questions.jsonl"
+    rows = [
+        {"id": "plain", "question": "Which river?", "context": CONTEXT},
+        {"id": "at-limit", "question": question_of(64), "context": CONTEXT},
+        record(id="scored"),
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    answers = predict_qa.main(
+        [bundled_model, "--file", str(path), "--output", str(tmp_path / "a.json")]
+    )
+    assert set(answers) == {"plain", "at-limit", "scored"}
+    assert set(json.loads((tmp_path / "a.json").read_text())) == {"plain", "at-limit", "scored"}
