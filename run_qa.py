@@ -41,6 +41,7 @@ from transformers import (
 import qa_samples
 from plot_qa import draw_run_plots
 from qa_card import hub_id_of, model_card, write_model_card
+from qa_checkpoints import checkpoint_problem
 from qa_data import (
     SQUAD_FEATURES,
     SquadDataError,
@@ -342,14 +343,21 @@ class LogFile(TrainerCallback):
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest checkpoint whose trainer_state.json (saved last) exists: a kill while saving
-    leaves a partial folder, and resuming from it would fail."""
+    """The newest whole checkpoint: its trainer_state.json (saved last) parses and its weights
+    are there. A kill while saving leaves a partial folder (or a half-written state file), and
+    resuming from it would fail; such folders are passed over, and the log says so."""
     steps = []
     for name in os.listdir(output_dir):
         match = re.fullmatch(r"checkpoint-(\d+)", name)
-        if match and os.path.isfile(os.path.join(output_dir, name, "trainer_state.json")):
+        if match:
             steps.append(int(match.group(1)))
-    return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
+    for step in sorted(steps, reverse=True):
+        folder = os.path.join(output_dir, f"checkpoint-{step}")
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        logger.warning("Checkpoint %s is incomplete (%s): passed over", folder, problem)
+    return None
 
 
 def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments) -> str | None:

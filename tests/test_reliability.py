@@ -9,6 +9,8 @@ import pytest
 from recipe_runner import ACCELERATE_TWO_CPU, needs_squad, run_qa, start_qa
 from safetensors.numpy import load_file
 
+from qa_checkpoints import checkpoint_problem
+
 pytestmark = needs_squad
 
 # 96 questions, batch 16: 6+ steps, a checkpoint every 2.
@@ -39,16 +41,28 @@ def uninterrupted(tmp_path_factory):
     return output
 
 
+def whole_checkpoints(output):
+    steps = [int(p.name.split("-")[1]) for p in output.glob("checkpoint-*")]
+    return [output / f"checkpoint-{s}" for s in sorted(steps) if not checkpoint_problem(str(output / f"checkpoint-{s}"))]  # fmt: skip
+
+
 def test_killed_run_resumes_to_the_same_model_and_scores(uninterrupted, tmp_path):
     output = tmp_path / "run"
     process = start_qa(*SHORT, "--output_dir", output, log_path=tmp_path / "first.log")
-    wait_for(lambda: (output / "checkpoint-4" / "trainer_state.json").is_file(), process)
+    # Whole, not merely present: the state file may be half-written when it first appears.
+    wait_for(lambda: checkpoint_problem(str(output / "checkpoint-4")) is None, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (output / "all_results.json").exists()
+    # A kill in the middle of writing the newest trainer_state.json, made certain: cut it short.
+    *_, previous, newest = whole_checkpoints(output)
+    state = newest / "trainer_state.json"
+    state.write_text(state.read_text()[: len(state.read_text()) // 2])
 
     resumed = run_qa(*SHORT, "--output_dir", output)
-    assert "Resuming training from" in resumed.stdout + resumed.stderr
+    log = resumed.stdout + resumed.stderr
+    assert f"Checkpoint {newest} is incomplete (trainer_state.json does not parse" in log
+    assert f"Resuming training from {previous}" in log and "Traceback" not in log
     assert same_weights(output, uninterrupted)
     new, old = (json.loads((d / "eval_results.json").read_text()) for d in (output, uninterrupted))
     assert (new["eval_exact_match"], new["eval_f1"]) == (old["eval_exact_match"], old["eval_f1"])
