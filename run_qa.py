@@ -53,6 +53,7 @@ from qa_data import (
 )
 from qa_features import QuestionTooLong, prepare_eval_features, prepare_train_features
 from qa_inputs import check_ranges, read_text_file
+from qa_interrupt import StopOnInterrupt
 from qa_io import write_json_atomic, write_text_atomic
 from qa_settings import load_settings, save_settings
 from qa_split import ensure_split
@@ -808,6 +809,7 @@ def main(argv: list[str]) -> dict:
         training_eval = (subset_features, subset)
         logger.info("During training, scoring the first %d dev questions", len(subset))
 
+    interrupt = StopOnInterrupt()  # Ctrl-C: save at the end of the step, then stop
     trainer = QuestionAnsweringTrainer(
         model=model,
         args=training_args,
@@ -819,20 +821,27 @@ def main(argv: list[str]) -> dict:
         post_process_function=post_process,
         compute_metrics=compute_metrics,
         training_eval=training_eval,
-        callbacks=[log_file] if log_file else None,
+        callbacks=[c for c in (log_file, interrupt) if c],
     )
 
     all_results, samples_markdown = {}, "(not evaluated)"
     if training_args.do_train:
         try:
             train_output = trainer.train(resume_from_checkpoint=resume_from)
-        except KeyboardInterrupt:
-            # Ctrl-C: keep what was learnt so far; the same command resumes from it.
-            trainer._save_checkpoint(trainer.model, trial=None)
+        except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, nothing more saved
+            last = last_complete_checkpoint(training_args.output_dir)
             raise SystemExit(
-                f"Interrupted at step {trainer.state.global_step}; checkpoint saved in "
-                f"{training_args.output_dir}. Run the same command again to resume."
+                f"Stopped at step {trainer.state.global_step} without saving; "
+                f"{'the last checkpoint is ' + last if last else 'no checkpoint was saved'}. "
+                "Run the same command again to resume."
             ) from None
+        if interrupt.stopped_at is not None:
+            # Ctrl-C: the callback saved at the end of a step; no finish marker is written.
+            raise SystemExit(
+                f"Interrupted at step {interrupt.stopped_at}; checkpoint saved in "
+                f"{training_args.output_dir}/checkpoint-{interrupt.stopped_at}. "
+                "Run the same command again to resume."
+            )
         trainer.save_model()  # model and tokenizer, loadable by pipeline("question-answering")
         metrics = {
             **train_output.metrics,

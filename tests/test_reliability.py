@@ -1,6 +1,7 @@
 """Runs that are killed, interrupted or spread over processes end where an undisturbed run ends."""
 
 import json
+import re
 import shutil
 import signal
 import time
@@ -71,7 +72,7 @@ def test_killed_run_resumes_to_the_same_model_and_scores(uninterrupted, tmp_path
     ).read_text()
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+def test_ctrl_c_saves_at_a_step_boundary_and_the_same_command_resumes(uninterrupted, tmp_path):
     output = tmp_path / "run"
     process = start_qa(*SHORT, "--output_dir", output, log_path=tmp_path / "log")
     wait_for(lambda: '"step": 1,' in _read(output / "train.log"), process)
@@ -81,7 +82,17 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert process.returncode == 1
     assert "Run the same command again to resume" in log
     assert "Traceback" not in log
-    assert any((p / "trainer_state.json").is_file() for p in output.glob("checkpoint-*"))
+    saved = re.search(r"Interrupted at step (\d+); checkpoint saved in (\S+)\. ", log)
+    step, folder = int(saved.group(1)), output / f"checkpoint-{saved.group(1)}"
+    assert saved.group(2) == str(folder) and checkpoint_problem(str(folder)) is None
+    # Saved at a step boundary: the state's step is the one the saved weights reached.
+    assert json.loads((folder / "trainer_state.json").read_text())["global_step"] == step
+    assert not (output / "all_results.json").exists()  # an interrupted run is not finished
+
+    resumed = run_qa(*SHORT, "--output_dir", output)
+    assert f"Resuming training from {folder}" in resumed.stdout + resumed.stderr
+    assert same_weights(output, uninterrupted)
+    assert (output / "all_results.json").is_file()
 
 
 def _read(path):
