@@ -1,4 +1,4 @@
-"""What makes a checkpoint folder whole.
+"""What makes a checkpoint folder whole, and swapping a results folder without a gap.
 
 The Trainer writes a checkpoint's weights, then the optimizer, scheduler and random states, and
 trainer_state.json last; a kill can stop it anywhere, even half-way through that last file.
@@ -6,6 +6,7 @@ trainer_state.json last; a kill can stop it anywhere, even half-way through that
 
 import json
 import os
+import shutil
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -33,3 +34,28 @@ def checkpoint_problem(folder: str) -> str | None:
     ):
         return "no model weights"
     return None
+
+
+def aside_path(folder: str) -> str:
+    return os.path.normpath(folder) + ".replaced"
+
+
+def replace_folder(new: str, target: str) -> None:
+    """Put the folder `new` where `target` is. The old `target` is moved aside first and deleted
+    only once the new one is in place: a crash in between leaves it whole at aside_path(target),
+    where restore_aside() finds it."""
+    aside = aside_path(target)
+    shutil.rmtree(aside, ignore_errors=True)
+    if os.path.isdir(target):
+        os.replace(target, aside)
+    os.replace(new, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def restore_aside(target: str) -> bool:
+    """A swap that stopped half-way left the old folder aside and none in place: put it back."""
+    aside = aside_path(target)
+    if os.path.isdir(aside) and not os.path.exists(target):
+        os.replace(aside, target)
+        return True
+    return False

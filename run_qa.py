@@ -41,7 +41,7 @@ from transformers import (
 import qa_samples
 from plot_qa import draw_run_plots
 from qa_card import hub_id_of, model_card, write_model_card
-from qa_checkpoints import checkpoint_problem
+from qa_checkpoints import checkpoint_problem, replace_folder, restore_aside
 from qa_data import (
     SQUAD_FEATURES,
     SquadDataError,
@@ -367,6 +367,14 @@ def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments
     With overwrite_output_dir the old output folder is moved aside whole (to `<dir>.previous`),
     never mixed with the new run's files.
     """
+    if data_args.results_dir:
+        with training_args.main_process_first(desc="checking results_dir"):
+            if training_args.process_index == 0 and restore_aside(data_args.results_dir):
+                logger.warning(
+                    "%s: put back from beside it, where a results swap that stopped half-way "
+                    "left it",
+                    data_args.results_dir,
+                )
     for folder in (training_args.output_dir, data_args.results_dir):
         finished = folder and os.path.isfile(os.path.join(folder, FINISHED_MARKER))
         if finished and not data_args.overwrite_output_dir:
@@ -948,18 +956,17 @@ def card_settings(data_args, training_args, results) -> dict:
 
 
 def copy_results(output_dir: str, results_dir: str) -> None:
-    """Copy the small outputs into results_dir as a whole: build beside it, then swap."""
-    staging = results_dir.rstrip("/") + ".incoming"
+    """Copy the small outputs into results_dir as a whole: build beside it, then swap. An old
+    results_dir (overwrite_output_dir was given, checked at start) is moved aside and deleted
+    only once the new one is in place."""
+    staging = os.path.normpath(results_dir) + ".incoming"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     for name in RESULT_FILES:
         source = os.path.join(output_dir, name)
         if os.path.isfile(source):
             shutil.copyfile(source, os.path.join(staging, name))
-    if os.path.isdir(results_dir):
-        # overwrite_output_dir was given (checked at start): the old results go only now.
-        shutil.rmtree(results_dir)
-    os.replace(staging, results_dir)
+    replace_folder(staging, results_dir)
     logger.info("Small outputs copied to %s", results_dir)
 
 
