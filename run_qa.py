@@ -205,6 +205,13 @@ def parse_arguments(argv: list[str]):
     except ValueError as err:  # unknown flags, and values TrainingArguments rejects
         raise SystemExit(f"error: {parser.source}: {err}") from None
     check_ranges(arguments, parser.source)
+    _, data_args, training_args = arguments
+    # Once, here: "run/" and "run" must name the same folder (run/ + ".previous" is inside it).
+    if training_args.output_dir:
+        training_args.output_dir = os.path.normpath(training_args.output_dir)
+    for name in ("results_dir", "features_cache_dir"):
+        if getattr(data_args, name):
+            setattr(data_args, name, os.path.normpath(getattr(data_args, name)))
     return arguments
 
 

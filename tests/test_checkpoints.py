@@ -84,3 +84,16 @@ def test_results_swap_keeps_the_old_results_until_the_new_ones_are_in_place(tmp_
     assert json.loads((results / "all_results.json").read_text()) == {"run": "new"}
     assert not (results / "old-only.txt").exists()  # nothing of the old run mixed in
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "run"]
+
+
+@pytest.mark.parametrize("spelling", ["{}/", "{}//", "{}/."])
+def test_output_dir_spelt_with_a_trailing_slash_is_moved_aside_whole(tmp_path, spelling):
+    output = tmp_path / "run"
+    finished(output, "old")
+    training_args, data_args = arguments(
+        tmp_path, spelling.format(output), f"{tmp_path}/results/", overwrite=True
+    )
+    assert training_args.output_dir == str(output)
+    assert data_args.results_dir == str(tmp_path / "results")
+    assert check_output_dirs(training_args, data_args) is None
+    assert (tmp_path / "run.previous" / "old-only.txt").is_file() and not output.exists()
