@@ -95,6 +95,11 @@ def test_ctrl_c_saves_at_a_step_boundary_and_the_same_command_resumes(uninterrup
     assert (output / "all_results.json").is_file()
 
 
+def processes(run):
+    """The world size the run recorded."""
+    return json.loads((run / "run_config.json").read_text())["machine"]["processes"]
+
+
 def _read(path):
     return path.read_text() if path.is_file() else ""
 
@@ -103,6 +108,7 @@ def test_two_processes_train_and_evaluate_like_one(uninterrupted, tmp_path):
     two = tmp_path / "two"
     run_qa(*SHORT, "--output_dir", two, launcher=ACCELERATE_TWO_CPU)
     metrics = json.loads((two / "all_results.json").read_text())
+    assert processes(two) == 2 and processes(uninterrupted) == 1
     assert (
         metrics["train_features"]
         == json.loads((uninterrupted / "all_results.json").read_text())["train_features"]
@@ -114,6 +120,7 @@ def test_two_processes_train_and_evaluate_like_one(uninterrupted, tmp_path):
     evaluate = ["--model_name_or_path", uninterrupted, "--do_train", "false", "--bf16", "false"]
     run_qa(*evaluate, "--output_dir", by_one)
     run_qa(*evaluate, "--output_dir", by_two, launcher=ACCELERATE_TWO_CPU)
+    assert (processes(by_one), processes(by_two)) == (1, 2)
     assert (by_one / "predictions.json").read_text() == (by_two / "predictions.json").read_text()
     one, both = (json.loads((d / "eval_results.json").read_text()) for d in (by_one, by_two))
     assert (one["eval_exact_match"], one["eval_f1"]) == (both["eval_exact_match"], both["eval_f1"])
