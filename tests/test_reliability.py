@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from recipe_runner import ACCELERATE_TWO_CPU, needs_squad, run_qa, start_qa
+from recipe_runner import TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
 from safetensors.numpy import load_file
 
 from qa_checkpoints import checkpoint_problem
@@ -106,7 +106,7 @@ def _read(path):
 
 def test_two_processes_train_and_evaluate_like_one(uninterrupted, tmp_path):
     two = tmp_path / "two"
-    run_qa(*SHORT, "--output_dir", two, launcher=ACCELERATE_TWO_CPU)
+    run_qa(*SHORT, "--output_dir", two, launcher=TWO_CPU_PROCESSES)
     metrics = json.loads((two / "all_results.json").read_text())
     assert processes(two) == 2 and processes(uninterrupted) == 1
     assert (
@@ -119,7 +119,7 @@ def test_two_processes_train_and_evaluate_like_one(uninterrupted, tmp_path):
     by_one, by_two = tmp_path / "eval1", tmp_path / "eval2"
     evaluate = ["--model_name_or_path", uninterrupted, "--do_train", "false", "--bf16", "false"]
     run_qa(*evaluate, "--output_dir", by_one)
-    run_qa(*evaluate, "--output_dir", by_two, launcher=ACCELERATE_TWO_CPU)
+    run_qa(*evaluate, "--output_dir", by_two, launcher=TWO_CPU_PROCESSES)
     assert (processes(by_one), processes(by_two)) == (1, 2)
     assert (by_one / "predictions.json").read_text() == (by_two / "predictions.json").read_text()
     one, both = (json.loads((d / "eval_results.json").read_text()) for d in (by_one, by_two))
