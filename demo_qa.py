@@ -13,6 +13,7 @@ so it starts in the time the model takes to load and runs the same offline and i
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -25,10 +26,15 @@ from datasets import Dataset
 
 from predict_qa import QuestionAnswerer
 from qa_data import SquadDataError, load_squad_file, resolve_data_path
+from qa_features import QuestionTooLong
 from qa_settings import answering_settings
 
 PAGE = Path(__file__).resolve().parent / "demo_qa.html"
 MAX_CONTEXT_CHARS = 20_000  # a few pages of text: a handful of windows, answered in seconds
+# A request body: the longest passage even with every character escaped (\uXXXX), and a question.
+MAX_BODY_BYTES = 256 * 1024
+BODY_TIMEOUT_SECONDS = 3.0  # a body announced but not sent in this time is refused (408)
+IDLE_TIMEOUT_SECONDS = 10.0  # a connection that sends no request in this time is closed
 SHOWN_ALTERNATIVES = 4
 FALLBACK_EXAMPLE = {  # used when the run's dev set is not at hand
     "title": "Tea",
@@ -122,15 +128,56 @@ def check_request(body: dict) -> tuple[str, str]:
     return context, question.strip()
 
 
+class BadRequest(Exception):
+    """A request refused with `status` and a message for the page."""
+
+    def __init__(self, status: HTTPStatus, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 def make_handler(demo: Demo, page: bytes):
     class Handler(BaseHTTPRequestHandler):
+        # The socket's timeout: slow or silent clients do not hold a thread.
+        timeout = IDLE_TIMEOUT_SECONDS
+
         def send(self, status, payload: bytes, content_type: str):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Cache-Control", "no-store")
+                if self.close_connection:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                self.close_connection = True  # the client left: nothing to tell it
+                self.log_message("client gone before the answer (%s)", status)
+
+        def read_body(self) -> bytes:
+            """The JSON body, refused before it is read when its announced length is missing,
+            malformed or too large, and when it does not arrive in time."""
+            if self.headers.get("Transfer-Encoding"):
+                raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "Send the body with a Content-Length, not chunked.")  # fmt: skip
+            declared = (self.headers.get("Content-Length") or "").strip()
+            if not declared:
+                raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "Send a JSON body with a Content-Length.")  # fmt: skip
+            if not re.fullmatch(r"[0-9]{1,15}", declared):
+                raise BadRequest(HTTPStatus.BAD_REQUEST, f"Content-Length {declared[:20]!r} is not a byte count.")  # fmt: skip
+            length = int(declared)
+            if length > MAX_BODY_BYTES:
+                raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"The request is {length:,} bytes; the demo takes up to {MAX_BODY_BYTES:,}.")  # fmt: skip
+            self.connection.settimeout(BODY_TIMEOUT_SECONDS)
+            try:
+                body = self.rfile.read(length)
+            except TimeoutError:
+                raise BadRequest(HTTPStatus.REQUEST_TIMEOUT, f"The body did not arrive within {BODY_TIMEOUT_SECONDS:g} s ({length:,} bytes announced).") from None  # fmt: skip
+            finally:
+                self.connection.settimeout(IDLE_TIMEOUT_SECONDS)
+            if len(body) < length:
+                raise BadRequest(HTTPStatus.BAD_REQUEST, "The body is shorter than its Content-Length.")  # fmt: skip
+            return body
 
         def send_json(self, status, data):
             self.send(status, json.dumps(data).encode(), "application/json")
@@ -148,18 +195,43 @@ def make_handler(demo: Demo, page: bytes):
                 self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no endpoint {self.path}"})
                 return
             try:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.read_body()
+            except BadRequest as err:
+                self.close_connection = True  # what is left of the body is not read
+                self.send_json(err.status, {"error": str(err)})
+                return
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self.send_json(HTTPStatus.BAD_REQUEST, {"error": "Send the JSON as UTF-8 text."})
+                return
+            try:
+                body = json.loads(text or "{}")
                 if not isinstance(body, dict):
                     raise ValueError("Send a JSON object with context and question.")
                 context, question = check_request(body)
-            except (ValueError, json.JSONDecodeError) as err:
+            except ValueError as err:  # json.JSONDecodeError is one
                 self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
                 return
-            self.send_json(HTTPStatus.OK, demo.answer(context, question))
+            except RecursionError:  # [[[[... nested deeper than Python's stack
+                self.send_json(HTTPStatus.BAD_REQUEST, {"error": "Send a flat JSON object."})
+                return
+            try:
+                answer = demo.answer(context, question)
+            except QuestionTooLong as err:
+                tokens = err.found[0][1]
+                self.send_json(HTTPStatus.BAD_REQUEST, {"error": (
+                    f"The question has {tokens:,} tokens; the demo takes up to {err.limit} "
+                    "(a sentence or two). Put long text in the passage.")})  # fmt: skip
+                return
+            self.send_json(HTTPStatus.OK, answer)
 
-        def log_message(self, format, *args):  # one short line per request, not the default's
-            sys.stderr.write(f"demo: {self.command} {self.path} {args[1] if len(args) > 1 else ''}\n")  # fmt: skip
+        def log_request(self, code="-", size="-"):  # one short line per request
+            self.log_message("%s", getattr(code, "value", code))
+
+        def log_message(self, format, *args):
+            command, path = getattr(self, "command", None), getattr(self, "path", "")
+            sys.stderr.write(f"demo: {command or '-'} {path[:80]} {format % args}\n")
 
     return Handler
 

@@ -16,7 +16,7 @@ from datasets import Dataset
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
 from qa_data import SquadDataError, load_squad_file
-from qa_features import prepare_eval_features
+from qa_features import QuestionTooLong, prepare_eval_features
 from qa_io import write_json_atomic
 from qa_settings import answering_settings
 from utils_qa import postprocess_qa_predictions
@@ -107,10 +107,13 @@ def main(argv=None):
 
     if args.file:
         try:
-            examples = load_squad_file(args.file, allow_unanswerable=True)
+            examples = load_squad_file(args.file, allow_unanswerable=True, answers_optional=True)
         except SquadDataError as err:
             raise SystemExit(f"error: {err}") from None
     elif args.context and args.question:
+        for number, question in enumerate(args.question, start=1):
+            if not question.strip():
+                raise SystemExit(f"error: --question {number} is empty; type a question.")
         examples = Dataset.from_dict(
             {
                 "id": [f"q{i + 1}" for i in range(len(args.question))],
@@ -126,7 +129,10 @@ def main(argv=None):
         null_score_diff_threshold=args.null_score_diff_threshold,
         max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
     )  # fmt: skip
-    answers = answer_questions(args.model, examples, bf16=args.bf16, **settings)
+    try:
+        answers = answer_questions(args.model, examples, bf16=args.bf16, **settings)
+    except QuestionTooLong as err:
+        raise SystemExit(f"error: {args.file or '--question'}: {err}") from None
     for qid, question in zip(examples["id"], examples["question"]):
         answer = answers[qid]
         shown = f'"{answer.text}"' if answer.text else "(no answer)"

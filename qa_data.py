@@ -9,7 +9,6 @@ Two local layouts are accepted and give the same columns as the Hub's `squad` / 
 Every problem is reported as a `SquadDataError` that names the file, the record and the fix.
 """
 
-import contextlib
 import hashlib
 import json
 import os
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset, Features, List, Value
+
+from qa_inputs import read_text_file
 
 SQUAD_FEATURES = Features(
     {
@@ -69,8 +70,10 @@ def _require(record: dict, key: str, where: str, path: str):
     return record[key]
 
 
-def _make_row(qa: dict, title, context, where: str, path: str) -> dict:
+def _make_row(qa: dict, title, context, where: str, path: str, answers_optional=False) -> dict:
     """One question in the Hub's schema, from a nested `qas` entry or a JSON Lines record."""
+    if answers_optional and isinstance(qa, dict) and "answers" not in qa:
+        qa = {**qa, "answers": []}  # a question to answer, not to score
     answers = _require(qa, "answers", where, path)
     if isinstance(answers, dict):  # flat layout: {"text": [...], "answer_start": [...]}
         texts, starts = answers.get("text"), answers.get("answer_start")
@@ -84,10 +87,23 @@ def _make_row(qa: dict, title, context, where: str, path: str) -> dict:
             f"{path}: {where} has malformed 'answers': give a list of {{text, answer_start}} "
             "(nested layout) or {'text': [...], 'answer_start': [...]} of equal length (JSON Lines)."
         )
-    if qa.get("is_impossible"):
+    impossible = qa.get("is_impossible", False)
+    if not isinstance(impossible, bool):
+        raise SquadDataError(
+            f"{path}: {where} has is_impossible {json.dumps(impossible)}: it must be true or "
+            "false; fix that record."
+        )
+    if impossible:
         texts, starts = [], []  # 2.0 keeps plausible answers apart; the gold answer is "none"
+    qid = _require(qa, "id", where, path)
+    # Whole-number ids are read as text (some tools write them so); nothing else names a question.
+    if type(qid) is not int and (not isinstance(qid, str) or not qid.strip()):
+        raise SquadDataError(
+            f"{path}: {where} has id {json.dumps(qid)}: it must be a non-empty string; fix that "
+            "record."
+        )
     row = {
-        "id": str(_require(qa, "id", where, path)),
+        "id": str(qid),
         "title": title if isinstance(title, str) else "",
         "context": context,
         "question": _require(qa, "question", where, path),
@@ -103,10 +119,17 @@ def _make_row(qa: dict, title, context, where: str, path: str) -> dict:
             f"{path}: {where} has an empty answer text; mark it unanswerable "
             "(no answers) or fix the text."
         )
+    for start in starts:
+        # A negative start slices from the end and can still match the text; True is an int.
+        if type(start) is not int or start < 0:
+            raise SquadDataError(
+                f"{path}: {where} has answer_start {json.dumps(start)}: it must be a whole number "
+                ">= 0 (the answer's character offset in the context); fix that record."
+            )
     return row
 
 
-def _rows_from_nested(document: dict, path: str) -> list[dict]:
+def _rows_from_nested(document: dict, path: str, answers_optional=False) -> list[dict]:
     rows = []
     for a, article in enumerate(_require(document, "data", "the top level", path)):
         title = article.get("title", "") if isinstance(article, dict) else ""
@@ -114,11 +137,11 @@ def _rows_from_nested(document: dict, path: str) -> list[dict]:
             context = _require(paragraph, "context", f"article {a} paragraph {p}", path)
             for q, qa in enumerate(_require(paragraph, "qas", f"article {a} paragraph {p}", path)):
                 where = f"question {qa.get('id', q) if isinstance(qa, dict) else q!r}"
-                rows.append(_make_row(qa, title, context, where, path))
+                rows.append(_make_row(qa, title, context, where, path, answers_optional))
     return rows
 
 
-def _rows_from_lines(lines: list[str], path: str) -> list[dict]:
+def _rows_from_lines(lines: list[str], path: str, answers_optional=False) -> list[dict]:
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -131,7 +154,9 @@ def _rows_from_lines(lines: list[str], path: str) -> list[dict]:
             f" (id {record['id']})" if isinstance(record, dict) and "id" in record else ""
         )
         context = _require(record, "context", where, path)
-        rows.append(_make_row(record, record.get("title", ""), context, where, path))
+        rows.append(
+            _make_row(record, record.get("title", ""), context, where, path, answers_optional)
+        )
     return rows
 
 
@@ -168,27 +193,61 @@ def _check_rows(rows: list[dict], path: str, allow_unanswerable: bool) -> None:
         )
 
 
-def load_squad_file(path: str, allow_unanswerable: bool = False) -> Dataset:
-    """Read one local SQuAD file (nested JSON or JSON Lines) into the Hub's schema."""
-    if not os.path.isfile(path):
-        raise SquadDataError(
-            f"{path}: no such file. Set SQUAD_DIR or the config's train_file/validation_file."
-        )
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
+def load_squad_file(
+    path: str, allow_unanswerable: bool = False, answers_optional: bool = False
+) -> Dataset:
+    """Read one local SQuAD file (nested JSON or JSON Lines) into the Hub's schema.
+
+    answers_optional: records without 'answers' are read as questions to answer (no gold).
+    """
+    text = read_text_file(
+        path,
+        SquadDataError,
+        missing_hint="Set SQUAD_DIR or the config's train_file/validation_file.",
+    )
     if not text.strip():
         raise SquadDataError(f"{path}: the file is empty.")
-    document = None
+    document, whole_error = None, None
     if not path.endswith(".jsonl"):
         # Not one JSON document? Then maybe JSON Lines under another name.
-        with contextlib.suppress(json.JSONDecodeError):
+        try:
             document = json.loads(text)
+        except json.JSONDecodeError as err:
+            whole_error = err
     if isinstance(document, dict):
-        rows = _rows_from_nested(document, path)
+        rows = _rows_from_nested(document, path, answers_optional)
     else:
-        rows = _rows_from_lines(text.splitlines(), path)
+        try:
+            rows = _rows_from_lines(text.splitlines(), path, answers_optional)
+        except SquadDataError:
+            if whole_error is not None and not _first_line_is_json(text):
+                raise _truncated_or_invalid(path, text, whole_error) from None
+            raise
     _check_rows(rows, path, allow_unanswerable)
     return Dataset.from_list(rows, features=SQUAD_FEATURES)
+
+
+def _first_line_is_json(text: str) -> bool:
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _truncated_or_invalid(path: str, text: str, err: json.JSONDecodeError) -> SquadDataError:
+    """One JSON document that does not parse: cut short, or broken at a place."""
+    unterminated = err.msg.startswith("Unterminated string") and '"' not in text[err.pos + 1 :]
+    if err.pos >= len(text.rstrip()) or unterminated:
+        return SquadDataError(
+            f"{path}: the JSON ends early (line {err.lineno}: {err.msg}); the file looks cut "
+            "short: copy or download it again."
+        )
+    return SquadDataError(
+        f"{path}, line {err.lineno} column {err.colno}: not valid JSON ({err.msg}); fix the file "
+        "there."
+    )
 
 
 def take_fraction(dataset: Dataset, fraction: float, seed: int) -> Dataset:

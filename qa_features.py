@@ -7,11 +7,44 @@ window, which is what makes bf16 on CPU pay.
 """
 
 CLS_INDEX = 0  # BERT puts [CLS] first; "no answer in this window" points at it
+# As BERT's max_query_length. The longest SQuAD 1.1/2.0 question has 61 tokens (uncased WordPiece);
+# a pasted paragraph would leave no room for context, and the tokenizer aborts on it.
+MAX_QUESTION_TOKENS = 64
+
+
+class QuestionTooLong(ValueError):
+    """Questions longer than the window allows: `found` is [(question id, tokens), ...]."""
+
+    def __init__(self, found: list[tuple[str, int]], limit: int):
+        self.found, self.limit = found, limit
+        qid, tokens = found[0]
+        others = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        super().__init__(
+            f"question {qid} has {tokens} tokens{others}; questions may have up to {limit} "
+            "tokens (a sentence or two), the rest of the window is for the passage: shorten it."
+        )
+
+
+def question_token_limit(tokenizer, max_seq_length: int, doc_stride: int) -> int:
+    """Most question tokens a window takes: MAX_QUESTION_TOKENS, less where the window is too
+    small to hold that much and still advance over the context by one token."""
+    room = max_seq_length - tokenizer.num_special_tokens_to_add(pair=True) - doc_stride - 1
+    return max(0, min(MAX_QUESTION_TOKENS, room))
+
+
+def check_question_lengths(ids, questions, tokenizer, max_seq_length: int, doc_stride: int):
+    """Raise QuestionTooLong for questions (leading spaces stripped) over the limit."""
+    limit = question_token_limit(tokenizer, max_seq_length, doc_stride)
+    counts = tokenizer([q.lstrip() for q in questions], add_special_tokens=False)["input_ids"]
+    found = [(qid, len(c)) for qid, c in zip(ids, counts) if len(c) > limit]
+    if found:
+        raise QuestionTooLong(found, limit)
 
 
 def tokenize_windows(examples: dict, tokenizer, max_seq_length: int, doc_stride: int):
     # Some SQuAD questions start with runs of spaces that only waste window room.
     questions = [q.lstrip() for q in examples["question"]]
+    check_question_lengths(examples["id"], questions, tokenizer, max_seq_length, doc_stride)
     return tokenizer(
         questions,
         examples["context"],

@@ -41,6 +41,7 @@ import qa_flops
 import qa_samples
 from plot_qa import draw_run_plots
 from qa_card import hub_id_of, model_card, write_model_card
+from qa_checkpoints import checkpoint_problem, replace_folder, restore_aside
 from qa_data import (
     SQUAD_FEATURES,
     SquadDataError,
@@ -50,7 +51,9 @@ from qa_data import (
     take_fraction,
     uses_split,
 )
-from qa_features import prepare_eval_features, prepare_train_features
+from qa_features import QuestionTooLong, prepare_eval_features, prepare_train_features
+from qa_inputs import check_ranges, read_text_file
+from qa_interrupt import StopOnInterrupt
 from qa_io import write_json_atomic, write_text_atomic
 from qa_memory import MemoryWatch, peak_mib
 from qa_settings import load_settings, save_settings
@@ -204,9 +207,11 @@ class DataArguments:
 
 
 class ArgumentParser(HfArgumentParser):
+    source = "flags"  # where the values came from, for messages: the config file, or the flags
+
     def error(self, message):
         # argparse would print the whole usage of ~150 training flags first; the message suffices.
-        raise SystemExit(f"error: {message} (see `python run_qa.py --help`)")
+        raise SystemExit(f"error: {self.source}: {message} (see `python run_qa.py --help`)")
 
 
 def parse_arguments(argv: list[str]):
@@ -214,21 +219,42 @@ def parse_arguments(argv: list[str]):
     parser = ArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     flags = list(argv)
     if flags and flags[0].endswith(".json"):
+        parser.source = f"{flags[0]} (or a flag after it)" if flags[1:] else flags[0]
         flags = config_to_flags(flags[0], parser) + flags[1:]
     flags = resolve_bf16_auto(flags)
     try:
-        return parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
+        arguments = parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
     except ValueError as err:  # unknown flags, and values TrainingArguments rejects
-        raise SystemExit(f"error: {err}") from None
+        raise SystemExit(f"error: {parser.source}: {err}") from None
+    check_ranges(arguments, parser.source)
+    _, data_args, training_args = arguments
+    # Once, here: "run/" and "run" must name the same folder (run/ + ".previous" is inside it).
+    if training_args.output_dir:
+        training_args.output_dir = os.path.normpath(training_args.output_dir)
+    for name in ("results_dir", "features_cache_dir"):
+        if getattr(data_args, name):
+            setattr(data_args, name, os.path.normpath(getattr(data_args, name)))
+    return arguments
 
 
 def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
     """Read a JSON config as command-line flags, so argparse checks each value's type."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"error: cannot read config {path}: {err}") from None
+        text = read_text_file(path)
+    except ValueError as err:  # missing, a folder, unreadable, not UTF-8
+        raise SystemExit(f"error: cannot read config {err}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SystemExit(
+            f"error: cannot read config {path}, line {err.lineno} column {err.colno}: {err.msg}; "
+            "fix the JSON there (every key in quotes, no trailing comma)."
+        ) from None
+    if not isinstance(config, dict):
+        raise SystemExit(
+            f"error: cannot read config {path}: it must be one JSON object of settings "
+            '({"key": value, ...}).'
+        )
     known = {f.name for dtype in parser.dataclass_types for f in fields(dtype)}
     unknown = sorted(set(config) - known)
     if unknown:
@@ -347,14 +373,21 @@ class LogFile(TrainerCallback):
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest checkpoint whose trainer_state.json (saved last) exists: a kill while saving
-    leaves a partial folder, and resuming from it would fail."""
+    """The newest whole checkpoint: its trainer_state.json (saved last) parses and its weights
+    are there. A kill while saving leaves a partial folder (or a half-written state file), and
+    resuming from it would fail; such folders are passed over, and the log says so."""
     steps = []
     for name in os.listdir(output_dir):
         match = re.fullmatch(r"checkpoint-(\d+)", name)
-        if match and os.path.isfile(os.path.join(output_dir, name, "trainer_state.json")):
+        if match:
             steps.append(int(match.group(1)))
-    return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
+    for step in sorted(steps, reverse=True):
+        folder = os.path.join(output_dir, f"checkpoint-{step}")
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        logger.warning("Checkpoint %s is incomplete (%s): passed over", folder, problem)
+    return None
 
 
 def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments) -> str | None:
@@ -363,6 +396,14 @@ def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments
     With overwrite_output_dir the old output folder is moved aside whole (to `<dir>.previous`),
     never mixed with the new run's files.
     """
+    if data_args.results_dir:
+        with training_args.main_process_first(desc="checking results_dir"):
+            if training_args.process_index == 0 and restore_aside(data_args.results_dir):
+                logger.warning(
+                    "%s: put back from beside it, where a results swap that stopped half-way "
+                    "left it",
+                    data_args.results_dir,
+                )
     for folder in (training_args.output_dir, data_args.results_dir):
         finished = folder and os.path.isfile(os.path.join(folder, FINISHED_MARKER))
         if finished and not data_args.overwrite_output_dir:
@@ -485,19 +526,23 @@ def tokenize(examples, prepare, data_args, tokenizer, split, checksums, training
     cache_file = features_cache_file(data_args, tokenizer, split, examples, checksums)
     if cache_file:
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-    with training_args.main_process_first(desc=f"tokenising {split}"):
-        return examples.map(
-            prepare,
-            batched=True,
-            remove_columns=examples.column_names,
-            fn_kwargs={
-                "tokenizer": tokenizer,
-                "max_seq_length": data_args.max_seq_length,
-                "doc_stride": data_args.doc_stride,
-            },
-            cache_file_name=cache_file,
-            desc=f"Tokenising {split} into windows",
-        )
+    try:
+        with training_args.main_process_first(desc=f"tokenising {split}"):
+            return examples.map(
+                prepare,
+                batched=True,
+                remove_columns=examples.column_names,
+                fn_kwargs={
+                    "tokenizer": tokenizer,
+                    "max_seq_length": data_args.max_seq_length,
+                    "doc_stride": data_args.doc_stride,
+                },
+                cache_file_name=cache_file,
+                desc=f"Tokenising {split} into windows",
+            )
+    except QuestionTooLong as err:
+        files = [v["path"] for k, v in checksums.items() if k.startswith(split)] or [split]
+        raise SquadDataError(f"{', '.join(files)}: {err}") from None
 
 
 def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPadding:
@@ -845,6 +890,7 @@ def main(argv: list[str]) -> dict:
         logger.info("During training, scoring the first %d dev questions", len(subset))
 
     memory = MemoryWatch()
+    interrupt = StopOnInterrupt()  # Ctrl-C: save at the end of the step, then stop
     trainer = QuestionAnsweringTrainer(
         model=model,
         args=training_args,
@@ -856,21 +902,28 @@ def main(argv: list[str]) -> dict:
         post_process_function=post_process,
         compute_metrics=compute_metrics,
         training_eval=training_eval,
-        # MemoryWatch first: the rss_mib it adds to each metrics line reaches train.log.
-        callbacks=[memory, log_file] if log_file else [memory],
+        # MemoryWatch before the log file: the rss_mib it adds to each metrics line reaches it.
+        callbacks=[c for c in (memory, log_file, interrupt) if c],
     )
 
     all_results, samples_markdown = {}, "(not evaluated)"
     if training_args.do_train:
         try:
             train_output = trainer.train(resume_from_checkpoint=resume_from)
-        except KeyboardInterrupt:
-            # Ctrl-C: keep what was learnt so far; the same command resumes from it.
-            trainer._save_checkpoint(trainer.model, trial=None)
+        except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, nothing more saved
+            last = last_complete_checkpoint(training_args.output_dir)
             raise SystemExit(
-                f"Interrupted at step {trainer.state.global_step}; checkpoint saved in "
-                f"{training_args.output_dir}. Run the same command again to resume."
+                f"Stopped at step {trainer.state.global_step} without saving; "
+                f"{'the last checkpoint is ' + last if last else 'no checkpoint was saved'}. "
+                "Run the same command again to resume."
             ) from None
+        if interrupt.stopped_at is not None:
+            # Ctrl-C: the callback saved at the end of a step; no finish marker is written.
+            raise SystemExit(
+                f"Interrupted at step {interrupt.stopped_at}; checkpoint saved in "
+                f"{training_args.output_dir}/checkpoint-{interrupt.stopped_at}. "
+                "Run the same command again to resume."
+            )
         trainer.save_model()  # model and tokenizer, loadable by pipeline("question-answering")
         metrics = {
             **train_output.metrics,
@@ -982,18 +1035,17 @@ def card_settings(data_args, training_args, results) -> dict:
 
 
 def copy_results(output_dir: str, results_dir: str) -> None:
-    """Copy the small outputs into results_dir as a whole: build beside it, then swap."""
-    staging = results_dir.rstrip("/") + ".incoming"
+    """Copy the small outputs into results_dir as a whole: build beside it, then swap. An old
+    results_dir (overwrite_output_dir was given, checked at start) is moved aside and deleted
+    only once the new one is in place."""
+    staging = os.path.normpath(results_dir) + ".incoming"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     for name in RESULT_FILES:
         source = os.path.join(output_dir, name)
         if os.path.isfile(source):
             shutil.copyfile(source, os.path.join(staging, name))
-    if os.path.isdir(results_dir):
-        # overwrite_output_dir was given (checked at start): the old results go only now.
-        shutil.rmtree(results_dir)
-    os.replace(staging, results_dir)
+    replace_folder(staging, results_dir)
     logger.info("Small outputs copied to %s", results_dir)
 
 

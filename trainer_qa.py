@@ -49,6 +49,11 @@ class QuestionAnsweringTrainer(Trainer):
         # Set once the run's own card exists; push_to_hub() then writes it, not the generic one.
         self.model_card_writer = None
 
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        # With push_to_hub, Trainer.save_model also uploads ("Model save"), before our card and
+        # the scores exist; run_qa pushes once, at the end, with its card. Saving only saves.
+        super().save_model(output_dir, _internal_call=True)
+
     def create_model_card(self, *args, **kwargs):
         if self.model_card_writer is None:
             return super().create_model_card(*args, **kwargs)

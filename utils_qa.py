@@ -66,9 +66,12 @@ def offsets_to_array(features, length: int) -> np.ndarray:
 
 
 def best_spans_per_window(start_logits, end_logits, offsets, max_answer_length, top_k):
-    """Top-k valid spans of each window: (scores, start tokens, end tokens), each (windows, k).
+    """Top-k valid spans of each window, one per character span: (scores, start tokens, end
+    tokens), each (windows, k).
 
-    Invalid slots (fewer than k valid spans) have score -inf.
+    Several tokens can cover the same characters (byte-level BPE splits one character into
+    several tokens); the spans they form are one answer, so each window keeps its k best distinct
+    character spans, each with its best score. Invalid slots (fewer than k) have score -inf.
     """
     windows, length = start_logits.shape
     is_context = offsets[:, :, 0] != NO_SPAN
@@ -92,8 +95,58 @@ def best_spans_per_window(start_logits, end_logits, offsets, max_answer_length, 
     top_scores = np.take_along_axis(scores, top, axis=1)
     order = np.argsort(-top_scores, axis=1, kind="stable")  # stable: position breaks ties
     top = np.take_along_axis(top, order, axis=1)
-    starts, offsets_k = np.divmod(top, width)
-    return np.take_along_axis(top_scores, order, axis=1), starts, starts + offsets_k
+    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    starts, ends = np.divmod(top, width)
+    ends += starts
+    # Where no two of the k best token spans cover the same characters, they are the k best
+    # character spans (spans of one character span tied at the k-th score are settled the same
+    # by token order as by character order). Other windows are settled one by one.
+    keys = _span_keys(offsets, np.arange(windows)[:, None], starts, ends)
+    ranked_keys = np.sort(np.where(np.isfinite(top_scores), keys, -1 - np.arange(k)), axis=1)
+    repeated = (ranked_keys[:, 1:] == ranked_keys[:, :-1]).any(axis=1)
+    for w in np.flatnonzero(repeated):
+        top_scores[w], starts[w], ends[w] = _best_character_spans(scores[w], offsets[w], width, k)
+    return top_scores, starts, ends
+
+
+def _span_keys(offsets, rows, starts, ends):
+    """One int64 per span naming its characters (start char, end char)."""
+    length = offsets.shape[1]
+    first = offsets[rows, np.minimum(starts, length - 1), 0].astype(np.int64)
+    last = offsets[rows, np.minimum(ends, length - 1), 1].astype(np.int64)
+    return (first << 32) | (last & 0xFFFFFFFF)
+
+
+def _best_character_spans(row_scores, offsets, width, k):
+    """One window's k best distinct character spans, exactly: best score first, then earlier
+    characters, as the plain-loop definition ranks them. Token spans are taken in growing
+    numbers until k distinct character spans are certain to be among them."""
+    finite = int(np.isfinite(row_scores).sum())
+    taken = min(2 * k, finite)
+    while True:
+        if taken < finite:
+            threshold = np.partition(row_scores, len(row_scores) - taken)[len(row_scores) - taken]
+            candidates = np.flatnonzero(row_scores >= threshold)  # every tie of the last one
+        else:
+            candidates = np.flatnonzero(np.isfinite(row_scores))
+        starts, ends = np.divmod(candidates, width)
+        ends += starts
+        keys = _span_keys(offsets[None], np.zeros_like(starts), starts, ends)
+        scores = row_scores[candidates]
+        # Best score first, then characters; the first of each character span is its best.
+        order = np.lexsort((ends, starts, keys & 0xFFFFFFFF, keys >> 32, -scores))
+        _, first = np.unique(keys[order], return_index=True)
+        chosen = order[np.sort(first)]
+        # All spans scoring >= threshold are in: any character span missing scores lower.
+        if len(chosen) >= k or taken >= finite:
+            break
+        taken = min(2 * taken, finite)
+    chosen = chosen[:k]
+    out_scores = np.full(k, -np.inf)
+    out_starts, out_ends = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+    out_scores[: len(chosen)] = scores[chosen]
+    out_starts[: len(chosen)], out_ends[: len(chosen)] = starts[chosen], ends[chosen]
+    return out_scores, out_starts, out_ends
 
 
 @contextmanager

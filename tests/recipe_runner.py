@@ -14,10 +14,10 @@ SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", ROOT.parent / "shared" / "squad"))
 needs_squad = pytest.mark.skipif(
     not (SQUAD_DIR / "dev-v1.1.json").is_file(), reason=f"no SQuAD data in {SQUAD_DIR}"
 )
-ACCELERATE_TWO_CPU = [
-    sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
-    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-    "--num_cpu_threads_per_process", "1",
+# Two CPU processes (DDP over gloo), one thread each. Through torchrun: accelerate launch --cpu
+# --num_processes 2 starts one process unless MPI is set up (accelerate 1.15).
+TWO_CPU_PROCESSES = [
+    sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
 ]  # fmt: skip
 
 

@@ -354,6 +354,26 @@ def test_answer_start_not_at_text(tmp_path, start):
     assert "answer_start" in message
 
 
+@pytest.mark.parametrize("layout", ["nested", "jsonl"])
+@pytest.mark.parametrize(
+    ("text", "start"),
+    [("merchants", -10), ("ramf", True), ("Wend", 27.0), ("Wend", "27"), ("Wend", None)],
+    ids=["negative-slice-matches", "true-as-1", "float", "string", "null"],
+)
+def test_answer_start_must_be_a_non_negative_integer(tmp_path, layout, text, start):
+    # Each of these slices out the answer text (or once did pass as an int); all are wrong.
+    records = flat_records()
+    records[0]["answers"] = {"text": [text], "answer_start": [start]}
+    if layout == "jsonl":
+        path = write_jsonl(tmp_path / "bad.jsonl", records)
+    else:
+        path = write_json(
+            tmp_path / "bad.json", nested_with(answers=[{"text": text, "answer_start": start}])
+        )
+    message = assert_error(path, "q1", True)
+    assert f"answer_start {json.dumps(start)}" in message and "whole number >= 0" in message
+
+
 def test_answer_start_checked_for_every_gold_answer(tmp_path):
     # The first answer is right; the second is off by one and must still be caught.
     records = flat_records()

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from recipe_runner import SQUAD_DIR, needs_squad, run_qa
+from recipe_runner import SMOKE, SQUAD_DIR, needs_squad, run_qa
 
 pytestmark = needs_squad
 
@@ -56,3 +56,32 @@ def test_unanswerable_questions_need_version_2(tmp_path):
 def test_bad_settings(tmp_path, flags, expected):
     message = refused(tmp_path, *flags)
     assert expected in message and flags[0].lstrip("-") in message
+
+
+def test_data_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin1.json"
+    path.write_bytes((SQUAD_DIR / "dev-v1.1.json").read_bytes()[:4000] + b"caf\xe9")
+    message = refused(tmp_path, "--validation_file", path)
+    assert f"{path}, line 1: not UTF-8 text" in message and "save the file as UTF-8" in message
+
+
+def test_question_too_long_for_the_window(tmp_path):
+    data = json.loads((SQUAD_DIR / "dev-v1.1.json").read_text())
+    qa = data["data"][0]["paragraphs"][0]["qas"][1]
+    qa["question"] = " ".join(["Which team won the game?"] * 1000)  # a pasted paragraph
+    path = tmp_path / "pasted.json"
+    path.write_text(json.dumps(data))
+    message = refused(tmp_path, "--train_file", path)
+    assert f"{path}: question {qa['id']} has " in message and "up to 64 tokens" in message
+
+
+def test_negative_setting_in_the_config(tmp_path):
+    path = tmp_path / "negative.json"
+    path.write_text(json.dumps({**json.loads(SMOKE.read_text()), "doc_stride": -5}))
+    result = run_qa("--output_dir", tmp_path / "out", config=path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
+    message = result.stderr.strip().splitlines()[-1]
+    assert (
+        message
+        == f"error: {path} (or a flag after it): doc_stride is -5: it must be >= 0; fix it there or pass --doc_stride."
+    )

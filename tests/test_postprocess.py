@@ -128,8 +128,12 @@ def test_padding_past_a_window_is_ignored():
     )
 
 
-def random_case(rng, questions=6):
-    """Questions with 1-3 windows each; random context spans, question tokens and padding."""
+def random_case(rng, questions=6, shared=False):
+    """Questions with 1-3 windows each; random context spans, question tokens and padding.
+
+    shared: some words become several tokens that all cover the word's characters (as byte-level
+    BPE splits one character into several tokens), others two tokens covering a part each.
+    """
     ids, contexts, owners, all_offsets = [], [], [], []
     for q in range(questions):
         words = [f"w{q}x{k}" for k in range(rng.integers(8, 30))]
@@ -138,7 +142,13 @@ def random_case(rng, questions=6):
         contexts.append(context)
         spans, cursor = [], 0
         for word in words:
-            spans.append([cursor, cursor + len(word)])
+            draw = rng.random() if shared else 1.0
+            if draw < 0.3:  # 2-3 tokens, one character span
+                spans += [[cursor, cursor + len(word)]] * int(rng.integers(2, 4))
+            elif draw < 0.45:  # two pieces
+                spans += [[cursor, cursor + 2], [cursor + 2, cursor + len(word)]]
+            else:
+                spans.append([cursor, cursor + len(word)])
             cursor += len(word) + 1
         for _ in range(rng.integers(1, 4)):
             lo = int(rng.integers(0, len(spans) - 4))
@@ -153,11 +163,12 @@ def random_case(rng, questions=6):
     return examples, features, start, end
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["distinct", "shared-spans"])
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("v2", [False, True])
-def test_fast_path_matches_brute_force_on_random_logits(seed, v2):
+def test_fast_path_matches_brute_force_on_random_logits(seed, v2, shared):
     rng = np.random.default_rng(seed)
-    examples, features, start, end = random_case(rng)
+    examples, features, start, end = random_case(rng, shared=shared)
     n_best, max_len, threshold = int(rng.integers(1, 8)), int(rng.integers(1, 6)), 0.5
     fast = postprocess_qa_predictions(
         examples, features, start, end, v2, n_best, max_len, null_score_diff_threshold=threshold
@@ -166,12 +177,13 @@ def test_fast_path_matches_brute_force_on_random_logits(seed, v2):
     assert differences(fast, slow) == []
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["distinct", "shared-spans"])
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("v2", [False, True])
-def test_fast_path_matches_brute_force_when_scores_tie(seed, v2):
+def test_fast_path_matches_brute_force_when_scores_tie(seed, v2, shared):
     # Small integer logits make many spans score the same: ties must break the same way.
     rng = np.random.default_rng(100 + seed)
-    examples, features, start, end = random_case(rng, questions=8)
+    examples, features, start, end = random_case(rng, questions=8, shared=shared)
     start, end = np.round(start / 3), np.round(end / 3)
     fast = postprocess_qa_predictions(examples, features, start, end, v2, 5, 4)
     slow = reference_postprocess(examples, features, start, end, v2, 5, 4, 0.0)
@@ -184,6 +196,27 @@ def test_fewer_valid_spans_than_n_best_in_a_short_window():
     start, end = np.zeros((1, 3)), np.zeros((1, 3))
     answer = postprocess_qa_predictions(examples, features, start, end, n_best_size=20)["q"]
     assert answer.text == "Paris" and len(answer.nbest) == 1
+
+
+def test_tokens_sharing_a_character_span_do_not_shrink_the_nbest():
+    # Tokens 1 and 2 cover the same character ("é" split into two byte tokens): their spans
+    # (1,1), (1,2), (2,2) are one answer; three distinct answers exist and three are asked for.
+    context = "é, Rome"
+    examples = Dataset.from_dict({"id": ["q"], "context": [context]})
+    offsets = [None, [0, 1], [0, 1], [3, 7], None]
+    features = Dataset.from_dict({"example_id": ["q"], "offset_mapping": [offsets]})
+    start = np.array([[0.0, 5.0, 4.0, 1.0, 0.0]])
+    end = np.array([[0.0, 5.0, 4.0, 1.0, 0.0]])
+    answer = postprocess_qa_predictions(examples, features, start, end, n_best_size=3)["q"]
+    assert [(c.text, c.score) for c in answer.nbest] == [
+        ("é", 10.0),
+        ("é, Rome", 6.0),
+        ("Rome", 2.0),
+    ]
+    expected = np.exp([10.0, 6.0, 2.0]) / np.exp([10.0, 6.0, 2.0]).sum()
+    assert [c.probability for c in answer.nbest] == pytest.approx(expected.tolist())
+    slow = reference_postprocess(examples, features, start, end, False, 3, 30, 0.0)
+    assert differences({"q": answer}, slow) == []
 
 
 def test_mismatched_logits_are_refused():

@@ -154,3 +154,45 @@ def test_push_to_hub_through_the_trainer_uploads_our_card(smoke_run, tmp_path, m
     assert uploads == [
         ("me/bert-squad", "sentence-transformers/all-MiniLM-L6-v2", ["_*", "checkpoint-*"])
     ]
+
+
+def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch):
+    """run_qa.main itself with push_to_hub: the Trainer's upload (patched where it calls it)
+    receives output_dir, without checkpoints, with our model card in it."""
+    from recipe_runner import SMOKE, SQUAD_DIR
+
+    import run_qa
+
+    if not (SQUAD_DIR / "dev-v1.1.json").is_file():
+        pytest.skip(f"no SQuAD data in {SQUAD_DIR}")
+    uploads, repos = [], []
+
+    class Repo:
+        repo_id = "me/bert-squad"
+
+    def upload_folder(self, **kw):  # what was in the folder at upload time
+        folder = kw["folder_path"]
+        card = ModelCard.load(os.path.join(folder, "README.md"))
+        uploads.append({**kw, "card": card, "files": sorted(os.listdir(folder))})
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, name, **kw: repos.append(name) or Repo())
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
+    output = tmp_path / "run"
+    results = run_qa.main(
+        [str(SMOKE), "--output_dir", str(output), "--features_cache_dir", str(tmp_path / "cache"),
+         "--max_train_samples", "16", "--max_eval_samples", "8", "--eval_strategy", "no",
+         "--num_samples", "1", "--report_to", "none", "--push_to_hub", "true",
+         "--hub_model_id", "me/bert-squad"]
+    )  # fmt: skip
+    assert repos == ["me/bert-squad"] and len(uploads) == 1
+    upload = uploads[0]
+    assert upload["repo_id"] == "me/bert-squad" and upload["folder_path"] == str(output)
+    assert upload["commit_message"] == f"run: {run_qa.card_summary(results)}"
+    assert "checkpoint-*" in upload["ignore_patterns"]
+    assert "model.safetensors" in upload["files"] and "all_results.json" in upload["files"]
+    card = upload["card"]
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    scores = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert scores["f1"] == pytest.approx(results["eval_f1"], abs=0.01)
+    assert card.content == (output / "README.md").read_text()  # ours, not the generic card

@@ -1,13 +1,16 @@
 """Runs that are killed, interrupted or spread over processes end where an undisturbed run ends."""
 
 import json
+import re
 import shutil
 import signal
 import time
 
 import pytest
-from recipe_runner import ACCELERATE_TWO_CPU, needs_squad, run_qa, start_qa
+from recipe_runner import TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
 from safetensors.numpy import load_file
+
+from qa_checkpoints import checkpoint_problem
 
 pytestmark = needs_squad
 
@@ -39,16 +42,28 @@ def uninterrupted(tmp_path_factory):
     return output
 
 
+def whole_checkpoints(output):
+    steps = [int(p.name.split("-")[1]) for p in output.glob("checkpoint-*")]
+    return [output / f"checkpoint-{s}" for s in sorted(steps) if not checkpoint_problem(str(output / f"checkpoint-{s}"))]  # fmt: skip
+
+
 def test_killed_run_resumes_to_the_same_model_and_scores(uninterrupted, tmp_path):
     output = tmp_path / "run"
     process = start_qa(*SHORT, "--output_dir", output, log_path=tmp_path / "first.log")
-    wait_for(lambda: (output / "checkpoint-4" / "trainer_state.json").is_file(), process)
+    # Whole, not merely present: the state file may be half-written when it first appears.
+    wait_for(lambda: checkpoint_problem(str(output / "checkpoint-4")) is None, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (output / "all_results.json").exists()
+    # A kill in the middle of writing the newest trainer_state.json, made certain: cut it short.
+    *_, previous, newest = whole_checkpoints(output)
+    state = newest / "trainer_state.json"
+    state.write_text(state.read_text()[: len(state.read_text()) // 2])
 
     resumed = run_qa(*SHORT, "--output_dir", output)
-    assert "Resuming training from" in resumed.stdout + resumed.stderr
+    log = resumed.stdout + resumed.stderr
+    assert f"Checkpoint {newest} is incomplete (trainer_state.json does not parse" in log
+    assert f"Resuming training from {previous}" in log and "Traceback" not in log
     assert same_weights(output, uninterrupted)
     new, old = (json.loads((d / "eval_results.json").read_text()) for d in (output, uninterrupted))
     assert (new["eval_exact_match"], new["eval_f1"]) == (old["eval_exact_match"], old["eval_f1"])
@@ -57,7 +72,7 @@ def test_killed_run_resumes_to_the_same_model_and_scores(uninterrupted, tmp_path
     ).read_text()
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+def test_ctrl_c_saves_at_a_step_boundary_and_the_same_command_resumes(uninterrupted, tmp_path):
     output = tmp_path / "run"
     process = start_qa(*SHORT, "--output_dir", output, log_path=tmp_path / "log")
     wait_for(lambda: '"step": 1,' in _read(output / "train.log"), process)
@@ -67,7 +82,22 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert process.returncode == 1
     assert "Run the same command again to resume" in log
     assert "Traceback" not in log
-    assert any((p / "trainer_state.json").is_file() for p in output.glob("checkpoint-*"))
+    saved = re.search(r"Interrupted at step (\d+); checkpoint saved in (\S+)\. ", log)
+    step, folder = int(saved.group(1)), output / f"checkpoint-{saved.group(1)}"
+    assert saved.group(2) == str(folder) and checkpoint_problem(str(folder)) is None
+    # Saved at a step boundary: the state's step is the one the saved weights reached.
+    assert json.loads((folder / "trainer_state.json").read_text())["global_step"] == step
+    assert not (output / "all_results.json").exists()  # an interrupted run is not finished
+
+    resumed = run_qa(*SHORT, "--output_dir", output)
+    assert f"Resuming training from {folder}" in resumed.stdout + resumed.stderr
+    assert same_weights(output, uninterrupted)
+    assert (output / "all_results.json").is_file()
+
+
+def processes(run):
+    """The world size the run recorded."""
+    return json.loads((run / "run_config.json").read_text())["machine"]["processes"]
 
 
 def _read(path):
@@ -76,8 +106,9 @@ def _read(path):
 
 def test_two_processes_train_and_evaluate_like_one(uninterrupted, tmp_path):
     two = tmp_path / "two"
-    run_qa(*SHORT, "--output_dir", two, launcher=ACCELERATE_TWO_CPU)
+    run_qa(*SHORT, "--output_dir", two, launcher=TWO_CPU_PROCESSES)
     metrics = json.loads((two / "all_results.json").read_text())
+    assert processes(two) == 2 and processes(uninterrupted) == 1
     assert (
         metrics["train_features"]
         == json.loads((uninterrupted / "all_results.json").read_text())["train_features"]
@@ -88,7 +119,8 @@ def test_two_processes_train_and_evaluate_like_one(uninterrupted, tmp_path):
     by_one, by_two = tmp_path / "eval1", tmp_path / "eval2"
     evaluate = ["--model_name_or_path", uninterrupted, "--do_train", "false", "--bf16", "false"]
     run_qa(*evaluate, "--output_dir", by_one)
-    run_qa(*evaluate, "--output_dir", by_two, launcher=ACCELERATE_TWO_CPU)
+    run_qa(*evaluate, "--output_dir", by_two, launcher=TWO_CPU_PROCESSES)
+    assert (processes(by_one), processes(by_two)) == (1, 2)
     assert (by_one / "predictions.json").read_text() == (by_two / "predictions.json").read_text()
     one, both = (json.loads((d / "eval_results.json").read_text()) for d in (by_one, by_two))
     assert (one["eval_exact_match"], one["eval_f1"]) == (both["eval_exact_match"], both["eval_f1"])

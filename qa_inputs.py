@@ -1,0 +1,88 @@
+"""Reading the files a user points at (data, configs), with one clear line for each way it fails.
+
+Every error names the file, where in it (line or record) and what to do; none is a traceback.
+A UTF-8 byte-order mark (Windows editors add one) is dropped with a note in the log.
+"""
+
+import logging
+import os
+
+logger = logging.getLogger("run_qa.inputs")  # a child of run_qa's logger: lands in train.log
+BOM = "\ufeff"
+
+
+def read_text_file(path: str, error: type[Exception] = ValueError, missing_hint: str = "") -> str:
+    """The file's text, decoded as UTF-8 (a leading byte-order mark dropped).
+
+    Raises `error` with a one-line message for a missing path, a folder, an unreadable file or
+    bytes that are not UTF-8.
+    """
+    if os.path.isdir(path):
+        raise error(f"{path}: is a folder, not a file; name the file inside it.")
+    if not os.path.exists(path):
+        raise error(f"{path}: no such file.{' ' + missing_hint if missing_hint else ''}")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as err:
+        raise error(
+            f"{path}: cannot be read ({err.strerror or err}); check its permissions or copy it "
+            "somewhere readable."
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise error(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
+            f"{err.start}); save the file as UTF-8."
+        ) from None
+    if text.startswith(BOM):
+        logger.warning("%s starts with a UTF-8 byte-order mark; read without it.", path)
+        text = text[len(BOM) :]
+    return text
+
+
+# Numeric settings and the values they take; run_qa checks them once the flags are parsed, so a
+# negative count or size stops the run with its name instead of failing somewhere inside.
+RANGES = {
+    "max_seq_length": (1, None),
+    "doc_stride": (0, None),
+    "n_best_size": (1, None),
+    "max_answer_length": (1, None),
+    "max_train_samples": (0, None),
+    "max_eval_samples": (0, None),
+    "num_samples": (0, None),
+    "eval_questions_during_training": (0, None),
+    "learning_rate": (0, None),
+    "num_train_epochs": (0, None),
+    "per_device_train_batch_size": (1, None),
+    "per_device_eval_batch_size": (1, None),
+    "gradient_accumulation_steps": (1, None),
+    "warmup_steps": (0, None),
+    "weight_decay": (0, None),
+    "seed": (0, 2**32 - 1),
+    "logging_steps": (0, None),
+    "eval_steps": (0, None),
+    "save_steps": (0, None),
+}
+
+
+def check_ranges(arguments, source: str) -> None:
+    """Raise SystemExit naming the setting, its value and the range, for the first out of it."""
+    for group in arguments:
+        for key, (low, high) in RANGES.items():
+            value = getattr(group, key, None)
+            if value is None or (low <= value and (high is None or value <= high)):
+                continue
+            rule = f">= {low}" if high is None else f"between {low} and {high}"
+            raise SystemExit(
+                f"error: {source}: {key} is {value}: it must be {rule}; fix it there or pass "
+                f"--{key}."
+            )
+    fraction = getattr(arguments[1], "train_fraction", 1.0) if len(arguments) > 1 else 1.0
+    if not 0.0 < fraction <= 1.0:
+        raise SystemExit(
+            f"error: {source}: train_fraction must be in (0, 1], got {fraction}; fix it there or "
+            "pass --train_fraction."
+        )

@@ -1,0 +1,61 @@
+"""StopOnInterrupt without a training run: the flags it sets, and two processes agreeing."""
+
+import os
+import signal
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from transformers import TrainerControl, TrainerState
+
+from qa_interrupt import StopOnInterrupt
+
+ONE = SimpleNamespace(world_size=1, device=torch.device("cpu"))
+
+
+def test_first_ctrl_c_asks_the_trainer_to_save_and_stop_at_the_step_end():
+    callback, control, state = StopOnInterrupt(), TrainerControl(), TrainerState()
+    previous = signal.getsignal(signal.SIGINT)
+    callback.on_train_begin(ONE, state, control)
+    try:
+        state.global_step = 3
+        callback.on_step_end(ONE, state, control)
+        assert not (control.should_save or control.should_training_stop)
+        os.kill(os.getpid(), signal.SIGINT)  # handled: a flag, no KeyboardInterrupt
+        assert callback.requested and callback.stopped_at is None
+        state.global_step = 4
+        callback.on_step_end(ONE, state, control)
+        assert control.should_save and control.should_training_stop
+        assert callback.stopped_at == 4
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops at once
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        callback.on_train_end(ONE, state, control)
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
+def _agree(rank, port, results):
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
+    )
+    try:
+        callback = StopOnInterrupt()
+        args = SimpleNamespace(world_size=2, device=torch.device("cpu"))
+        first = callback._agreed(args)  # nobody pressed Ctrl-C yet
+        callback.requested = rank == 1  # only process 1 got it
+        results[rank] = (first, callback._agreed(args))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_a_ctrl_c_in_one_process_stops_every_process_at_the_same_step():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_agree, args=(port, results), nprocs=2, join=True)
+        assert dict(results) == {0: (False, True), 1: (False, True)}
