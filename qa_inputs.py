@@ -65,6 +65,8 @@ RANGES = {
     "logging_steps": (0, None),
     "eval_steps": (0, None),
     "save_steps": (0, None),
+    "extra_train_repeats": (1, None),
+    "cpu_threads": (0, None),
 }
 
 
