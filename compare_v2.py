@@ -16,12 +16,12 @@ best span score, the quantity run_qa.py tunes and predict_qa.py applies.
 """
 
 import argparse
-import json
 import math
 import os
 import sys
 
 from qa_data import SquadDataError, load_squad_file, resolve_data_path
+from qa_inputs import read_json_file
 from qa_io import write_json_atomic, write_text_atomic
 from run_qa import load_metric_functions
 
@@ -32,10 +32,9 @@ KEYS = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1")
 
 def read_json(path: str) -> dict:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SystemExit(f"error: {path}: cannot read it ({err}).") from None
+        return read_json_file(path, fix="Evaluate the model again to rewrite it.")
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def load_predictions(folder: str) -> tuple[dict, dict]:

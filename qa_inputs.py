@@ -4,6 +4,7 @@ Every error names the file, where in it (line or record) and what to do; none is
 A UTF-8 byte-order mark (Windows editors add one) is dropped with a note in the log.
 """
 
+import json
 import logging
 import os
 
@@ -88,3 +89,14 @@ def check_ranges(arguments, source: str) -> None:
             f"error: {source}: train_fraction must be in (0, 1], got {fraction}; fix it there or "
             "pass --train_fraction."
         )
+
+
+def read_json_file(path: str, error: type[Exception] = ValueError, fix: str = "") -> object:
+    """The file's JSON document; `error` with one line (and `fix`) if it cannot be read or parsed."""
+    text = read_text_file(path, error, fix)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise error(
+            f"{path}, line {err.lineno}: not valid JSON ({err.msg}).{' ' + fix if fix else ''}"
+        ) from None

@@ -80,7 +80,7 @@ def draw_questions(has_answer: list[bool], count: int, seed: int) -> list[int]:
     if count < 2 or not answerable or not unanswerable:
         return sorted(rng.sample(range(len(has_answer)), count))
     share = round(count * len(unanswerable) / len(has_answer))
-    without = min(len(unanswerable), max(1, min(count - 1, share)), count - 1)
+    without = min(len(unanswerable), max(1, min(count - 1, share)))
     with_ = min(len(answerable), count - without)
     return sorted(rng.sample(answerable, with_) + rng.sample(unanswerable, count - with_))
 

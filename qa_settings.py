@@ -8,6 +8,7 @@ to the Hub with the rest of the folder.
 import json
 import os
 
+from qa_inputs import read_json_file
 from qa_io import write_json_atomic
 
 SETTINGS_FILE = "qa_settings.json"
@@ -25,13 +26,11 @@ def load_settings(folder: str) -> dict:
     if not os.path.isfile(path):
         return {}
     try:
-        with open(path, encoding="utf-8") as handle:
-            settings = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SystemExit(
-            f"error: {path}: unreadable ({err}). Delete it to use the defaults, or run the "
-            "evaluation again to rewrite it."
-        ) from None
+        settings = read_json_file(
+            path, fix="Delete it to use the defaults, or run the evaluation again to rewrite it."
+        )
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     threshold = settings.get("null_score_diff_threshold") if isinstance(settings, dict) else "?"
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, type(None))):
         raise SystemExit(

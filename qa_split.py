@@ -21,6 +21,7 @@ import tempfile
 import numpy as np
 
 from qa_data import SquadDataError, resolve_data_path, sha256_of
+from qa_inputs import read_json_file
 from qa_io import write_json_atomic
 
 PARTS = ("train", "tune", "heldout")
@@ -75,14 +76,9 @@ def split_document(document: dict, seed: int = SEED) -> tuple[dict[str, dict], d
 
 
 def read_source(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SquadDataError(
-            f"{path}: cannot read the SQuAD 2.0 dev file ({err}). Set SQUAD_DIR to the folder "
-            "holding the official dev-v2.0.json."
-        ) from None
+    document = read_json_file(
+        path, SquadDataError, "Set SQUAD_DIR to the folder holding the official SQuAD files."
+    )
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise SquadDataError(
             f"{path}: not in the official SQuAD layout ({{'data': [articles]}}); use the official "
@@ -93,9 +89,8 @@ def read_source(path: str) -> dict:
 
 def split_is_current(out_dir: str, source_sha256: str, seed: int) -> bool:
     try:
-        with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError):
+        manifest = read_json_file(os.path.join(out_dir, MANIFEST))
+    except ValueError:
         return False
     return (
         manifest.get("source_sha256") == source_sha256
@@ -111,12 +106,12 @@ def ensure_split(out_dir: str, source: str = SOURCE, seed: int = SEED) -> dict:
     The folder is built beside out_dir and renamed into place, so it is whole or absent.
     """
     source_path = resolve_data_path(source)
-    source_sha256 = sha256_of(source_path) if os.path.isfile(source_path) else None
-    if source_sha256 is None:
+    if not os.path.isfile(source_path):
         raise SquadDataError(
             f"{source_path}: no such file. The 2.0 split is made from the official dev-v2.0.json: "
             "set SQUAD_DIR to the folder that holds it."
         )
+    source_sha256 = sha256_of(source_path)
     if not split_is_current(out_dir, source_sha256, seed):
         documents, summary = split_document(read_source(source_path), seed)
         parent = os.path.dirname(os.path.abspath(out_dir))
@@ -140,8 +135,7 @@ def ensure_split(out_dir: str, source: str = SOURCE, seed: int = SEED) -> dict:
             os.replace(staging, out_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as handle:
-        return json.load(handle)
+    return read_json_file(os.path.join(out_dir, MANIFEST), SquadDataError)
 
 
 def articles_outside(v1_dev: str, v2_dev: str) -> dict:

@@ -6,6 +6,7 @@ Arguments come from a JSON file, from flags, or from both (flags override the fi
 dataclasses below and `transformers.TrainingArguments`.
 """
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -648,6 +649,13 @@ def cpu_threads(asked: int) -> int:
     return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
+@functools.cache
+def machine_peak(dtype: torch.dtype, device: str) -> float:
+    """This process's matmul peak, measured once a run (training and evaluation share it).
+    2048: big enough to near the peak on CPUs and GPUs, cheap enough for every run."""
+    return qa_flops.matmul_peak(dtype, size=2048, repeats=3, device=device)
+
+
 def utilisation(config, features, seconds, stage, training_args, against_peak=True) -> dict:
     """Model FLOPs of `stage` on real tokens and their rate; with `against_peak`, also MFU
     against this machine's matrix-product peak in the precision used (see qa_flops.py)."""
@@ -662,9 +670,9 @@ def utilisation(config, features, seconds, stage, training_args, against_peak=Tr
     if against_peak:
         dtype = torch.bfloat16 if training_args.bf16 else torch.float32
         device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
-        # 2048: big enough to near the peak on CPUs and GPUs, cheap enough for every run.
-        peak = qa_flops.matmul_peak(dtype, size=2048, repeats=3, device=device)
-        peak *= training_args.world_size  # every process has its own cores or device
+        peak = (
+            machine_peak(dtype, device) * training_args.world_size
+        )  # every process has its own cores or device
         result[f"{stage}_peak_tflops_per_second"] = peak / 1e12
         result[f"{stage}_mfu"] = rate / peak
         message += (
