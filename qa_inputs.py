@@ -68,6 +68,7 @@ RANGES = {
     "save_steps": (0, None),
     "extra_train_repeats": (1, None),
     "cpu_threads": (0, None),
+    "attention_dropout": (0, 1),
 }
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import transformers
 from transformers import (
+    AutoConfig,
     AutoModelForQuestionAnswering,
     AutoTokenizer,
     DataCollatorWithPadding,
@@ -108,6 +109,15 @@ class ModelArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are kept."})
     attn_implementation: str = field(
         default="sdpa", metadata={"help": "Attention kernel: sdpa (fast) or eager."}
+    )
+    attention_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout on the attention probabilities while fine-tuning; None keeps the "
+            "checkpoint's (0.1 for BERT). 0 lets PyTorch use its fused attention kernel on CPU, "
+            "which cannot apply dropout: no seq x seq matrices kept, about half the time and "
+            "memory per step (docs/speed.md)."
+        },
     )
 
 
@@ -333,6 +343,25 @@ def resolve_model_path(name: str) -> str:
     except (ImportError, ValueError, TypeError):
         return name
     return str(package.get_model_path()) if hasattr(package, "get_model_path") else name
+
+
+def attention_dropout_override(model_args: ModelArguments, model_path: str) -> dict:
+    """The model keyword that sets attention dropout to model_args.attention_dropout, if set."""
+    if model_args.attention_dropout is None:
+        return {}
+    config = AutoConfig.from_pretrained(model_path, cache_dir=model_args.cache_dir)
+    for name in ("attention_probs_dropout_prob", "attention_dropout"):  # BERT family, DistilBERT
+        if hasattr(config, name):
+            logger.info(
+                "Attention dropout %s (the checkpoint has %s)",
+                model_args.attention_dropout,
+                getattr(config, name),
+            )
+            return {name: model_args.attention_dropout}
+    raise SystemExit(
+        f"error: attention_dropout is set but a {config.model_type} model has no attention "
+        "dropout setting; remove attention_dropout from the config."
+    )
 
 
 def setup_logging(training_args: TrainingArguments) -> None:
@@ -803,6 +832,7 @@ def main(argv: list[str]) -> dict:
             model_path,
             cache_dir=model_args.cache_dir,
             attn_implementation=model_args.attn_implementation,
+            **attention_dropout_override(model_args, model_path),
         )
     except OSError as err:
         raise SystemExit(
