@@ -189,10 +189,10 @@ def measure_peaks() -> dict:
     return peaks
 
 
-RUNS = {  # name: (run_qa flags, keep the Makefile's allocator settings)
-    "default": ([], True),
-    "default, stock allocator": ([], False),
-    "classic": (CLASSIC_FLAGS, False),
+RUNS = {  # --runs id: (name in the report, run_qa flags, keep the Makefile's allocator settings)
+    "default": ("default", [], True),
+    "stock-allocator": ("default, stock allocator", [], False),
+    "classic": ("classic", CLASSIC_FLAGS, False),
 }
 
 
@@ -284,19 +284,18 @@ def main():
         help="also time post-processing (CPU only; false on a GPU box saves its time)",
     )  # fmt: skip
     args = parser.parse_args()
-    names = [name.strip() for name in args.runs.split(",")]
-    if unknown := set(names) - set(RUNS):
+    chosen = [run.strip() for run in args.runs.split(",")]
+    if unknown := set(chosen) - set(RUNS):
         raise SystemExit(f"error: --runs: unknown {sorted(unknown)}; choose from {list(RUNS)}")
     out_dir = Path(args.work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     peaks = measure_peaks()
     recipe = {}
-    for name in names:
-        flags, allocator = RUNS[name]
+    for run in chosen:
+        name, flags, allocator = RUNS[run]
         env = {k: v for k, v in os.environ.items() if allocator or k not in ALLOCATOR_ENV}
-        recipe[name] = run_recipe(name.replace(", ", "-").replace(" ", "-"), flags, env, args,
-                                  out_dir, peaks)  # fmt: skip
+        recipe[name] = run_recipe(run, flags, env, args, out_dir, peaks)
     post = {}
     if args.postprocessing == "true":
         from transformers import AutoTokenizer
