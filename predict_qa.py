@@ -15,10 +15,10 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
-from qa_data import SquadDataError, load_squad_file
-from qa_features import QuestionTooLong, prepare_eval_features
-from qa_io import write_json_atomic
-from qa_settings import answering_settings
+from qa.data import SquadDataError, load_squad_file
+from qa.features import QuestionTooLong, prepare_eval_features
+from qa.io import write_json_atomic
+from qa.settings import answering_settings
 from utils_qa import postprocess_qa_predictions
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")

@@ -39,12 +39,12 @@ from transformers import (
     set_seed,
 )
 
-import qa_flops
-import qa_samples
+import qa.flops
+import qa.samples
 from plot_qa import draw_run_plots
-from qa_card import hub_id_of, model_card, write_model_card
-from qa_checkpoints import checkpoint_problem, replace_folder, restore_aside
-from qa_data import (
+from qa.card import hub_id_of, model_card, write_model_card
+from qa.checkpoints import checkpoint_problem, replace_folder, restore_aside
+from qa.data import (
     SQUAD_FEATURES,
     SquadDataError,
     load_squad_file,
@@ -53,13 +53,13 @@ from qa_data import (
     take_fraction,
     uses_split,
 )
-from qa_features import QuestionTooLong, prepare_eval_features, prepare_train_features
-from qa_inputs import check_ranges, read_text_file
-from qa_interrupt import StopOnInterrupt
-from qa_io import write_json_atomic, write_text_atomic
-from qa_memory import MemoryWatch, peak_mib
-from qa_settings import load_settings, save_settings
-from qa_split import ensure_split
+from qa.features import QuestionTooLong, prepare_eval_features, prepare_train_features
+from qa.inputs import check_ranges, read_text_file
+from qa.interrupt import StopOnInterrupt
+from qa.io import write_json_atomic, write_text_atomic
+from qa.memory import MemoryWatch, peak_mib
+from qa.settings import load_settings, save_settings
+from qa.split import ensure_split
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
@@ -546,7 +546,7 @@ def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -
         "tokenizer": hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
         "max_seq_length": data_args.max_seq_length,
         "doc_stride": data_args.doc_stride,
-        "code": hashlib.sha256((ROOT / "qa_features.py").read_bytes()).hexdigest(),
+        "code": hashlib.sha256((ROOT / "qa" / "features.py").read_bytes()).hexdigest(),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return os.path.join(data_args.features_cache_dir, f"{split}-{digest}.arrow")
@@ -624,10 +624,10 @@ def show_samples(examples, answers, data_args, training_args) -> str:
         exact, f1 = squad.score_question(prediction, squad.gold_answers(texts, v2), v2)
         return 100.0 * exact, 100.0 * f1
 
-    samples = qa_samples.pick_samples(
+    samples = qa.samples.pick_samples(
         examples, answers, data_args.num_samples, training_args.seed, score
     )
-    markdown = qa_samples.render_markdown(samples)
+    markdown = qa.samples.render_markdown(samples)
     write_json_atomic(os.path.join(training_args.output_dir, "samples.json"), samples)
     write_text_atomic(os.path.join(training_args.output_dir, "samples.md"), markdown)
     print(f"\n{len(samples)} sample predictions from the dev set:\n\n{markdown}", flush=True)
@@ -682,17 +682,17 @@ def cpu_threads(asked: int) -> int:
 def machine_peak(dtype: torch.dtype, device: str) -> float:
     """This process's matmul peak, measured once a run (training and evaluation share it).
     2048: big enough to near the peak on CPUs and GPUs, cheap enough for every run."""
-    return qa_flops.matmul_peak(dtype, size=2048, repeats=3, device=device)
+    return qa.flops.matmul_peak(dtype, size=2048, repeats=3, device=device)
 
 
 def utilisation(config, features, seconds, stage, training_args, against_peak=True) -> dict:
     """Model FLOPs of `stage` on real tokens and their rate; with `against_peak`, also MFU
-    against this machine's matrix-product peak in the precision used (see qa_flops.py)."""
+    against this machine's matrix-product peak in the precision used (see qa/flops.py)."""
     tokens = features["length"]
     if stage == "train":
-        flops = qa_flops.training_flops(config, tokens, training_args.num_train_epochs)
+        flops = qa.flops.training_flops(config, tokens, training_args.num_train_epochs)
     else:
-        flops = qa_flops.forward_flops(config, tokens)
+        flops = qa.flops.forward_flops(config, tokens)
     rate = flops / max(seconds, 1e-9)
     result = {f"{stage}_model_flops": flops, f"{stage}_model_tflops_per_second": rate / 1e12}
     message = f"{stage}: {flops:.3g} model FLOPs in {seconds:.0f} s = {rate / 1e12:.3f} TFLOP/s"
@@ -747,7 +747,7 @@ def metric_inputs(answers: dict, version_2: bool) -> list[dict]:
     return [
         {
             "id": k,
-            "prediction_text": qa_samples.best_span_text(v),
+            "prediction_text": qa.samples.best_span_text(v),
             "no_answer_probability": v.null_score_diff,
         }
         for k, v in answers.items()
@@ -893,7 +893,7 @@ def main(argv: list[str]) -> dict:
         )
         latest_answers[stage] = answers
         if is_main and stage != TRAINING_EVAL_PREFIX:  # a learning-curve point writes no files
-            qa_samples.write_prediction_files(
+            qa.samples.write_prediction_files(
                 training_args.output_dir, answers, data_args.version_2_with_negative, stage
             )
         predictions = metric_inputs(answers, data_args.version_2_with_negative)

@@ -11,7 +11,7 @@ peak memory is its own:
    allocator settings the Makefile exports), the same without those allocator settings, and the
    classic settings (fp32, every window padded to max_seq_length, random batches, eval batch 8,
    attention dropout 0.1, stock allocator). Each gets its model FLOPs utilisation (MFU): model
-   FLOPs on real tokens (formula in qa_flops.py) over seconds, over the peak of the precision it
+   FLOPs on real tokens (formula in qa/flops.py) over seconds, over the peak of the precision it
    used;
 3. post-processing on the full SQuAD v1.1 and v2.0 dev sets: the vectorised span search against
    the classic top-20 x top-20 loop (bench/classic_postprocess.py), both checked against the
@@ -37,10 +37,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 from classic_postprocess import classic_postprocess  # noqa: E402
 from reference_qa import differences, reference_postprocess  # noqa: E402
 
-import qa_flops  # noqa: E402
-from qa_data import load_squad_file, resolve_data_path  # noqa: E402
-from qa_features import prepare_eval_features  # noqa: E402
-from qa_io import write_json_atomic, write_text_atomic  # noqa: E402
+import qa.flops  # noqa: E402
+from qa.data import load_squad_file, resolve_data_path  # noqa: E402
+from qa.features import prepare_eval_features  # noqa: E402
+from qa.io import write_json_atomic, write_text_atomic  # noqa: E402
 from utils_qa import postprocess_qa_predictions  # noqa: E402
 
 ALLOCATOR_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_")
@@ -183,9 +183,9 @@ def measure_peaks() -> dict:
 
     torch.set_num_threads(cpu_threads(0))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    peaks = {"fp32": qa_flops.matmul_peak(torch.float32, 4096, device=device)}
+    peaks = {"fp32": qa.flops.matmul_peak(torch.float32, 4096, device=device)}
     if bf16_available():
-        peaks["bf16"] = qa_flops.matmul_peak(torch.bfloat16, 4096, device=device)
+        peaks["bf16"] = qa.flops.matmul_peak(torch.bfloat16, 4096, device=device)
     return peaks
 
 

@@ -70,7 +70,7 @@ def test_saved_folder_loads_and_answers_with_the_auto_classes(smoke_run):
     from datasets import Dataset
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from qa_features import prepare_eval_features
+    from qa.features import prepare_eval_features
     from utils_qa import postprocess_qa_predictions
 
     output, _, _ = smoke_run
@@ -116,8 +116,8 @@ def test_fast_post_processing_matches_the_reference_on_real_logits(smoke_run, de
     from reference_qa import differences, reference_postprocess
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
-    from qa_data import load_squad_file
-    from qa_features import prepare_eval_features
+    from qa.data import load_squad_file
+    from qa.features import prepare_eval_features
     from utils_qa import postprocess_qa_predictions
 
     output, _, _ = smoke_run

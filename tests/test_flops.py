@@ -8,7 +8,7 @@ import sys
 import torch
 from recipe_runner import ROOT, command, environment, needs_squad
 
-import qa_flops
+import qa.flops
 from run_qa import cpu_threads, resolve_model_path
 
 
@@ -18,9 +18,9 @@ class Config:
 
 def test_forward_flops_known_answer():
     # 2 layers x (8*3*16 + 4*3*4*8 + 4*9*4) + span head 4*3*4, for one window of 3 tokens.
-    assert qa_flops.forward_flops(Config, [3]) == 2 * (384 + 384 + 144) + 48
-    assert qa_flops.forward_flops(Config, [3, 3]) == 2 * qa_flops.forward_flops(Config, [3])
-    assert qa_flops.training_flops(Config, [3], epochs=2) == 6 * qa_flops.forward_flops(Config, [3])
+    assert qa.flops.forward_flops(Config, [3]) == 2 * (384 + 384 + 144) + 48
+    assert qa.flops.forward_flops(Config, [3, 3]) == 2 * qa.flops.forward_flops(Config, [3])
+    assert qa.flops.training_flops(Config, [3], epochs=2) == 6 * qa.flops.forward_flops(Config, [3])
 
 
 def test_a_short_window_costs_two_flops_per_weight_per_token():
@@ -32,13 +32,13 @@ def test_a_short_window_costs_two_flops_per_weight_per_token():
         p.numel() for n, p in model.named_parameters()
         if p.dim() == 2 and ("encoder" in n or "qa_outputs" in n)
     )  # fmt: skip
-    per_token = qa_flops.forward_flops(model.config, [1])
+    per_token = qa.flops.forward_flops(model.config, [1])
     attention = 4 * model.config.hidden_size * model.config.num_hidden_layers  # n^2 term at n=1
     assert per_token - attention == 2 * weights
 
 
 def test_matmul_peak_is_a_plausible_rate():
-    peak = qa_flops.matmul_peak(torch.float32, size=256, repeats=2)
+    peak = qa.flops.matmul_peak(torch.float32, size=256, repeats=2)
     assert 1e8 < peak < 1e16
 
 

@@ -7,7 +7,7 @@ import pytest
 from huggingface_hub import HfApi, ModelCard
 
 import push_qa
-from qa_card import hub_id_of, model_card, write_model_card
+from qa.card import hub_id_of, model_card, write_model_card
 
 
 def finished_run(folder, base_model="sentence-transformers/all-MiniLM-L6-v2"):

@@ -10,7 +10,7 @@ import pytest
 from recipe_runner import TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
 from safetensors.numpy import load_file
 
-from qa_checkpoints import checkpoint_problem
+from qa.checkpoints import checkpoint_problem
 
 pytestmark = needs_squad
 

@@ -8,8 +8,8 @@ to the Hub with the rest of the folder.
 import json
 import os
 
-from qa_inputs import read_json_file
-from qa_io import write_json_atomic
+from qa.inputs import read_json_file
+from qa.io import write_json_atomic
 
 SETTINGS_FILE = "qa_settings.json"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset, Features, List, Value
 
-from qa_inputs import read_text_file
+from qa.inputs import read_text_file
 
 SQUAD_FEATURES = Features(
     {
@@ -30,9 +30,10 @@ SQUAD_FEATURES = Features(
 )
 
 # Where the data lives unless SQUAD_DIR says otherwise: the shared folder beside the checkout.
-DEFAULT_SQUAD_DIR = Path(__file__).resolve().parent.parent / "shared" / "squad"
-# Where qa_split.py writes the article split of dev-v2.0 unless SQUAD_V2_SPLIT_DIR says otherwise.
-DEFAULT_SPLIT_DIR = Path(__file__).resolve().parent / ".cache" / "squad-v2-split"
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: qa/ is its library package
+DEFAULT_SQUAD_DIR = ROOT.parent / "shared" / "squad"
+# Where qa/split.py writes the article split of dev-v2.0 unless SQUAD_V2_SPLIT_DIR says otherwise.
+DEFAULT_SPLIT_DIR = ROOT / ".cache" / "squad-v2-split"
 PATH_VARIABLES = {"SQUAD_V2_SPLIT_DIR": DEFAULT_SPLIT_DIR, "SQUAD_DIR": DEFAULT_SQUAD_DIR}
 
 
