@@ -41,7 +41,6 @@ from transformers import (
 
 import qa.flops
 import qa.samples
-from plot_qa import draw_run_plots
 from qa.card import hub_id_of, model_card, write_model_card
 from qa.checkpoints import checkpoint_problem, replace_folder, restore_aside
 from qa.data import (
@@ -58,6 +57,7 @@ from qa.inputs import check_ranges, read_text_file
 from qa.interrupt import StopOnInterrupt
 from qa.io import write_json_atomic, write_text_atomic
 from qa.memory import MemoryWatch, peak_mib
+from qa.plots import draw_run_plots
 from qa.settings import load_settings, save_settings
 from qa.split import ensure_split
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer

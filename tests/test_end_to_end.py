@@ -247,7 +247,7 @@ def test_evaluating_during_training_does_not_change_the_model(smoke_run, tmp_pat
 def test_plots_and_tensorboard_logs_are_written(smoke_run, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    import plot_qa
+    import qa.plots
 
     output, results, _ = smoke_run
     for folder in (output, results):  # the run draws them; the results copy carries them
@@ -259,7 +259,7 @@ def test_plots_and_tensorboard_logs_are_written(smoke_run, tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == list(range(1, steps + 1))  # every step
     assert [e.step for e in events.Scalars("eval/subset_f1")] == list(range(2, steps + 1, 2))
     # make plots draws any run folder again, elsewhere if asked
-    written = plot_qa.draw_run_plots(str(results), str(tmp_path))
+    written = qa.plots.draw_run_plots(str(results), str(tmp_path))
     assert sorted(p.rsplit("/", 1)[1] for p in written) == ["dev_scores.png", "training_curves.png"]
 
 
@@ -276,10 +276,10 @@ def test_plots_of_a_missing_or_broken_history_stop_with_a_message(tmp_path):
 
 
 def test_plots_of_an_evaluation_only_run(tmp_path):
-    import plot_qa
+    import qa.plots
 
     scores = {"eval_exact": 30.9, "eval_f1": 36.8, "eval_HasAns_f1": 73.4, "eval_NoAns_f1": 0.2}
     (tmp_path / "log_history.json").write_text(json.dumps([{**scores, "step": 0}]))
-    written = plot_qa.draw_run_plots(str(tmp_path))
+    written = qa.plots.draw_run_plots(str(tmp_path))
     assert [p.rsplit("/", 1)[1] for p in written] == ["dev_scores.png"]  # no training, no curves
     assert (tmp_path / "dev_scores.png").read_bytes()[:4] == b"\x89PNG"
