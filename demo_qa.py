@@ -24,9 +24,9 @@ from pathlib import Path
 import datasets
 from datasets import Dataset
 
-from predict_qa import QuestionAnswerer
 from qa.data import SquadDataError, load_squad_file, resolve_data_path
 from qa.features import QuestionTooLong
+from qa.predict import QuestionAnswerer
 from qa.settings import answering_settings
 
 PAGE = Path(__file__).resolve().parent / "demo_qa.html"

@@ -189,7 +189,7 @@ def test_predict_agrees_with_the_question_answering_pipeline(smoke_run):
     from recipe_runner import ROOT, environment
     from transformers import AutoTokenizer
 
-    from predict_qa import answer_questions
+    from qa.predict import answer_questions
 
     compat = ROOT / ".venv" / "transformers4"
     if not compat.is_dir() and not os.environ.get("CI"):
