@@ -4,3 +4,7 @@ Installed (editable) by `make setup`, so the tools, the bench and the tests impo
 without editing sys.path. The three design scripts stay at the top level: run_qa.py (the recipe),
 trainer_qa.py (the Trainer subclass) and utils_qa.py (post-processing).
 """
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: configs/, metrics/, .cache/

@@ -12,11 +12,11 @@ Every problem is reported as a `SquadDataError` that names the file, the record 
 import hashlib
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 from datasets import Dataset, Features, List, Value
 
+from qa import ROOT
 from qa.inputs import read_text_file
 
 SQUAD_FEATURES = Features(
@@ -30,7 +30,6 @@ SQUAD_FEATURES = Features(
 )
 
 # Where the data lives unless SQUAD_DIR says otherwise: the shared folder beside the checkout.
-ROOT = Path(__file__).resolve().parent.parent  # the checkout: qa/ is its library package
 DEFAULT_SQUAD_DIR = ROOT.parent / "shared" / "squad"
 # Where qa/split.py writes the article split of dev-v2.0 unless SQUAD_V2_SPLIT_DIR says otherwise.
 DEFAULT_SPLIT_DIR = ROOT / ".cache" / "squad-v2-split"

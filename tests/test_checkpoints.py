@@ -6,7 +6,8 @@ import logging
 import pytest
 
 import run_qa
-from run_qa import check_output_dirs, copy_results, last_complete_checkpoint, parse_arguments
+from qa.config import parse_arguments
+from run_qa import check_output_dirs, copy_results, last_complete_checkpoint
 
 
 def checkpoint(folder, step, state="whole", weights=True):

@@ -9,7 +9,7 @@ import torch
 from recipe_runner import ROOT, command, environment, needs_squad
 
 import qa.flops
-from run_qa import cpu_threads, resolve_model_path
+from qa.config import cpu_threads, resolve_model_path
 
 
 class Config:

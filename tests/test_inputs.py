@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import qa.inputs
+from qa.config import DataArguments, parse_arguments
 from qa.data import SquadDataError, load_squad_file
-from run_qa import DataArguments, parse_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "configs" / "smoke.json"

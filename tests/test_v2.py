@@ -92,12 +92,15 @@ def test_a_missing_source_names_the_fix(tmp_path):
 def test_the_v2_config_trains_on_the_headline_questions_plus_the_whole_training_part(
     tmp_path, monkeypatch
 ):
+    import qa.config
     import run_qa
 
     monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(tmp_path / "split"))
     monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
-    head = run_qa.parse_arguments([str(ROOT / "configs" / "squad20pct.json"), "--do_eval", "false"])
-    v2 = run_qa.parse_arguments(
+    head = qa.config.parse_arguments(
+        [str(ROOT / "configs" / "squad20pct.json"), "--do_eval", "false"]
+    )
+    v2 = qa.config.parse_arguments(
         [str(ROOT / "configs" / "squad-v2-devsplit.json"), "--do_eval", "false"]
     )
     manifest = run_qa.prepare_split(v2[1], v2[2])
