@@ -6,10 +6,6 @@ Arguments come from a JSON file, from flags, or from both (flags override the fi
 dataclasses in qa/config.py and `transformers.TrainingArguments`.
 """
 
-import functools
-import hashlib
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -37,7 +33,6 @@ from transformers import (
     set_seed,
 )
 
-import qa.flops
 import qa.samples
 from qa.card import hub_id_of, model_card, write_model_card
 from qa.checkpoints import checkpoint_problem, replace_folder, restore_aside
@@ -52,28 +47,21 @@ from qa.config import (
     resolve_model_path,
     resolve_null_threshold,
 )
-from qa.data import (
-    SQUAD_FEATURES,
-    SquadDataError,
-    load_squad_file,
-    resolve_data_path,
-    sha256_of,
-    take_fraction,
-    uses_split,
-)
-from qa.features import QuestionTooLong, prepare_eval_features, prepare_train_features
+from qa.data import SquadDataError, load_raw_datasets, resolve_data_path, uses_split
+from qa.features import longest_first, prepare_eval_features, prepare_train_features, tokenize
+from qa.flops import utilisation
 from qa.interrupt import StopOnInterrupt
 from qa.io import write_json_atomic, write_text_atomic
 from qa.memory import MemoryWatch, peak_mib
+from qa.metric import load_metric, load_metric_functions, metric_inputs
 from qa.plots import draw_run_plots
-from qa.settings import save_settings
+from qa.settings import inference_settings, save_settings
 from qa.split import ensure_split
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
 logger = logging.getLogger("run_qa")
 ROOT = Path(__file__).resolve().parent
-METRIC_PATH = ROOT / "metrics" / "squad_qa"
 FINISHED_MARKER = "all_results.json"  # written last: its presence means the run completed
 SPLIT_NOTE = (
     "Its SQuAD 2.0 questions, unanswerable ones included, come from an article split of the "
@@ -193,13 +181,6 @@ def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments
     return last_complete_checkpoint(output_dir)
 
 
-def load_local_file(configured: str, data_args, checksums: dict, key: str):
-    path = resolve_data_path(configured)
-    examples = load_squad_file(path, allow_unanswerable=data_args.version_2_with_negative)
-    checksums[key] = {"path": path, "sha256": sha256_of(path)}
-    return examples
-
-
 def prepare_split(data_args, training_args) -> dict | None:
     """Build the dev-v2.0 article split if a configured file lies in it; its manifest."""
     paths = [data_args.train_file, data_args.validation_file, data_args.threshold_file]
@@ -209,112 +190,6 @@ def prepare_split(data_args, training_args) -> dict | None:
         return ensure_split(resolve_data_path("$SQUAD_V2_SPLIT_DIR"))
 
 
-def load_raw_datasets(data_args, model_args, training_args):
-    """{"train", "validation", "tune": examples or None}, and the sha256 of each local file.
-
-    train_fraction and max_train_samples thin train_file (or the Hub's train split) only;
-    extra_train_files are added whole after it.
-    """
-    seed = training_args.seed
-    checksums, splits = {}, {}
-    if data_args.dataset_name:
-        hub = datasets.load_dataset(
-            data_args.dataset_name, data_args.dataset_config_name, cache_dir=model_args.cache_dir
-        )
-        splits = {"train": hub.get("train"), "validation": hub.get("validation")}
-    wanted = (
-        ("train", data_args.train_file if training_args.do_train else None),
-        ("validation", data_args.validation_file if training_args.do_eval else None),
-        ("tune", data_args.threshold_file if training_args.do_eval else None),
-    )
-    for split, configured in wanted:
-        if configured:
-            splits[split] = load_local_file(configured, data_args, checksums, split)
-    train = splits.get("train") if training_args.do_train else None
-    validation = splits.get("validation") if training_args.do_eval else None
-    if train is not None:
-        train = take_fraction(train, data_args.train_fraction, seed)
-        if data_args.max_train_samples is not None:
-            train = train.select(range(min(data_args.max_train_samples, len(train))))
-        extras = [
-            load_local_file(path, data_args, checksums, f"train_extra_{i}")
-            for i, path in enumerate(data_args.extra_train_files if training_args.do_train else [])
-        ]
-        if extras:
-            combined = datasets.concatenate_datasets([train.cast(SQUAD_FEATURES), *extras])
-            check_unique_ids(combined["id"], ["train_file", *data_args.extra_train_files])
-            if data_args.extra_train_repeats < 1:
-                raise SquadDataError("extra_train_repeats must be 1 or more.")
-            copies = extras * (data_args.extra_train_repeats - 1)
-            train = datasets.concatenate_datasets([combined, *copies])
-    tune = splits.get("tune")
-    if data_args.max_eval_samples is not None:
-        cap = data_args.max_eval_samples
-        if validation is not None:
-            validation = validation.select(range(min(cap, len(validation))))
-        if tune is not None:
-            tune = tune.select(range(min(cap, len(tune))))
-    for name, split in (("training", train), ("evaluation", validation)):
-        if split is not None and len(split) == 0:
-            raise SquadDataError(
-                f"The {name} subset is empty: check train_fraction, max_train_samples and "
-                "max_eval_samples."
-            )
-    return {"train": train, "validation": validation, "tune": tune}, checksums
-
-
-def check_unique_ids(ids: list[str], files: list[str]) -> None:
-    seen, repeated = set(), []
-    for qid in ids:
-        if qid in seen:
-            repeated.append(qid)
-        seen.add(qid)
-    if repeated:
-        raise SquadDataError(
-            f"{', '.join(files)}: {len(repeated)} question ids are in more than one training "
-            f"file, e.g. {repeated[:3]}; each question may be trained on once: remove the repeats."
-        )
-
-
-def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -> str | None:
-    """A cache path keyed on everything that shapes the windows; None for Hub data."""
-    if split not in checksums:
-        return None  # datasets caches Hub data by its own fingerprint
-    key = {
-        "data": [v["sha256"] for k, v in sorted(checksums.items()) if k.startswith(split)],
-        "ids": hashlib.sha256("\n".join(examples["id"]).encode()).hexdigest(),
-        "tokenizer": hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
-        "max_seq_length": data_args.max_seq_length,
-        "doc_stride": data_args.doc_stride,
-        "code": hashlib.sha256((ROOT / "qa" / "features.py").read_bytes()).hexdigest(),
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return os.path.join(data_args.features_cache_dir, f"{split}-{digest}.arrow")
-
-
-def tokenize(examples, prepare, data_args, tokenizer, split, checksums, training_args):
-    cache_file = features_cache_file(data_args, tokenizer, split, examples, checksums)
-    if cache_file:
-        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-    try:
-        with training_args.main_process_first(desc=f"tokenising {split}"):
-            return examples.map(
-                prepare,
-                batched=True,
-                remove_columns=examples.column_names,
-                fn_kwargs={
-                    "tokenizer": tokenizer,
-                    "max_seq_length": data_args.max_seq_length,
-                    "doc_stride": data_args.doc_stride,
-                },
-                cache_file_name=cache_file,
-                desc=f"Tokenising {split} into windows",
-            )
-    except QuestionTooLong as err:
-        files = [v["path"] for k, v in checksums.items() if k.startswith(split)] or [split]
-        raise SquadDataError(f"{', '.join(files)}: {err}") from None
-
-
 def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPadding:
     """Pad each batch to its longest window, rounded up to a multiple of 8 for the kernels."""
     if data_args.pad_to_max_length:
@@ -322,21 +197,6 @@ def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPaddin
             tokenizer, padding="max_length", max_length=data_args.max_seq_length
         )
     return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
-
-
-def load_metric():
-    """The offline SQuAD metric, through evaluate's module interface."""
-    import evaluate
-
-    return evaluate.load(str(METRIC_PATH))
-
-
-def load_metric_functions():
-    """The same metric's per-question scoring, imported from its file."""
-    spec = importlib.util.spec_from_file_location("squad_qa", METRIC_PATH / "squad_qa.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def show_samples(examples, answers, data_args, training_args) -> str:
@@ -390,80 +250,6 @@ def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
             "precision": precision_path()[1],
         },
     }
-
-
-@functools.cache
-def machine_peak(dtype: torch.dtype, device: str) -> float:
-    """This process's matmul peak, measured once a run (training and evaluation share it).
-    2048: big enough to near the peak on CPUs and GPUs, cheap enough for every run."""
-    return qa.flops.matmul_peak(dtype, size=2048, repeats=3, device=device)
-
-
-def utilisation(config, features, seconds, stage, training_args, against_peak=True) -> dict:
-    """Model FLOPs of `stage` on real tokens and their rate; with `against_peak`, also MFU
-    against this machine's matrix-product peak in the precision used (see qa/flops.py)."""
-    tokens = features["length"]
-    if stage == "train":
-        flops = qa.flops.training_flops(config, tokens, training_args.num_train_epochs)
-    else:
-        flops = qa.flops.forward_flops(config, tokens)
-    rate = flops / max(seconds, 1e-9)
-    result = {f"{stage}_model_flops": flops, f"{stage}_model_tflops_per_second": rate / 1e12}
-    message = f"{stage}: {flops:.3g} model FLOPs in {seconds:.0f} s = {rate / 1e12:.3f} TFLOP/s"
-    if against_peak:
-        dtype = torch.bfloat16 if training_args.bf16 else torch.float32
-        device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
-        peak = (
-            machine_peak(dtype, device) * training_args.world_size
-        )  # every process has its own cores or device
-        result[f"{stage}_peak_tflops_per_second"] = peak / 1e12
-        result[f"{stage}_mfu"] = rate / peak
-        message += (
-            f"; MFU {100 * rate / peak:.1f}% of the {str(dtype).removeprefix('torch.')} matmul "
-            f"peak measured here ({peak / 1e12:.3f} TFLOP/s)"
-        )
-    logger.info(message)
-    return result
-
-
-def longest_first(features):
-    """Longest windows first: batches of similar length pad little, and the peak memory shows
-    at once. Post-processing finds each window's question by example_id, so the order is free."""
-    return features.select(np.argsort(-np.asarray(features["length"]), kind="stable"))
-
-
-def metric_inputs(answers: dict, version_2: bool) -> list[dict]:
-    """Predictions for the metric. For SQuAD 2.0 each question's best span with its null score
-    difference, so the metric's threshold sweep (best_f1_thresh) and its scores at a threshold
-    use the same quantity as post-processing: no answer where null - best span > threshold."""
-    if not version_2:
-        return [{"id": k, "prediction_text": v.text} for k, v in answers.items()]
-    return [
-        {
-            "id": k,
-            "prediction_text": qa.samples.best_span_text(v),
-            "no_answer_probability": v.null_score_diff,
-        }
-        for k, v in answers.items()
-    ]
-
-
-def inference_settings(data_args, checksums) -> dict:
-    """What predict, the demo and make eval need to answer as this run did."""
-    settings = {
-        "version_2_with_negative": data_args.version_2_with_negative,
-        "null_score_diff_threshold": data_args.null_score_diff_threshold,
-        "max_seq_length": data_args.max_seq_length,
-        "doc_stride": data_args.doc_stride,
-        "n_best_size": data_args.n_best_size,
-        "max_answer_length": data_args.max_answer_length,
-    }
-    if "tune" in checksums:
-        settings["threshold_tuned_on"] = {
-            "file": os.path.basename(checksums["tune"]["path"]),
-            "sha256": checksums["tune"]["sha256"],
-        }
-    return settings
 
 
 def main(argv: list[str]) -> dict:

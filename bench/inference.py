@@ -25,9 +25,9 @@ from qa.config import cpu_threads, precision_path  # noqa: E402
 from qa.data import load_squad_file, resolve_data_path  # noqa: E402
 from qa.features import prepare_eval_features  # noqa: E402
 from qa.io import write_json_atomic, write_text_atomic  # noqa: E402
+from qa.metric import load_metric_functions, metric_inputs  # noqa: E402
 from qa.predict import window_logits  # noqa: E402
 from qa.settings import answering_settings  # noqa: E402
-from run_qa import load_metric_functions, metric_inputs  # noqa: E402
 from utils_qa import postprocess_qa_predictions  # noqa: E402
 
 
