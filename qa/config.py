@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, HfArgumentParser, TrainingArguments
+from transformers import AutoConfig, HfArgumentParser, TrainingArguments, set_seed
 
 from qa import ROOT
 from qa.inputs import check_ranges, read_text_file
@@ -333,3 +333,22 @@ def resolve_null_threshold(data_args, model_path: str, tuning: bool) -> None:
         if stored is not None and not tuning:
             logger.info("No-answer threshold %.4f, saved with the model", stored)
         data_args.null_score_diff_threshold = 0.0 if stored is None else float(stored)
+
+
+def configure_machine(training_args: TrainingArguments, threads: int) -> None:
+    """Threads, seed and tf32 for this process, and a log line saying what it runs on."""
+    if training_args.device.type == "cpu":
+        torch.set_num_threads(cpu_threads(threads))
+    logger.info(
+        "Process %d of %d, device %s, bf16 %s, %d CPU threads; auto precision would pick %s",
+        training_args.process_index,
+        training_args.world_size,
+        training_args.device,
+        training_args.bf16,
+        torch.get_num_threads(),
+        precision_path()[1],
+    )
+    set_seed(training_args.seed)
+    if torch.cuda.is_available():  # tf32 matrix products: free speed on Ampere and later
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
