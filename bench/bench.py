@@ -14,8 +14,8 @@ peak memory is its own:
    FLOPs on real tokens (formula in qa/flops.py) over seconds, over the peak of the precision it
    used;
 3. post-processing on the full SQuAD v1.1 and v2.0 dev sets: the vectorised span search against
-   the classic top-20 x top-20 loop (bench/classic_postprocess.py), both checked against the
-   exhaustive loop in tests/reference_qa.py.
+   the classic top-20 x top-20 loop (qa/classic_postprocess.py), both checked against the
+   exhaustive loop in qa/reference.py.
 
 Writes results/bench.json and results/bench.md; prints the table, ratios last.
 """
@@ -31,17 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+import qa.flops
+from qa.classic_postprocess import classic_postprocess
+from qa.data import load_squad_file, resolve_data_path
+from qa.features import prepare_eval_features
+from qa.io import write_json_atomic, write_text_atomic
+from qa.reference import differences, reference_postprocess
+from utils_qa import postprocess_qa_predictions
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
-
-from classic_postprocess import classic_postprocess  # noqa: E402
-from reference_qa import differences, reference_postprocess  # noqa: E402
-
-import qa.flops  # noqa: E402
-from qa.data import load_squad_file, resolve_data_path  # noqa: E402
-from qa.features import prepare_eval_features  # noqa: E402
-from qa.io import write_json_atomic, write_text_atomic  # noqa: E402
-from utils_qa import postprocess_qa_predictions  # noqa: E402
 
 ALLOCATOR_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_")
 CLASSIC_FLAGS = [

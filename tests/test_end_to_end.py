@@ -113,11 +113,11 @@ def test_a_finished_run_is_never_overwritten(smoke_run):
 def test_fast_post_processing_matches_the_reference_on_real_logits(smoke_run, dev_file, version_2):
     import torch
     from recipe_runner import SQUAD_DIR
-    from reference_qa import differences, reference_postprocess
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
     from qa.data import load_squad_file
     from qa.features import prepare_eval_features
+    from qa.reference import differences, reference_postprocess
     from utils_qa import postprocess_qa_predictions
 
     output, _, _ = smoke_run
