@@ -32,7 +32,7 @@ export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_TOP_PAD_ ?= 1073741824
 export MALLOC_MMAP_THRESHOLD_ ?= 10000000000
 
-.PHONY: help setup data split train eval predict plots push demo test bench bench-inference quality style lint format clean
+.PHONY: help setup data split train eval predict plots push demo test test-fast bench bench-inference quality style lint format clean
 
 help: ## list every target (this text)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,10 @@ eval: setup data ## score a trained folder (MODEL) on the dev set of CONFIG, sho
 
 test: setup data ## the whole test suite (the command CI runs)
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# Unit tests only: no training, no servers, no ../shared (tests/fixtures/ has tiny SQuAD files).
+test-fast: setup ## the fast tier: unit tests, about a minute
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 quality: setup ## ruff lint and format checks
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ from qa.data import SquadDataError, load_squad_file, resolve_data_path, take_fra
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", REPO_ROOT.parent / "shared" / "squad"))
+FIXTURES = REPO_ROOT / "tests" / "fixtures"  # tiny SQuAD files for the fast tier
 
 CONTEXT_A = "Bramford lies on the river Wend. It was founded in 1204 by wool merchants."
 CONTEXT_B = "The bridge was rebuilt by Margaret Holloway and opened in 1662."
@@ -219,6 +220,7 @@ def test_single_line_jsonl_loads(tmp_path):
 # --- the official files --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_dev_v1_loads():
     dataset = load_squad_file(real_file("dev-v1.1.json"))
     assert len(dataset) == 10570
@@ -228,16 +230,33 @@ def test_dev_v1_loads():
     assert min(len(a["text"]) for a in dataset["answers"]) >= 1
 
 
+@pytest.mark.slow
 def test_dev_v2_loads_with_unanswerable():
     dataset = load_squad_file(real_file("dev-v2.0.json"), allow_unanswerable=True)
     assert len(dataset) == 11873
     assert sum(not a["text"] for a in dataset["answers"]) == 5945
 
 
+@pytest.mark.slow
 def test_dev_v2_without_unanswerable_says_how_to_fix():
     path = real_file("dev-v2.0.json")
     message = assert_error(path, "version_2_with_negative")
     assert "5945" in message
+
+
+def test_tiny_v1_fixture_loads():
+    dataset = load_squad_file(str(FIXTURES / "squad-v1.1-tiny.json"))
+    assert len(dataset) == len(set(dataset["id"])) == 9
+    assert dataset.features == qa.data.SQUAD_FEATURES
+    assert min(len(a["text"]) for a in dataset["answers"]) >= 1
+
+
+def test_tiny_v2_fixture_loads_with_unanswerable_and_refuses_without():
+    path = str(FIXTURES / "squad-v2.0-tiny.json")
+    dataset = load_squad_file(path, allow_unanswerable=True)
+    assert len(dataset) == 12
+    assert sum(not a["text"] for a in dataset["answers"]) == 3
+    assert "3" in assert_error(path, "version_2_with_negative")
 
 
 # --- errors: every one names the file and the record -----------------------------------------

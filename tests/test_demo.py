@@ -11,6 +11,8 @@ from datasets import Dataset
 
 from qa.predict import answer_questions
 
+pytestmark = pytest.mark.slow  # a trained smoke run, a browser
+
 # CI installs Chromium (.ci/run); elsewhere the browser tests skip when it is missing.
 needs_browser = pytest.mark.skipif(
     not have_browser() and not os.environ.get("CI"),

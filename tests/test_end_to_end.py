@@ -6,7 +6,7 @@ import os
 import pytest
 from recipe_runner import SQUAD_DIR, needs_squad, run_qa
 
-pytestmark = needs_squad
+pytestmark = [pytest.mark.slow, needs_squad]  # they train, or read ../shared
 
 
 def test_outputs_are_all_written(smoke_run):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from recipe_runner import ROOT, command, environment, needs_squad
 
@@ -52,6 +53,7 @@ def test_threads_share_the_cores_among_local_processes(monkeypatch):
 
 
 @needs_squad
+@pytest.mark.slow
 def test_the_bare_design_command_uses_every_core(tmp_path):
     """`accelerate launch run_qa.py CONFIG`, typed without make or thread flags."""
     env = {k: v for k, v in environment().items() if k != "OMP_NUM_THREADS"}

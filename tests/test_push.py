@@ -105,6 +105,7 @@ def test_bundled_model_is_credited_by_its_hub_id(tmp_path):
     assert loaded.data.base_model is None and "a local checkpoint" in loaded.text
 
 
+@pytest.mark.slow
 def test_smoke_run_passes_the_push_checks(smoke_run, capsys):
     output, results, _ = smoke_run
     push_qa.main([str(output), "--dry_run"])
@@ -124,6 +125,7 @@ def test_card_without_scores_is_pushed_with_a_warning(tmp_path, capsys):
     assert "has no model-index results" in printed and "Dry run: nothing uploaded." in printed
 
 
+@pytest.mark.slow
 def test_push_to_hub_through_the_trainer_uploads_our_card(smoke_run, tmp_path, monkeypatch):
     """run_qa.py's push_to_hub path: the Trainer uploads output_dir, with our card in it."""
     from transformers import AutoModelForQuestionAnswering, TrainingArguments
@@ -156,6 +158,7 @@ def test_push_to_hub_through_the_trainer_uploads_our_card(smoke_run, tmp_path, m
     ]
 
 
+@pytest.mark.slow
 def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch):
     """run_qa.main itself with push_to_hub: the Trainer's upload (patched where it calls it)
     receives output_dir, without checkpoints, with our model card in it."""

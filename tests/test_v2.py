@@ -38,6 +38,7 @@ def test_articles_fill_the_parts_in_a_seeded_order():
 
 
 @needs_squad
+@pytest.mark.slow
 def test_the_split_keeps_articles_whole_and_adds_up(tmp_path):
     manifest = qa.split.ensure_split(str(tmp_path / "split"), str(DEV_V2))
     parts = manifest["parts"]
@@ -56,6 +57,7 @@ def test_the_split_keeps_articles_whole_and_adds_up(tmp_path):
 
 
 @needs_squad
+@pytest.mark.slow
 def test_the_split_is_the_same_on_every_run_and_kept_while_current(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     qa.split.ensure_split(str(first), str(DEV_V2))
@@ -89,6 +91,7 @@ def test_a_missing_source_names_the_fix(tmp_path):
 
 
 @needs_squad
+@pytest.mark.slow
 def test_the_v2_config_trains_on_the_headline_questions_plus_the_whole_training_part(
     tmp_path, monkeypatch
 ):
@@ -154,6 +157,7 @@ def rescore(folder, refs_file, threshold, first=None):
 
 
 @needs_squad
+@pytest.mark.slow
 def test_v2_smoke_run_tunes_saves_and_uses_one_threshold(smoke_v2_run):
     output, results, stdout = smoke_v2_run
     settings = json.loads((output / "qa_settings.json").read_text())
@@ -179,6 +183,7 @@ def test_v2_smoke_run_tunes_saves_and_uses_one_threshold(smoke_v2_run):
 
 
 @needs_squad
+@pytest.mark.slow
 def test_v2_samples_show_an_answerable_and_an_unanswerable_question(smoke_v2_run):
     output, _, _ = smoke_v2_run
     samples = json.loads((output / "samples.json").read_text())
@@ -186,6 +191,7 @@ def test_v2_samples_show_an_answerable_and_an_unanswerable_question(smoke_v2_run
 
 
 @needs_squad
+@pytest.mark.slow
 def test_eval_only_run_uses_the_threshold_saved_with_the_model(smoke_v2_run, tmp_path):
     output, _, _ = smoke_v2_run
     run_qa("--model_name_or_path", output, "--do_train", "false", "--threshold_file", "",
@@ -200,6 +206,7 @@ def test_eval_only_run_uses_the_threshold_saved_with_the_model(smoke_v2_run, tmp
 
 
 @needs_squad
+@pytest.mark.slow
 def test_predict_abstains_at_the_threshold_saved_with_the_model(smoke_v2_run, tmp_path):
     import predict_qa
 
@@ -238,6 +245,7 @@ def test_predict_abstains_at_the_threshold_saved_with_the_model(smoke_v2_run, tm
 
 
 @needs_squad
+@pytest.mark.slow
 @pytest.mark.parametrize("run", COMMITTED_RUNS)
 def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path):
     folder = ROOT / "results" / run
@@ -257,6 +265,7 @@ def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path)
 
 
 @needs_squad
+@pytest.mark.slow
 def test_the_committed_comparison_recomputes_from_the_committed_predictions(tmp_path):
     import compare_v2
 
@@ -283,6 +292,7 @@ def test_the_committed_comparison_recomputes_from_the_committed_predictions(tmp_
 
 
 @needs_squad
+@pytest.mark.slow
 def test_the_bert_base_config_runs_on_a_local_folder_in_the_hub_layout(tmp_path):
     """dataset_name goes through datasets.load_dataset as with the Hub's squad_v2; only the
     download (and bert-base itself, swapped for the bundled model) is left untested."""
@@ -308,6 +318,7 @@ def test_the_bert_base_config_runs_on_a_local_folder_in_the_hub_layout(tmp_path)
 
 
 @needs_squad
+@pytest.mark.slow
 def test_the_v1_articles_outside_dev_v2_are_the_13_unseen_ones():
     document = qa.split.articles_outside(str(SQUAD_DIR / "dev-v1.1.json"), str(DEV_V2))
     titles = {a["title"] for a in document["data"]}
