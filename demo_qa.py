@@ -24,10 +24,10 @@ from pathlib import Path
 import datasets
 from datasets import Dataset
 
-from predict_qa import QuestionAnswerer
-from qa_data import SquadDataError, load_squad_file, resolve_data_path
-from qa_features import QuestionTooLong
-from qa_settings import answering_settings
+from qa.data import SquadDataError, load_squad_file, resolve_data_path
+from qa.features import QuestionTooLong
+from qa.predict import QuestionAnswerer
+from qa.settings import answering_settings
 
 PAGE = Path(__file__).resolve().parent / "demo_qa.html"
 MAX_CONTEXT_CHARS = 20_000  # a few pages of text: a handful of windows, answered in seconds

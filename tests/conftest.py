@@ -4,6 +4,13 @@ import pytest
 from recipe_runner import SQUAD_DIR, run_qa
 
 
+def pytest_collection_modifyitems(items):
+    """A test that needs one of the training runs below is slow, wherever it is marked or not."""
+    for item in items:
+        if {"smoke_run", "smoke_v2_run"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """(output folder, results folder, stdout) of configs/smoke.json: 64 questions, a few steps."""

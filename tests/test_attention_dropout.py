@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering, GPT2Config
 
-import run_qa
-from run_qa import ModelArguments, attention_dropout_override, resolve_model_path
+import qa.config
+from qa.config import ModelArguments, attention_dropout_override, resolve_model_path
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_zero_reaches_the_loaded_model(bundled):
 
 def test_a_model_without_attention_dropout_is_refused(tmp_path, monkeypatch):
     config = GPT2Config(n_layer=1)  # calls its attention dropout attn_pdrop
-    monkeypatch.setattr(run_qa.AutoConfig, "from_pretrained", lambda *a, **k: config)
+    monkeypatch.setattr(qa.config.AutoConfig, "from_pretrained", lambda *a, **k: config)
     with pytest.raises(SystemExit, match="no attention dropout setting"):
         attention_dropout_override(ModelArguments(attention_dropout=0.0), str(tmp_path))
 

@@ -5,8 +5,9 @@ import logging
 
 import pytest
 
-import run_qa
-from run_qa import check_output_dirs, copy_results, last_complete_checkpoint, parse_arguments
+import qa.checkpoints
+from qa.config import parse_arguments
+from qa.outputs import check_output_dirs, copy_results, last_complete_checkpoint
 
 
 def checkpoint(folder, step, state="whole", weights=True):
@@ -63,17 +64,17 @@ def test_results_swap_keeps_the_old_results_until_the_new_ones_are_in_place(tmp_
     output, results = tmp_path / "run", tmp_path / "results"
     finished(output, "new")
     finished(results, "old")
-    real_replace = run_qa.os.replace
+    real_replace = qa.checkpoints.os.replace
 
     def crash_on_the_swap(source, target):
         if str(source).endswith(".incoming"):
             raise OSError("killed here")
         return real_replace(source, target)
 
-    monkeypatch.setattr(run_qa.os, "replace", crash_on_the_swap)
+    monkeypatch.setattr(qa.checkpoints.os, "replace", crash_on_the_swap)
     with pytest.raises(OSError, match="killed here"):
         copy_results(str(output), str(results))
-    monkeypatch.setattr(run_qa.os, "replace", real_replace)
+    monkeypatch.setattr(qa.checkpoints.os, "replace", real_replace)
     # The old results are whole: in place, or aside where the next run puts them back.
     training_args, data_args = arguments(tmp_path, tmp_path / "other", results, overwrite=True)
     check_output_dirs(training_args, data_args)

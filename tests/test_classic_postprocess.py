@@ -1,16 +1,12 @@
 """The bench's classic top-k baseline: with k covering every token it must find the exhaustive
 loop's answer, and with a small k it may not (which is why it is a baseline, not a reference)."""
 
-import sys
-
 import numpy as np
 import pytest
-from recipe_runner import ROOT
-from reference_qa import reference_postprocess
 from test_postprocess import random_case
 
-sys.path.insert(0, str(ROOT / "bench"))
-from classic_postprocess import classic_postprocess  # noqa: E402
+from qa.classic_postprocess import classic_postprocess
+from qa.reference import reference_postprocess
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from run_qa import check_window_settings, parse_arguments, resolve_bf16_auto, resolve_model_path
+from qa.config import (
+    check_window_settings,
+    parse_arguments,
+    resolve_bf16_auto,
+    resolve_model_path,
+)
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -94,7 +99,7 @@ def test_unreadable_config_is_reported(tmp_path):
 
 
 def test_bf16_auto_becomes_a_boolean_and_the_last_flag_wins(monkeypatch):
-    monkeypatch.setattr("run_qa.bf16_available", lambda: False)
+    monkeypatch.setattr("qa.config.bf16_available", lambda: False)
     assert resolve_bf16_auto(["--bf16", "auto", "--seed", "1"]) == [
         "--bf16",
         "false",
@@ -104,7 +109,7 @@ def test_bf16_auto_becomes_a_boolean_and_the_last_flag_wins(monkeypatch):
     # a flag after the config's "auto" still wins, and the config's own value must parse too
     resolved = resolve_bf16_auto(["--bf16", "auto", "--bf16", "true"])
     assert resolved == ["--bf16", "false", "--bf16", "true"]
-    monkeypatch.setattr("run_qa.bf16_available", lambda: True)
+    monkeypatch.setattr("qa.config.bf16_available", lambda: True)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert resolve_bf16_auto(["--bf16", "auto"]) == ["--bf16", "true", "--use_cpu", "true"]
 

@@ -1,4 +1,4 @@
-"""Tests for qa_data: reading SQuAD files, reporting bad input, subsetting and path expansion."""
+"""Tests for qa.data: reading SQuAD files, reporting bad input, subsetting and path expansion."""
 
 import json
 import os
@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-import qa_data
-from qa_data import SquadDataError, load_squad_file, resolve_data_path, take_fraction
+import qa.data
+from qa.data import SquadDataError, load_squad_file, resolve_data_path, take_fraction
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", REPO_ROOT.parent / "shared" / "squad"))
+FIXTURES = REPO_ROOT / "tests" / "fixtures"  # tiny SQuAD files for the fast tier
 
 CONTEXT_A = "Bramford lies on the river Wend. It was founded in 1204 by wool merchants."
 CONTEXT_B = "The bridge was rebuilt by Margaret Holloway and opened in 1662."
@@ -162,7 +163,7 @@ def test_flat_records_offsets_are_right():
 def test_nested_and_jsonl_give_identical_datasets(tmp_path):
     nested = load_squad_file(write_json(tmp_path / "n.json", NESTED), allow_unanswerable=True)
     flat = load_squad_file(write_jsonl(tmp_path / "f.jsonl", flat_records()), True)
-    assert nested.features == flat.features == qa_data.SQUAD_FEATURES
+    assert nested.features == flat.features == qa.data.SQUAD_FEATURES
     assert nested.column_names == ["id", "title", "context", "question", "answers"]
     assert nested.to_list() == flat.to_list()
     assert nested.to_list() == flat_records()
@@ -219,25 +220,43 @@ def test_single_line_jsonl_loads(tmp_path):
 # --- the official files --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_dev_v1_loads():
     dataset = load_squad_file(real_file("dev-v1.1.json"))
     assert len(dataset) == 10570
     assert len(set(dataset["id"])) == 10570
-    assert dataset.features == qa_data.SQUAD_FEATURES
+    assert dataset.features == qa.data.SQUAD_FEATURES
     # v1.1 dev has up to several gold answers per question and never none.
     assert min(len(a["text"]) for a in dataset["answers"]) >= 1
 
 
+@pytest.mark.slow
 def test_dev_v2_loads_with_unanswerable():
     dataset = load_squad_file(real_file("dev-v2.0.json"), allow_unanswerable=True)
     assert len(dataset) == 11873
     assert sum(not a["text"] for a in dataset["answers"]) == 5945
 
 
+@pytest.mark.slow
 def test_dev_v2_without_unanswerable_says_how_to_fix():
     path = real_file("dev-v2.0.json")
     message = assert_error(path, "version_2_with_negative")
     assert "5945" in message
+
+
+def test_tiny_v1_fixture_loads():
+    dataset = load_squad_file(str(FIXTURES / "squad-v1.1-tiny.json"))
+    assert len(dataset) == len(set(dataset["id"])) == 9
+    assert dataset.features == qa.data.SQUAD_FEATURES
+    assert min(len(a["text"]) for a in dataset["answers"]) >= 1
+
+
+def test_tiny_v2_fixture_loads_with_unanswerable_and_refuses_without():
+    path = str(FIXTURES / "squad-v2.0-tiny.json")
+    dataset = load_squad_file(path, allow_unanswerable=True)
+    assert len(dataset) == 12
+    assert sum(not a["text"] for a in dataset["answers"]) == 3
+    assert "3" in assert_error(path, "version_2_with_negative")
 
 
 # --- errors: every one names the file and the record -----------------------------------------
@@ -436,7 +455,7 @@ def test_jsonl_extra_fields_and_is_impossible(tmp_path):
         record["is_impossible"] = False
     records[0]["is_impossible"] = True
     dataset = load_squad_file(write_jsonl(tmp_path / "f.jsonl", records), allow_unanswerable=True)
-    assert dataset.column_names == list(qa_data.SQUAD_FEATURES)
+    assert dataset.column_names == list(qa.data.SQUAD_FEATURES)
     assert dataset[0]["answers"] == {"text": [], "answer_start": []}
     assert dataset[1]["answers"] == records[1]["answers"]
 

@@ -9,7 +9,9 @@ import pytest
 from browser import ask, have_browser, start_browser, start_demo
 from datasets import Dataset
 
-from predict_qa import answer_questions
+from qa.predict import answer_questions
+
+pytestmark = pytest.mark.slow  # a trained smoke run, a browser
 
 # CI installs Chromium (.ci/run); elsewhere the browser tests skip when it is missing.
 needs_browser = pytest.mark.skipif(

@@ -5,7 +5,7 @@ import json
 import pytest
 from recipe_runner import SMOKE, SQUAD_DIR, needs_squad, run_qa
 
-pytestmark = needs_squad
+pytestmark = [pytest.mark.slow, needs_squad]  # they train, or read ../shared
 
 
 def refused(tmp_path, *flags):

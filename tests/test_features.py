@@ -1,4 +1,4 @@
-"""Tests for qa_features: windowing questions over long contexts and labelling answer spans."""
+"""Tests for qa.features: windowing questions over long contexts and labelling answer spans."""
 
 import os
 from collections import Counter
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_features import (
+from qa.features import (
     CLS_INDEX,
     context_token_span,
     label_window,
@@ -281,7 +281,7 @@ def test_labels_never_fall_on_question_tokens(tokenizer):
 
 def test_leading_spaces_in_question_change_nothing(tokenizer):
     # Some SQuAD questions start with runs of spaces. BERT's tokenizer drops them on its own, so
-    # this guards the outcome (same windows, same labels), not qa_features' own lstrip.
+    # this guards the outcome (same windows, same labels), not qa.features' own lstrip.
     gold = answer("Margaret Holloway")
     padded = windows(tokenizer, batch(("q", "     Who designed it?", gold)))
     plain = windows(tokenizer, batch(("q", "Who designed it?", gold)))
@@ -356,14 +356,20 @@ def test_eval_features_keep_no_labels(tokenizer):
 # --- property check on real SQuAD ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def dev_sample():
-    path = SQUAD_DIR / "dev-v1.1.json"
+@pytest.fixture(
+    scope="module",
+    params=[REPO_ROOT / "tests" / "fixtures" / "squad-v1.1-tiny.json",
+            pytest.param(SQUAD_DIR / "dev-v1.1.json", marks=pytest.mark.slow)],
+    ids=["tiny", "dev"],
+)  # fmt: skip
+def dev_sample(request):
+    path = request.param
     if not path.is_file():
         pytest.skip(f"{path} not present; set SQUAD_DIR to the folder holding the SQuAD files")
-    from qa_data import load_squad_file
+    from qa.data import load_squad_file
 
-    return load_squad_file(str(path)).select(range(300))[:]
+    examples = load_squad_file(str(path))
+    return examples.select(range(min(300, len(examples))))[:]
 
 
 def test_real_labels_decode_to_the_first_answer(tokenizer, dev_sample):

@@ -5,11 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from recipe_runner import ROOT, command, environment, needs_squad
 
-import qa_flops
-from run_qa import cpu_threads, resolve_model_path
+import qa.flops
+from qa.config import cpu_threads, resolve_model_path
 
 
 class Config:
@@ -18,9 +19,9 @@ class Config:
 
 def test_forward_flops_known_answer():
     # 2 layers x (8*3*16 + 4*3*4*8 + 4*9*4) + span head 4*3*4, for one window of 3 tokens.
-    assert qa_flops.forward_flops(Config, [3]) == 2 * (384 + 384 + 144) + 48
-    assert qa_flops.forward_flops(Config, [3, 3]) == 2 * qa_flops.forward_flops(Config, [3])
-    assert qa_flops.training_flops(Config, [3], epochs=2) == 6 * qa_flops.forward_flops(Config, [3])
+    assert qa.flops.forward_flops(Config, [3]) == 2 * (384 + 384 + 144) + 48
+    assert qa.flops.forward_flops(Config, [3, 3]) == 2 * qa.flops.forward_flops(Config, [3])
+    assert qa.flops.training_flops(Config, [3], epochs=2) == 6 * qa.flops.forward_flops(Config, [3])
 
 
 def test_a_short_window_costs_two_flops_per_weight_per_token():
@@ -32,13 +33,13 @@ def test_a_short_window_costs_two_flops_per_weight_per_token():
         p.numel() for n, p in model.named_parameters()
         if p.dim() == 2 and ("encoder" in n or "qa_outputs" in n)
     )  # fmt: skip
-    per_token = qa_flops.forward_flops(model.config, [1])
+    per_token = qa.flops.forward_flops(model.config, [1])
     attention = 4 * model.config.hidden_size * model.config.num_hidden_layers  # n^2 term at n=1
     assert per_token - attention == 2 * weights
 
 
 def test_matmul_peak_is_a_plausible_rate():
-    peak = qa_flops.matmul_peak(torch.float32, size=256, repeats=2)
+    peak = qa.flops.matmul_peak(torch.float32, size=256, repeats=2)
     assert 1e8 < peak < 1e16
 
 
@@ -52,6 +53,7 @@ def test_threads_share_the_cores_among_local_processes(monkeypatch):
 
 
 @needs_squad
+@pytest.mark.slow
 def test_the_bare_design_command_uses_every_core(tmp_path):
     """`accelerate launch run_qa.py CONFIG`, typed without make or thread flags."""
     env = {k: v for k, v in environment().items() if k != "OMP_NUM_THREADS"}

@@ -6,8 +6,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa_data import SquadDataError, load_squad_file
-from qa_features import CLS_INDEX, context_token_span, prepare_train_features
+from qa.data import SquadDataError, load_squad_file
+from qa.features import CLS_INDEX, context_token_span, prepare_train_features
 
 WORDS = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12

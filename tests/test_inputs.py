@@ -1,7 +1,7 @@
 """A catalog of unreadable and odd inputs: each gets one line naming the file, the record and the
 fix (or is handled, and logged where it was changed), never a traceback.
 
-Data files are read by qa_data (run_qa, predict, demo and compare_v2 alike), configs by run_qa's
+Data files are read by qa.data (run_qa, predict, demo and compare_v2 alike), configs by run_qa's
 argument parsing; tests/test_errors.py runs a few of these through the real command line.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import qa_inputs
-from qa_data import SquadDataError, load_squad_file
-from run_qa import DataArguments, parse_arguments
+import qa.inputs
+from qa.config import DataArguments, parse_arguments
+from qa.data import SquadDataError, load_squad_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "configs" / "smoke.json"
@@ -47,7 +47,7 @@ def unreadable(monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(qa_inputs, "open", refuse, raising=False)
+    monkeypatch.setattr(qa.inputs, "open", refuse, raising=False)
 
 
 # (case id, how to make the file at `path`, words the one-line message must hold).
@@ -139,8 +139,11 @@ def write_config(path: Path, **changes) -> Path:
     return path
 
 
+# The line of smoke.json that the not-UTF-8 case spoils: counted, so that adding a setting to
+# the config does not break the case.
+SEED_LINE = 1 + next(i for i, line in enumerate(SMOKE.read_text().splitlines()) if '"seed"' in line)
 CONFIG_CASES = [
-    ("not-utf8", lambda p: p.write_bytes(SMOKE.read_bytes().replace(b'"seed"', b'"s\xe9ed"')), ["cannot read config", "not UTF-8", "line 20", "save the file as UTF-8"]),
+    ("not-utf8", lambda p: p.write_bytes(SMOKE.read_bytes().replace(b'"seed"', b'"s\xe9ed"')), ["cannot read config", "not UTF-8", f"line {SEED_LINE}", "save the file as UTF-8"]),
     ("folder", lambda p: p.mkdir(), ["cannot read config", "is a folder"]),
     ("missing", lambda p: None, ["cannot read config", "no such file"]),
     ("truncated", lambda p: p.write_text(SMOKE.read_text()[:200]), ["cannot read config", "line 7", "fix the JSON there"]),
@@ -179,7 +182,7 @@ def test_config_with_a_byte_order_mark_is_read(tmp_path, caplog):
 
 def numeric_fields():
     """Every int or float setting of the recipe's own arguments, and the Trainer's numbers that
-    qa_inputs.RANGES checks: (name, is_int)."""
+    qa.inputs.RANGES checks: (name, is_int)."""
     ours = [
         (f.name, "int" in str(f.type))
         for f in dataclasses.fields(DataArguments)
@@ -192,7 +195,7 @@ def numeric_fields():
         "seed",
     }
     names = {name for name, _ in ours}
-    theirs = [(n, n in trainer_ints) for n in qa_inputs.RANGES if n not in names]
+    theirs = [(n, n in trainer_ints) for n in qa.inputs.RANGES if n not in names]
     return ours + theirs
 
 
@@ -243,7 +246,7 @@ def question_of(tokens: int) -> str:
 def test_question_at_the_token_limit_is_windowed_and_one_over_is_refused(
     tokenizer, max_seq_length, doc_stride, limit
 ):
-    from qa_features import QuestionTooLong, prepare_eval_features, question_token_limit
+    from qa.features import QuestionTooLong, prepare_eval_features, question_token_limit
 
     assert question_token_limit(tokenizer, max_seq_length, doc_stride) == limit
     long_context = " ".join(["Wend"] * 800)
@@ -264,7 +267,7 @@ def test_question_at_the_token_limit_is_windowed_and_one_over_is_refused(
 
 
 def test_a_pasted_paragraph_as_question_is_refused_not_a_tokenizer_abort(tokenizer):
-    from qa_features import QuestionTooLong, prepare_train_features
+    from qa.features import QuestionTooLong, prepare_train_features
 
     paragraph = " ".join(["The river Wend runs past Bramford."] * 850)  # about 5,000 words
     batch = {

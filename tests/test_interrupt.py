@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 from transformers import TrainerControl, TrainerState
 
-from qa_interrupt import StopOnInterrupt
+from qa.interrupt import StopOnInterrupt
 
 ONE = SimpleNamespace(world_size=1, device=torch.device("cpu"))
 

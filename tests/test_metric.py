@@ -309,8 +309,8 @@ def test_evaluate_reports_mismatched_ids(metric):
 # --- real SQuAD dev sets ---------------------------------------------------------------------
 
 
-def load_references(name):
-    path = SQUAD_DIR / name
+def load_references(name, folder=SQUAD_DIR):
+    path = folder / name
     if not path.is_file():
         pytest.skip(f"{path} not found; set SQUAD_DIR to the folder holding the SQuAD json files")
     with path.open(encoding="utf-8") as f:
@@ -335,6 +335,7 @@ def dev_v2():
 
 
 @pytest.mark.parametrize("na_prob", [0.0, 1.0])
+@pytest.mark.slow
 def test_dev_v2_all_empty_floor(dev_v2, na_prob):
     preds = [pred(r["id"], "", na_prob) for r in dev_v2]
     result = sq.compute_squad(preds, dev_v2, version_2_with_negative=True)
@@ -346,6 +347,7 @@ def test_dev_v2_all_empty_floor(dev_v2, na_prob):
     assert (result["HasAns_total"], result["NoAns_total"]) == (5928, 5945)
 
 
+@pytest.mark.slow
 def test_dev_v2_first_gold_answer_is_perfect(dev_v2):
     preds = [pred(r["id"], (r["answers"]["text"] or [""])[0], 0.0) for r in dev_v2]
     result = sq.compute_squad(preds, dev_v2, version_2_with_negative=True)
@@ -353,14 +355,25 @@ def test_dev_v2_first_gold_answer_is_perfect(dev_v2):
     assert result["best_exact"] == result["best_f1"] == 100.0
 
 
+@pytest.mark.slow
 def test_dev_v2_through_evaluate(metric, dev_v2):
     preds = [pred(r["id"], "", 1.0) for r in dev_v2]
     result = metric.compute(predictions=preds, references=dev_v2, version_2_with_negative=True)
     assert round(result["exact"], 2) == 50.07
 
 
+@pytest.mark.slow
 def test_dev_v1_first_gold_answer_is_perfect():
     refs = load_references("dev-v1.1.json")
     preds = [pred(r["id"], r["answers"]["text"][0]) for r in refs]
     result = sq.compute_squad(preds, refs)
     assert result == {"exact_match": 100.0, "f1": 100.0, "total": 10570}
+
+
+@pytest.mark.parametrize("name", ["squad-v1.1-tiny.json", "squad-v2.0-tiny.json"])
+def test_tiny_fixture_first_gold_answers_are_perfect(name):
+    refs = load_references(name, REPO_ROOT / "tests" / "fixtures")
+    v2 = "v2.0" in name
+    preds = [pred(r["id"], (r["answers"]["text"] or [""])[0], 0.0 if v2 else None) for r in refs]
+    result = sq.compute_squad(preds, refs, version_2_with_negative=v2)
+    assert result["exact" if v2 else "exact_match"] == result["f1"] == 100.0

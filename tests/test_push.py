@@ -7,7 +7,7 @@ import pytest
 from huggingface_hub import HfApi, ModelCard
 
 import push_qa
-from qa_card import hub_id_of, model_card, write_model_card
+from qa.card import hub_id_of, model_card, write_model_card
 
 
 def finished_run(folder, base_model="sentence-transformers/all-MiniLM-L6-v2"):
@@ -105,6 +105,7 @@ def test_bundled_model_is_credited_by_its_hub_id(tmp_path):
     assert loaded.data.base_model is None and "a local checkpoint" in loaded.text
 
 
+@pytest.mark.slow
 def test_smoke_run_passes_the_push_checks(smoke_run, capsys):
     output, results, _ = smoke_run
     push_qa.main([str(output), "--dry_run"])
@@ -124,6 +125,7 @@ def test_card_without_scores_is_pushed_with_a_warning(tmp_path, capsys):
     assert "has no model-index results" in printed and "Dry run: nothing uploaded." in printed
 
 
+@pytest.mark.slow
 def test_push_to_hub_through_the_trainer_uploads_our_card(smoke_run, tmp_path, monkeypatch):
     """run_qa.py's push_to_hub path: the Trainer uploads output_dir, with our card in it."""
     from transformers import AutoModelForQuestionAnswering, TrainingArguments
@@ -156,11 +158,13 @@ def test_push_to_hub_through_the_trainer_uploads_our_card(smoke_run, tmp_path, m
     ]
 
 
+@pytest.mark.slow
 def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch):
     """run_qa.main itself with push_to_hub: the Trainer's upload (patched where it calls it)
     receives output_dir, without checkpoints, with our model card in it."""
     from recipe_runner import SMOKE, SQUAD_DIR
 
+    import qa.outputs
     import run_qa
 
     if not (SQUAD_DIR / "dev-v1.1.json").is_file():
@@ -188,7 +192,7 @@ def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch)
     assert repos == ["me/bert-squad"] and len(uploads) == 1
     upload = uploads[0]
     assert upload["repo_id"] == "me/bert-squad" and upload["folder_path"] == str(output)
-    assert upload["commit_message"] == f"run: {run_qa.card_summary(results)}"
+    assert upload["commit_message"] == f"run: {qa.outputs.card_summary(results)}"
     assert "checkpoint-*" in upload["ignore_patterns"]
     assert "model.safetensors" in upload["files"] and "all_results.json" in upload["files"]
     card = upload["card"]

@@ -10,9 +10,9 @@ import pytest
 from recipe_runner import TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
 from safetensors.numpy import load_file
 
-from qa_checkpoints import checkpoint_problem
+from qa.checkpoints import checkpoint_problem
 
-pytestmark = needs_squad
+pytestmark = [pytest.mark.slow, needs_squad]  # they train several runs
 
 # 96 questions, batch 16: 6+ steps, a checkpoint every 2.
 SHORT = ["--max_train_samples", 96, "--save_strategy", "steps", "--save_steps", 2]

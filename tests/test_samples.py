@@ -1,6 +1,6 @@
 """Sample rendering: markers land on the right characters and nest."""
 
-from qa_samples import mark_excerpt
+from qa.samples import mark_excerpt
 
 CONTEXT = "The tentacles are fringed with tentilla, little tentacles."
 

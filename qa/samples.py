@@ -3,7 +3,7 @@
 import os
 import random
 
-from qa_io import write_json_atomic
+from qa.io import write_json_atomic
 
 EXCERPT_MARGIN = 160  # characters of context kept on each side of the marked answers
 

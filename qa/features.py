@@ -6,6 +6,15 @@ ever truncated. Windows are not padded here: the collator pads each batch to its
 window, which is what makes bf16 on CPU pay.
 """
 
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from qa.data import SquadDataError
+
 CLS_INDEX = 0  # BERT puts [CLS] first; "no answer in this window" points at it
 # As BERT's max_query_length. The longest SQuAD 1.1/2.0 question has 61 tokens (uncased WordPiece);
 # a pasted paragraph would leave no room for context, and the tokenizer aborts on it.
@@ -115,3 +124,62 @@ def prepare_eval_features(examples: dict, tokenizer, max_seq_length: int, doc_st
     ]
     windows["length"] = [len(ids) for ids in windows["input_ids"]]
     return windows
+
+
+def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -> str | None:
+    """A cache path keyed on everything that shapes the windows; None for Hub data."""
+    if split not in checksums:
+        return None  # datasets caches Hub data by its own fingerprint
+    key = {
+        "data": [v["sha256"] for k, v in sorted(checksums.items()) if k.startswith(split)],
+        "ids": hashlib.sha256("\n".join(examples["id"]).encode()).hexdigest(),
+        "tokenizer": hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
+        "max_seq_length": data_args.max_seq_length,
+        "doc_stride": data_args.doc_stride,
+        "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),  # this file
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return os.path.join(data_args.features_cache_dir, f"{split}-{digest}.arrow")
+
+
+def tokenize(examples, prepare, data_args, tokenizer, split, checksums, training_args):
+    cache_file = features_cache_file(data_args, tokenizer, split, examples, checksums)
+    if cache_file:
+        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+    try:
+        with training_args.main_process_first(desc=f"tokenising {split}"):
+            return examples.map(
+                prepare,
+                batched=True,
+                remove_columns=examples.column_names,
+                fn_kwargs={
+                    "tokenizer": tokenizer,
+                    "max_seq_length": data_args.max_seq_length,
+                    "doc_stride": data_args.doc_stride,
+                },
+                cache_file_name=cache_file,
+                desc=f"Tokenising {split} into windows",
+            )
+    except QuestionTooLong as err:
+        files = [v["path"] for k, v in checksums.items() if k.startswith(split)] or [split]
+        raise SquadDataError(f"{', '.join(files)}: {err}") from None
+
+
+def longest_first(features):
+    """Longest windows first: batches of similar length pad little, and the peak memory shows
+    at once. Post-processing finds each window's question by example_id, so the order is free."""
+    return features.select(np.argsort(-np.asarray(features["length"]), kind="stable"))
+
+
+def first_questions(examples, features, count: int):
+    """(windows, questions) of the first `count` questions, e.g. for a cheap score while
+    training."""
+    subset = examples.select(range(min(count, len(examples))))
+    asked = set(subset["id"])
+    subset_features = features.filter(
+        lambda ids: [i in asked for i in ids],
+        input_columns="example_id",
+        batched=True,
+        keep_in_memory=True,
+    )
+    return subset_features, subset

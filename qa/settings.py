@@ -8,8 +8,8 @@ to the Hub with the rest of the folder.
 import json
 import os
 
-from qa_inputs import read_json_file
-from qa_io import write_json_atomic
+from qa.inputs import read_json_file
+from qa.io import write_json_atomic
 
 SETTINGS_FILE = "qa_settings.json"
 
@@ -65,4 +65,22 @@ def answering_settings(folder: str, **given) -> dict:
         if value is None:
             value = saved.get(key)
         settings[key] = default if value is None else value
+    return settings
+
+
+def inference_settings(data_args, checksums) -> dict:
+    """What predict, the demo and make eval need to answer as this run did."""
+    settings = {
+        "version_2_with_negative": data_args.version_2_with_negative,
+        "null_score_diff_threshold": data_args.null_score_diff_threshold,
+        "max_seq_length": data_args.max_seq_length,
+        "doc_stride": data_args.doc_stride,
+        "n_best_size": data_args.n_best_size,
+        "max_answer_length": data_args.max_answer_length,
+    }
+    if "tune" in checksums:
+        settings["threshold_tuned_on"] = {
+            "file": os.path.basename(checksums["tune"]["path"]),
+            "sha256": checksums["tune"]["sha256"],
+        }
     return settings

@@ -12,12 +12,13 @@ Every problem is reported as a `SquadDataError` that names the file, the record 
 import hashlib
 import json
 import os
-from pathlib import Path
 
+import datasets
 import numpy as np
 from datasets import Dataset, Features, List, Value
 
-from qa_inputs import read_text_file
+from qa import ROOT
+from qa.inputs import read_text_file
 
 SQUAD_FEATURES = Features(
     {
@@ -30,9 +31,9 @@ SQUAD_FEATURES = Features(
 )
 
 # Where the data lives unless SQUAD_DIR says otherwise: the shared folder beside the checkout.
-DEFAULT_SQUAD_DIR = Path(__file__).resolve().parent.parent / "shared" / "squad"
-# Where qa_split.py writes the article split of dev-v2.0 unless SQUAD_V2_SPLIT_DIR says otherwise.
-DEFAULT_SPLIT_DIR = Path(__file__).resolve().parent / ".cache" / "squad-v2-split"
+DEFAULT_SQUAD_DIR = ROOT.parent / "shared" / "squad"
+# Where qa/split.py writes the article split of dev-v2.0 unless SQUAD_V2_SPLIT_DIR says otherwise.
+DEFAULT_SPLIT_DIR = ROOT / ".cache" / "squad-v2-split"
 PATH_VARIABLES = {"SQUAD_V2_SPLIT_DIR": DEFAULT_SPLIT_DIR, "SQUAD_DIR": DEFAULT_SQUAD_DIR}
 
 
@@ -262,3 +263,77 @@ def take_fraction(dataset: Dataset, fraction: float, seed: int) -> Dataset:
     count = max(1, round(len(dataset) * fraction))
     chosen = np.random.default_rng(seed).choice(len(dataset), size=count, replace=False)
     return dataset.select(np.sort(chosen))
+
+
+def load_local_file(configured: str, data_args, checksums: dict, key: str):
+    path = resolve_data_path(configured)
+    examples = load_squad_file(path, allow_unanswerable=data_args.version_2_with_negative)
+    checksums[key] = {"path": path, "sha256": sha256_of(path)}
+    return examples
+
+
+def load_raw_datasets(data_args, model_args, training_args):
+    """{"train", "validation", "tune": examples or None}, and the sha256 of each local file.
+
+    train_fraction and max_train_samples thin train_file (or the Hub's train split) only;
+    extra_train_files are added whole after it.
+    """
+    seed = training_args.seed
+    checksums, splits = {}, {}
+    if data_args.dataset_name:
+        hub = datasets.load_dataset(
+            data_args.dataset_name, data_args.dataset_config_name, cache_dir=model_args.cache_dir
+        )
+        splits = {"train": hub.get("train"), "validation": hub.get("validation")}
+    wanted = (
+        ("train", data_args.train_file if training_args.do_train else None),
+        ("validation", data_args.validation_file if training_args.do_eval else None),
+        ("tune", data_args.threshold_file if training_args.do_eval else None),
+    )
+    for split, configured in wanted:
+        if configured:
+            splits[split] = load_local_file(configured, data_args, checksums, split)
+    train = splits.get("train") if training_args.do_train else None
+    validation = splits.get("validation") if training_args.do_eval else None
+    if train is not None:
+        train = take_fraction(train, data_args.train_fraction, seed)
+        if data_args.max_train_samples is not None:
+            train = train.select(range(min(data_args.max_train_samples, len(train))))
+        extras = [
+            load_local_file(path, data_args, checksums, f"train_extra_{i}")
+            for i, path in enumerate(data_args.extra_train_files if training_args.do_train else [])
+        ]
+        if extras:
+            combined = datasets.concatenate_datasets([train.cast(SQUAD_FEATURES), *extras])
+            check_unique_ids(combined["id"], ["train_file", *data_args.extra_train_files])
+            if data_args.extra_train_repeats < 1:
+                raise SquadDataError("extra_train_repeats must be 1 or more.")
+            copies = extras * (data_args.extra_train_repeats - 1)
+            train = datasets.concatenate_datasets([combined, *copies])
+    tune = splits.get("tune")
+    if data_args.max_eval_samples is not None:
+        cap = data_args.max_eval_samples
+        if validation is not None:
+            validation = validation.select(range(min(cap, len(validation))))
+        if tune is not None:
+            tune = tune.select(range(min(cap, len(tune))))
+    for name, split in (("training", train), ("evaluation", validation)):
+        if split is not None and len(split) == 0:
+            raise SquadDataError(
+                f"The {name} subset is empty: check train_fraction, max_train_samples and "
+                "max_eval_samples."
+            )
+    return {"train": train, "validation": validation, "tune": tune}, checksums
+
+
+def check_unique_ids(ids: list[str], files: list[str]) -> None:
+    seen, repeated = set(), []
+    for qid in ids:
+        if qid in seen:
+            repeated.append(qid)
+        seen.add(qid)
+    if repeated:
+        raise SquadDataError(
+            f"{', '.join(files)}: {len(repeated)} question ids are in more than one training "
+            f"file, e.g. {repeated[:3]}; each question may be trained on once: remove the repeats."
+        )

@@ -5,7 +5,7 @@ holds the only real unanswerable questions there are. Split by article, so no pa
 sides: a training part (mixed with SQuAD 1.1 training questions by the 2.0 config), a small part
 that only chooses the no-answer threshold, and a held-out part that is only ever scored.
 
-    python qa_split.py [--source $SQUAD_DIR/dev-v2.0.json] [--out $SQUAD_V2_SPLIT_DIR]
+    python -m qa.split [--source $SQUAD_DIR/dev-v2.0.json] [--out $SQUAD_V2_SPLIT_DIR]
 
 run_qa.py builds the split itself when a configured path points into $SQUAD_V2_SPLIT_DIR, so
 `accelerate launch run_qa.py configs/squad-v2-devsplit.json` needs no separate step.
@@ -20,9 +20,9 @@ import tempfile
 
 import numpy as np
 
-from qa_data import SquadDataError, resolve_data_path, sha256_of
-from qa_inputs import read_json_file
-from qa_io import write_json_atomic
+from qa.data import SquadDataError, resolve_data_path, sha256_of
+from qa.inputs import read_json_file
+from qa.io import write_json_atomic
 
 PARTS = ("train", "tune", "heldout")
 # Shares of the questions: about half to train on, a small part to tune the threshold, the rest

