@@ -194,6 +194,14 @@ RUNS = {  # --runs id: (name in the report, run_qa flags, keep the Makefile's al
 }
 
 
+def chosen_runs(text: str) -> list[str]:
+    """The run ids of a --runs value, or SystemExit naming the unknown ones."""
+    chosen = [run.strip() for run in text.split(",")]
+    if unknown := set(chosen) - set(RUNS):
+        raise SystemExit(f"error: --runs: unknown {sorted(unknown)}; choose from {list(RUNS)}")
+    return chosen
+
+
 def ratios(recipe, post) -> dict:
     """Default over classic, allocator settings on over off, classic over vectorised: those of
     them whose runs were made."""
@@ -282,9 +290,7 @@ def main():
         help="also time post-processing (CPU only; false on a GPU box saves its time)",
     )  # fmt: skip
     args = parser.parse_args()
-    chosen = [run.strip() for run in args.runs.split(",")]
-    if unknown := set(chosen) - set(RUNS):
-        raise SystemExit(f"error: --runs: unknown {sorted(unknown)}; choose from {list(RUNS)}")
+    chosen = chosen_runs(args.runs)
     out_dir = Path(args.work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

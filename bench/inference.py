@@ -67,7 +67,11 @@ def measure(model, tokenizer, examples, settings, bf16: bool) -> dict:
     began = time.perf_counter()
     starts, ends = window_logits(model, tokenizer, features, 64, bf16)
     seconds = time.perf_counter() - began
-    answers = postprocess_qa_predictions(examples, features, starts, ends, **settings)
+    span_settings = ("version_2_with_negative", "n_best_size", "max_answer_length",
+                     "null_score_diff_threshold")  # fmt: skip
+    answers = postprocess_qa_predictions(
+        examples, features, starts, ends, **{k: settings[k] for k in span_settings}
+    )
     result = score(
         examples, answers, settings["version_2_with_negative"],
         settings["null_score_diff_threshold"],
