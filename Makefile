@@ -26,11 +26,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export HF_EVALUATE_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
-# glibc returns freed tensor memory to the kernel and faults it back in on every step;
-# keeping it mapped made short CPU training runs here faster (an informal A/B, not a committed result).
-export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
-export MALLOC_TOP_PAD_ ?= 1073741824
-export MALLOC_MMAP_THRESHOLD_ ?= 10000000000
+# run_qa.py sets glibc's allocator itself (keep_freed_memory), so the bare command matches.
 
 .PHONY: help setup data split train eval predict plots push demo test test-fast bench bench-inference quality style lint format clean
 

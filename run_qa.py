@@ -121,7 +121,7 @@ def main(argv: list[str]) -> dict:
     log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None
     if resume_from and training_args.do_train:
         logger.info("Resuming training from %s", resume_from)
-    configure_machine(training_args, data_args.cpu_threads)
+    configure_machine(training_args, data_args)
 
     split_manifest = prepare_split(data_args, training_args)
     examples, checksums = load_raw_datasets(data_args, model_args, training_args)

@@ -7,8 +7,8 @@ peak memory is its own:
 1. the machine's limit: the best 4096 x 4096 matrix product in fp32, and in bf16 where the CPU or
    GPU has it, at the thread count the runs use;
 2. training and evaluation through run_qa.py: the defaults (bf16 autocast where the hardware has
-   it, windows padded per batch, length-grouped batches, eval windows sorted by length, the glibc
-   allocator settings the Makefile exports), the same without those allocator settings, and the
+   it, windows padded per batch, length-grouped batches, eval windows sorted by length, the
+   glibc allocator settings run_qa.py makes, keep_freed_memory), the same without them, and the
    classic settings (fp32, every window padded to max_seq_length, random batches, eval batch 8,
    attention dropout 0.1, stock allocator). Each gets its model FLOPs utilisation (MFU): model
    FLOPs on real tokens (formula in qa/flops.py) over seconds, over the peak of the precision it
@@ -36,12 +36,13 @@ from qa.classic_postprocess import classic_postprocess
 from qa.data import load_squad_file, resolve_data_path
 from qa.features import prepare_eval_features
 from qa.io import write_json_atomic, write_text_atomic
+from qa.memory import KEEP_FREED
 from qa.reference import differences, reference_postprocess
 from utils_qa import postprocess_qa_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ALLOCATOR_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_")
+ALLOCATOR_ENV = tuple(KEEP_FREED)
 CLASSIC_FLAGS = [
     "--bf16", "false", "--pad_to_max_length", "true",
     "--train_sampling_strategy", "random", "--per_device_eval_batch_size", "8",
@@ -187,10 +188,11 @@ def measure_peaks() -> dict:
     return peaks
 
 
-RUNS = {  # --runs id: (name in the report, run_qa flags, keep the Makefile's allocator settings)
-    "default": ("default", [], True),
-    "stock-allocator": ("default, stock allocator", [], False),
-    "classic": ("classic", CLASSIC_FLAGS, False),
+STOCK_ALLOCATOR = ["--keep_freed_memory", "false"]
+RUNS = {  # --runs id: (name in the report, run_qa flags)
+    "default": ("default", []),
+    "stock-allocator": ("default, stock allocator", STOCK_ALLOCATOR),
+    "classic": ("classic", CLASSIC_FLAGS + STOCK_ALLOCATOR),
 }
 
 
@@ -296,9 +298,11 @@ def main():
 
     peaks = measure_peaks()
     recipe = {}
+    # Each run decides its allocator itself (keep_freed_memory); glibc variables from the
+    # caller's environment would override that.
+    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
     for run in chosen:
-        name, flags, allocator = RUNS[run]
-        env = {k: v for k, v in os.environ.items() if allocator or k not in ALLOCATOR_ENV}
+        name, flags = RUNS[run]
         recipe[name] = run_recipe(run, flags, env, args, out_dir, peaks)
     post = {}
     if args.postprocessing == "true":

@@ -16,6 +16,7 @@ from transformers import AutoConfig, HfArgumentParser, TrainingArguments, set_se
 
 from qa import ROOT
 from qa.inputs import check_ranges, read_text_file
+from qa.memory import keep_freed_memory
 from qa.settings import load_settings
 
 logger = logging.getLogger("run_qa.config")  # a child of run_qa's logger: lands in train.log
@@ -127,6 +128,13 @@ class DataArguments:
         metadata={
             "help": "Threads per process on a CPU. 0: this machine's cores shared among its "
             "processes (accelerate launch alone would give each process one thread)."
+        },
+    )
+    keep_freed_memory: bool = field(
+        default=True,
+        metadata={
+            "help": "Have glibc keep freed memory for reuse (faster CPU steps, higher resident "
+            "peak; docs/speed.md). MALLOC_*_ environment variables, when set, win."
         },
     )
     report_mfu: bool = field(
@@ -335,10 +343,11 @@ def resolve_null_threshold(data_args, model_path: str, tuning: bool) -> None:
         data_args.null_score_diff_threshold = 0.0 if stored is None else float(stored)
 
 
-def configure_machine(training_args: TrainingArguments, threads: int) -> None:
-    """Threads, seed and tf32 for this process, and a log line saying what it runs on."""
+def configure_machine(training_args: TrainingArguments, data_args) -> None:
+    """Threads, allocator, seed and tf32 for this process, and log lines saying what it runs on."""
     if training_args.device.type == "cpu":
-        torch.set_num_threads(cpu_threads(threads))
+        torch.set_num_threads(cpu_threads(data_args.cpu_threads))
+    logger.info("Memory: %s", keep_freed_memory(data_args.keep_freed_memory))
     logger.info(
         "Process %d of %d, device %s, bf16 %s, %d CPU threads; auto precision would pick %s",
         training_args.process_index,
