@@ -26,7 +26,7 @@ from datasets import Dataset
 
 from qa.data import SquadDataError, load_squad_file, resolve_data_path
 from qa.features import QuestionTooLong
-from qa.predict import QuestionAnswerer
+from qa.predict import QuestionAnswerer, add_bf16_argument, use_bf16
 from qa.settings import answering_settings
 
 PAGE = Path(__file__).resolve().parent / "demo_qa.html"
@@ -251,7 +251,7 @@ def main(argv=None):
                         default=None, help="default: as the folder was trained")  # fmt: skip
     parser.add_argument("--null_score_diff_threshold", type=float, default=None,
                         help="2.0: answer 'none' when null score - best span > this")  # fmt: skip
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (AMX CPUs, GPUs)")
+    add_bf16_argument(parser)
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.model, "config.json")):
         raise SystemExit(
@@ -259,7 +259,12 @@ def main(argv=None):
             "`make train`, or pass a folder: make demo MODEL=path/to/run"
         )
     datasets.disable_progress_bars()
-    demo = Demo(args.model, args.version_2_with_negative, args.null_score_diff_threshold, args.bf16)
+    demo = Demo(
+        args.model,
+        args.version_2_with_negative,
+        args.null_score_diff_threshold,
+        use_bf16(args.bf16),
+    )
     try:
         server = serve(demo, args.host, args.port)
     except OSError as err:

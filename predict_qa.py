@@ -15,7 +15,7 @@ from datasets import Dataset
 from qa.data import SquadDataError, load_squad_file
 from qa.features import QuestionTooLong
 from qa.io import write_json_atomic
-from qa.predict import answer_questions
+from qa.predict import add_bf16_argument, answer_questions, use_bf16
 from qa.settings import answering_settings
 
 
@@ -33,9 +33,7 @@ def main(argv=None):
     parser.add_argument("--null_score_diff_threshold", type=float)
     parser.add_argument("--max_seq_length", type=int)
     parser.add_argument("--doc_stride", type=int)
-    parser.add_argument(
-        "--bf16", action="store_true", help="bf16 autocast (CPU with AVX512-BF16, GPU)"
-    )
+    add_bf16_argument(parser)
     args = parser.parse_args(argv)
 
     if args.file:
@@ -63,7 +61,7 @@ def main(argv=None):
         max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
     )  # fmt: skip
     try:
-        answers = answer_questions(args.model, examples, bf16=args.bf16, **settings)
+        answers = answer_questions(args.model, examples, bf16=use_bf16(args.bf16), **settings)
     except QuestionTooLong as err:
         raise SystemExit(f"error: {args.file or '--question'}: {err}") from None
     for qid, question in zip(examples["id"], examples["question"]):
