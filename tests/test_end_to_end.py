@@ -167,7 +167,7 @@ def test_predict_script_answers_like_the_evaluation(smoke_run, tmp_path):
     path.write_text("\n".join(json.dumps(q) for q in questions))
     answers = predict_qa.main(
         [str(output), "--file", str(path), "--max_seq_length", "256", "--doc_stride", "96",
-         "--output", str(tmp_path / "answers.json")]
+         "--bf16", "false", "--output", str(tmp_path / "answers.json")]
     )  # fmt: skip
     assert {qid: a.text for qid, a in answers.items()} == expected
     written = json.loads((tmp_path / "answers.json").read_text())

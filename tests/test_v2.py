@@ -230,7 +230,10 @@ def test_predict_abstains_at_the_threshold_saved_with_the_model(smoke_v2_run, tm
             settings["null_score_diff_threshold"] = threshold
         (folder / "qa_settings.json").write_text(json.dumps(settings))
         return {
-            q: a.text for q, a in predict_qa.main([str(folder), "--file", str(questions)]).items()
+            q: a.text
+            for q, a in predict_qa.main(
+                [str(folder), "--file", str(questions), "--bf16", "false"]  # as the evaluation
+            ).items()
         }
 
     assert answers_with(None) == expected  # the stored threshold, as the evaluation used it
