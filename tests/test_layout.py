@@ -1,0 +1,48 @@
+"""What a newcomer relies on: library code imported without path edits, a README whose first
+screen says how to start, and a `make help` that lists every target."""
+
+import ast
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tracked_python_files():
+    listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True)
+    return [ROOT / name for name in listed.stdout.split()] or list(ROOT.glob("**/*.py"))
+
+
+def test_no_module_outside_tests_edits_sys_path():
+    offenders = []
+    for path in tracked_python_files():
+        if "tests" in path.relative_to(ROOT).parts or ".venv" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            target = node.func.value if isinstance(node, ast.Call) and isinstance(
+                node.func, ast.Attribute) else getattr(node, "targets", [None])[0]  # fmt: skip
+            if isinstance(target, ast.Subscript):
+                target = target.value
+            if isinstance(target, ast.Attribute) and target.attr == "path" and getattr(
+                target.value, "id", None) == "sys":  # fmt: skip
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_the_readme_first_screen_says_how_to_start():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250
+    first = "\n".join(lines[:40])
+    for needed in ("make train", "make test", "SQUAD_DIR", "runs/squad20pct/", "6-layer BERT",
+                   "bert-base-uncased", "AVX2", "dev F1"):  # fmt: skip
+        assert needed in first, needed
+
+
+def test_make_help_lists_every_target():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    phony = set(re.search(r"^\.PHONY:(.*)$", makefile, re.M).group(1).split())
+    helped = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    listed = set(re.findall(r"^\s+make (\S+)", helped, re.M))
+    assert phony == listed, (phony - listed, listed - phony)
