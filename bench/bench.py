@@ -42,7 +42,6 @@ from utils_qa import postprocess_qa_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ALLOCATOR_ENV = tuple(KEEP_FREED)
 CLASSIC_FLAGS = [
     "--bf16", "false", "--pad_to_max_length", "true",
     "--train_sampling_strategy", "random", "--per_device_eval_batch_size", "8",
@@ -300,7 +299,7 @@ def main():
     recipe = {}
     # Each run decides its allocator itself (keep_freed_memory); glibc variables from the
     # caller's environment would override that.
-    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in KEEP_FREED}
     for run in chosen:
         name, flags = RUNS[run]
         recipe[name] = run_recipe(run, flags, env, args, out_dir, peaks)
