@@ -12,6 +12,8 @@ import sys
 import time
 from functools import partial
 
+# First, before torch loads: OpenMP must start with every core (qa/threads.py says why).
+import qa.threads  # noqa: F401  # isort: skip
 from transformers import (
     AutoModelForQuestionAnswering,
     AutoTokenizer,

@@ -18,6 +18,7 @@ from qa import ROOT
 from qa.inputs import check_ranges, read_text_file
 from qa.memory import keep_freed_memory
 from qa.settings import load_settings
+from qa.threads import OMP_NUM_THREADS_GIVEN, cpu_threads
 
 logger = logging.getLogger("run_qa.config")  # a child of run_qa's logger: lands in train.log
 
@@ -297,16 +298,6 @@ def attention_dropout_override(model_args: ModelArguments, model_path: str) -> d
     )
 
 
-def cpu_threads(asked: int) -> int:
-    """Threads for this process: as asked, else the cores it may run on shared with the other
-    processes of this machine. accelerate sets OMP_NUM_THREADS=1 for a CPU run unless given
-    --num_cpu_threads_per_process, so the design's bare command would train on one core."""
-    if asked > 0:
-        return asked
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-
-
 def check_window_settings(data_args: DataArguments, tokenizer, model) -> None:
     if not tokenizer.is_fast:
         raise SystemExit("error: the tokenizer must be a fast one (it provides offset mappings).")
@@ -347,6 +338,11 @@ def configure_machine(training_args: TrainingArguments, data_args) -> None:
     """Threads, allocator, seed and tf32 for this process, and log lines saying what it runs on."""
     if training_args.device.type == "cpu":
         torch.set_num_threads(cpu_threads(data_args.cpu_threads))
+        logger.info(
+            "OpenMP started with OMP_NUM_THREADS=%s (the launcher gave %s)",
+            os.environ.get("OMP_NUM_THREADS"),
+            OMP_NUM_THREADS_GIVEN or "none",
+        )
     logger.info("Memory: %s", keep_freed_memory(data_args.keep_freed_memory))
     logger.info(
         "Process %d of %d, device %s, bf16 %s, %d CPU threads; auto precision would pick %s",

@@ -21,6 +21,7 @@ import transformers
 from transformers import TrainerCallback, TrainingArguments
 
 import qa.samples
+import qa.threads
 from qa import ROOT
 from qa.card import hub_id_of, model_card, write_model_card
 from qa.checkpoints import checkpoint_problem, replace_folder, restore_aside
@@ -204,6 +205,9 @@ def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
             "processes": training_args.world_size,
             "cpu_model": cpu_description()[0],
             "torch_threads": torch.get_num_threads(),
+            # OpenMP's start-up value (qa/threads.py) and what the launcher had set before it.
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "omp_num_threads_given": qa.threads.OMP_NUM_THREADS_GIVEN,
             "precision": precision_path()[1],
         },
     }

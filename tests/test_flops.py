@@ -10,8 +10,9 @@ import torch
 from recipe_runner import ROOT, command, environment, needs_squad
 
 import qa.flops
-from qa.config import cpu_threads, resolve_model_path
+from qa.config import resolve_model_path
 from qa.memory import KEEP_FREED
+from qa.threads import cpu_threads
 
 
 class Config:
@@ -53,6 +54,18 @@ def test_threads_share_the_cores_among_local_processes(monkeypatch):
     assert cpu_threads(3) == 3
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: 1 thread is every core")
+def test_run_qa_claims_the_cores_before_torch_starts_openmp():
+    """torch reads OMP_NUM_THREADS when it loads: importing run_qa must set it first."""
+    probe = "import run_qa, torch; print(torch.get_num_threads())"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("LOCAL_WORLD_SIZE", None)
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) == len(os.sched_getaffinity(0))
+
+
 @needs_squad
 @pytest.mark.slow
 def test_the_bare_design_command_uses_every_core(tmp_path):
@@ -68,6 +81,9 @@ def test_the_bare_design_command_uses_every_core(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     config = json.loads((output / "run_config.json").read_text())
     assert config["machine"]["torch_threads"] == len(os.sched_getaffinity(0))
+    # OpenMP started with every core, not with the OMP_NUM_THREADS=1 accelerate gave it.
+    assert config["machine"]["omp_num_threads_given"] == "1"
+    assert config["machine"]["omp_num_threads"] == str(len(os.sched_getaffinity(0)))
     log = (output / "train.log").read_text()
     assert f"{len(os.sched_getaffinity(0))} CPU threads" in log
     # The allocator settings that make training faster, as make train had them (docs/speed.md).
