@@ -62,7 +62,10 @@ class MemoryWatch(TrainerCallback):
     and at the end of training, for the growth in between."""
 
     def __init__(self, mark: int = 100):
-        self.mark, self.at_mark, self.at_end = mark, None, None
+        self.mark, self.at_start, self.at_mark, self.at_end = mark, None, None, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.at_start = resident_mib()  # libraries, data and model: what training adds to
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.mark:
@@ -76,7 +79,9 @@ class MemoryWatch(TrainerCallback):
         self.at_end = resident_mib()
 
     def summary(self) -> dict:
-        result = {"train_rss_mib_end": round(self.at_end)} if self.at_end else {}
+        result = {"train_rss_mib_start": round(self.at_start)} if self.at_start else {}
+        if self.at_end:
+            result["train_rss_mib_end"] = round(self.at_end)
         if self.at_mark and self.at_end:
             result[f"train_rss_mib_step_{self.mark}"] = round(self.at_mark)
             result[f"train_rss_growth_mib_after_step_{self.mark}"] = round(
