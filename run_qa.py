@@ -24,9 +24,9 @@ from transformers import (
 import qa.samples
 from qa.config import (
     DataArguments,
-    attention_dropout_override,
     check_window_settings,
     configure_machine,
+    dropout_overrides,
     parse_arguments,
     resolve_model_path,
     resolve_null_threshold,
@@ -98,7 +98,7 @@ def load_model(model_args):
             model_path,
             cache_dir=model_args.cache_dir,
             attn_implementation=model_args.attn_implementation,
-            **attention_dropout_override(model_args, model_path),
+            **dropout_overrides(model_args, model_path),
         )
     except OSError as err:
         raise SystemExit(

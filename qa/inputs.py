@@ -69,6 +69,7 @@ RANGES = {
     "extra_train_repeats": (1, None),
     "cpu_threads": (0, None),
     "attention_dropout": (0, 1),
+    "hidden_dropout": (0, 1),
 }
 
 

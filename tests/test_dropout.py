@@ -1,11 +1,12 @@
-"""attention_dropout reaches the model it loads, and a model without such a setting is refused."""
+"""attention_dropout and hidden_dropout reach the model it loads; a model without such a
+setting is refused."""
 
 import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering, GPT2Config
 
 import qa.config
-from qa.config import ModelArguments, attention_dropout_override, resolve_model_path
+from qa.config import ModelArguments, dropout_overrides, resolve_model_path
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +15,7 @@ def bundled():
 
 
 def test_unset_keeps_the_checkpoints_attention_dropout(bundled):
-    assert attention_dropout_override(ModelArguments(), bundled) == {}
+    assert dropout_overrides(ModelArguments(), bundled) == {}
     model = AutoModelForQuestionAnswering.from_pretrained(bundled)
     assert model.config.attention_probs_dropout_prob == pytest.approx(0.1)
 
@@ -31,7 +32,7 @@ def attention_is_random_in_training(model) -> bool:
 
 
 def test_zero_reaches_the_loaded_model(bundled):
-    override = attention_dropout_override(ModelArguments(attention_dropout=0.0), bundled)
+    override = dropout_overrides(ModelArguments(attention_dropout=0.0), bundled)
     assert override == {"attention_probs_dropout_prob": 0.0}
     assert not attention_is_random_in_training(
         AutoModelForQuestionAnswering.from_pretrained(bundled, **override)
@@ -43,7 +44,25 @@ def test_a_model_without_attention_dropout_is_refused(tmp_path, monkeypatch):
     config = GPT2Config(n_layer=1)  # calls its attention dropout attn_pdrop
     monkeypatch.setattr(qa.config.AutoConfig, "from_pretrained", lambda *a, **k: config)
     with pytest.raises(SystemExit, match="no attention dropout setting"):
-        attention_dropout_override(ModelArguments(attention_dropout=0.0), str(tmp_path))
+        dropout_overrides(ModelArguments(attention_dropout=0.0), str(tmp_path))
+    with pytest.raises(SystemExit, match="no hidden dropout setting"):
+        dropout_overrides(ModelArguments(hidden_dropout=0.0), str(tmp_path))
+
+
+def hidden_dropout_rates(model) -> set:
+    return {m.p for n, m in model.named_modules()
+            if isinstance(m, torch.nn.Dropout) and not n.endswith("attention.self.dropout")}  # fmt: skip
+
+
+def test_hidden_dropout_reaches_the_loaded_model_alone(bundled):
+    override = dropout_overrides(ModelArguments(hidden_dropout=0.0), bundled)
+    assert override == {"hidden_dropout_prob": 0.0}
+    model = AutoModelForQuestionAnswering.from_pretrained(bundled, **override)
+    assert hidden_dropout_rates(model) == {0.0}
+    assert model.config.attention_probs_dropout_prob == pytest.approx(0.1)  # untouched
+    assert hidden_dropout_rates(AutoModelForQuestionAnswering.from_pretrained(bundled)) == {0.1}
+    both = dropout_overrides(ModelArguments(attention_dropout=0.0, hidden_dropout=0.05), bundled)
+    assert both == {"attention_probs_dropout_prob": 0.0, "hidden_dropout_prob": 0.05}
 
 
 def test_the_headline_config_fine_tunes_without_attention_dropout():
