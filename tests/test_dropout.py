@@ -65,9 +65,11 @@ def test_hidden_dropout_reaches_the_loaded_model_alone(bundled):
     assert both == {"attention_probs_dropout_prob": 0.0, "hidden_dropout_prob": 0.05}
 
 
-def test_the_headline_config_fine_tunes_without_attention_dropout():
+def test_the_headline_config_fine_tunes_without_dropout():
+    """Neither dropout: the fused attention kernel, no random masks (docs/speed.md)."""
     import json
     from pathlib import Path
 
     config = json.loads((Path(__file__).parent.parent / "configs/squad20pct.json").read_text())
     assert config["attention_dropout"] == 0.0
+    assert config["hidden_dropout"] == 0.0

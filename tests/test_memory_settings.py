@@ -1,4 +1,5 @@
-"""keep_freed_memory: freed memory stays mapped for reuse when on, goes back when off."""
+"""keep_freed_memory: freed memory stays mapped for reuse when on, goes back when off; and the
+headline config evaluates in batches that reuse the training step's buffers."""
 
 import os
 import subprocess
@@ -6,6 +7,7 @@ import sys
 
 import pytest
 
+from qa import ROOT
 from qa.memory import KEEP_FREED
 
 PROBE = """
@@ -39,3 +41,12 @@ def test_freed_memory_is_kept_for_reuse_only_when_asked():
 def test_the_environment_wins_over_the_recipe():
     line, _ = probe("on", MALLOC_TOP_PAD_="0")
     assert line == "glibc allocator settings from the environment (MALLOC_TOP_PAD_)"
+
+
+def test_the_headline_config_evaluates_in_training_sized_batches():
+    """Learning-curve evaluations in batches of the training step's size reuse its buffers;
+    larger ones added their own to the resident memory, which the allocator setting keeps."""
+    import json
+
+    config = json.loads((ROOT / "configs" / "squad20pct.json").read_text())
+    assert config["per_device_eval_batch_size"] == config["per_device_train_batch_size"]
