@@ -45,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CLASSIC_FLAGS = [
     "--bf16", "false", "--pad_to_max_length", "true",
     "--train_sampling_strategy", "random", "--per_device_eval_batch_size", "8",
-    "--attention_dropout", "0.1",  # the checkpoint's own, as the classic example keeps it
+    # the checkpoint's own dropouts, as the classic example keeps them
+    "--attention_dropout", "0.1", "--hidden_dropout", "0.1",
 ]  # fmt: skip
 
 
