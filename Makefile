@@ -28,7 +28,7 @@ export HF_EVALUATE_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 # run_qa.py sets glibc's allocator itself (keep_freed_memory), so the bare command matches.
 
-.PHONY: help setup data split train eval predict plots push demo test test-fast bench bench-inference quality style lint format clean
+.PHONY: help setup data split train eval predict plots push demo test test-fast fuzz bench bench-inference quality style lint format clean
 
 help: ## list every target (this text)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,10 @@ test: setup data ## the whole test suite (the command CI runs)
 # Unit tests only: no training, no servers, no ../shared (tests/fixtures/ has tiny SQuAD files).
 test-fast: setup ## the fast tier: unit tests, about a minute
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+# The random-input tests draw the same inputs on every run (tests/conftest.py); this draws new ones.
+fuzz: setup ## the random-input tests on thousands of freshly drawn inputs (a few minutes)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz_loaders.py $(ARGS)
 
 quality: setup ## ruff lint and format checks
 	$(BIN)/ruff check .

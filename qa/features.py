@@ -34,6 +34,22 @@ class QuestionTooLong(ValueError):
         )
 
 
+class AnswerWithoutTokens(ValueError):
+    """Answers made only of characters the tokenizer drops (spaces, control characters): no
+    token can be labelled with them. `found` is [(question id, answer text), ...]."""
+
+    def __init__(self, found: list[tuple[str, str]]):
+        self.found = found
+        qid, text = found[0]
+        others = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        super().__init__(
+            f"question {qid}: its answer {text!r} is only characters the tokenizer drops "
+            f"(spaces, control characters){others}, so no token of the passage can be labelled "
+            "with it; make the answer the words it stands for (text and answer_start), or "
+            "remove the record."
+        )
+
+
 def question_token_limit(tokenizer, max_seq_length: int, doc_stride: int) -> int:
     """Most question tokens a window takes: MAX_QUESTION_TOKENS, less where the window is too
     small to hold that much and still advance over the context by one token."""
@@ -66,8 +82,11 @@ def tokenize_windows(examples: dict, tokenizer, max_seq_length: int, doc_stride:
     )
 
 
-def context_token_span(sequence_ids: list) -> tuple[int, int]:
-    """First and last token index of the context (sequence 1) in one window."""
+def context_token_span(sequence_ids: list) -> tuple[int, int] | None:
+    """First and last token index of the context (sequence 1) in one window; None when the
+    window has no context token (a passage of only spaces or control characters)."""
+    if 1 not in sequence_ids:
+        return None
     first = sequence_ids.index(1)
     last = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
     return first, last
@@ -79,7 +98,10 @@ def label_window(offsets, sequence_ids, answer_starts, answer_texts) -> tuple[in
         return CLS_INDEX, CLS_INDEX
     start_char = answer_starts[0]
     end_char = start_char + len(answer_texts[0])
-    first, last = context_token_span(sequence_ids)
+    span = context_token_span(sequence_ids)
+    if span is None:
+        return CLS_INDEX, CLS_INDEX
+    first, last = span
     if offsets[first][0] > start_char or offsets[last][1] < end_char:
         return CLS_INDEX, CLS_INDEX
     start = first
@@ -93,18 +115,55 @@ def label_window(offsets, sequence_ids, answer_starts, answer_texts) -> tuple[in
     return start, end
 
 
+def touches_answer(offsets, sequence_ids, start_char: int, end_char: int) -> bool:
+    """Does some context token of this window overlap the answer's characters?"""
+    return any(
+        sequence_id == 1 and span[0] < end_char and span[1] > start_char
+        for span, sequence_id in zip(offsets, sequence_ids)
+    )
+
+
+def check_answers_have_tokens(examples, windows, owners, offset_mapping, labels) -> None:
+    """Raise AnswerWithoutTokens for answered questions that no token of the passage covers.
+
+    Only questions no window labelled are looked at (a label is a covering token); an answer
+    too long for any one window still has tokens somewhere and is kept, labelled [CLS]."""
+    labelled = {owners[i] for i, (start, _) in enumerate(labels) if start != CLS_INDEX}
+    windows_of = {}
+    for i, owner in enumerate(owners):
+        windows_of.setdefault(owner, []).append(i)
+    found = []
+    for owner, indices in windows_of.items():
+        answers = examples["answers"][owner]
+        if owner in labelled or not answers["answer_start"]:
+            continue
+        start_char = answers["answer_start"][0]
+        end_char = start_char + len(answers["text"][0])
+        if not any(
+            touches_answer(offset_mapping[i], windows.sequence_ids(i), start_char, end_char)
+            for i in indices
+        ):
+            found.append((examples["id"][owner], answers["text"][0]))
+    if found:
+        raise AnswerWithoutTokens(found)
+
+
 def prepare_train_features(examples: dict, tokenizer, max_seq_length: int, doc_stride: int):
     windows = tokenize_windows(examples, tokenizer, max_seq_length, doc_stride)
     owners = windows.pop("overflow_to_sample_mapping")
     offset_mapping = windows.pop("offset_mapping")
-    windows["start_positions"], windows["end_positions"] = [], []
-    for i, offsets in enumerate(offset_mapping):
-        answers = examples["answers"][owners[i]]
-        start, end = label_window(
-            offsets, windows.sequence_ids(i), answers["answer_start"], answers["text"]
+    labels = [
+        label_window(
+            offsets,
+            windows.sequence_ids(i),
+            examples["answers"][owners[i]]["answer_start"],
+            examples["answers"][owners[i]]["text"],
         )
-        windows["start_positions"].append(start)
-        windows["end_positions"].append(end)
+        for i, offsets in enumerate(offset_mapping)
+    ]
+    check_answers_have_tokens(examples, windows, owners, offset_mapping, labels)
+    windows["start_positions"] = [start for start, _ in labels]
+    windows["end_positions"] = [end for _, end in labels]
     windows["length"] = [len(ids) for ids in windows["input_ids"]]
     return windows
 
@@ -160,7 +219,7 @@ def tokenize(examples, prepare, data_args, tokenizer, split, checksums, training
                 cache_file_name=cache_file,
                 desc=f"Tokenising {split} into windows",
             )
-    except QuestionTooLong as err:
+    except (QuestionTooLong, AnswerWithoutTokens) as err:
         files = [v["path"] for k, v in checksums.items() if k.startswith(split)] or [split]
         raise SquadDataError(f"{', '.join(files)}: {err}") from None
 

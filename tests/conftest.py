@@ -1,7 +1,16 @@
 """Shared fixtures: one small real training run, reused by every test module that needs one."""
 
+import os
+
 import pytest
+from hypothesis import settings
 from recipe_runner import SQUAD_DIR, run_qa
+
+# Tests that draw random inputs draw the same ones on every run, so a commit is green or red for
+# everyone; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) draws fresh ones, many more, to find new cases.
+settings.register_profile("deterministic", derandomize=True, database=None, max_examples=150)
+settings.register_profile("fuzz", max_examples=10_000, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 def pytest_collection_modifyitems(items):

@@ -8,6 +8,7 @@ import pytest
 
 from qa.features import (
     CLS_INDEX,
+    AnswerWithoutTokens,
     context_token_span,
     label_window,
     prepare_eval_features,
@@ -113,6 +114,13 @@ OFFSETS = [(0, 0), (0, 3), (4, 8), (0, 0), (10, 15), (16, 20), (21, 25), (0, 0)]
 def test_context_token_span():
     assert context_token_span(SEQUENCE_IDS) == (4, 6)
     assert context_token_span([None, 0, None, 1, None]) == (3, 3)
+    assert context_token_span([None, 0, None, None]) is None  # the passage had no token
+
+
+def test_label_window_without_a_context_token():
+    assert label_window([(0, 0), (0, 1), (0, 0), (0, 0)], [None, 0, None, None], [0], ["x"]) == (
+        NO_LABEL
+    )
 
 
 @pytest.mark.parametrize(
@@ -217,6 +225,52 @@ def test_answer_at_the_very_start_and_end_of_the_context(tokenizer):
     assert later and all(w["label"] == NO_LABEL for w in later)
     last_window = [w for w in found if w["id"] == "b"][-1]
     assert_labels_exactly(tokenizer, last_window, last, len(CONTEXT) - len(last))
+
+
+@pytest.mark.parametrize(
+    "context, start, text",
+    [("\x1b", 0, "\x1b"), ("Wend \x1b\x1b river", 5, "\x1b\x1b"), ("Wend   river", 5, " ")],
+)
+def test_an_answer_of_only_dropped_characters_is_refused_naming_the_question(
+    tokenizer, context, start, text
+):
+    examples = batch(
+        ("fine", "Which river?", answer("Wend")),
+        ("bad", "What?", {"text": [text], "answer_start": [start]}, context),
+    )
+    with pytest.raises(AnswerWithoutTokens) as excinfo:
+        prepare_train_features(examples, tokenizer, MAX_LEN, STRIDE)
+    assert excinfo.value.found == [("bad", text)]
+    assert str(excinfo.value).startswith(f"question bad: its answer {text!r} is only characters")
+    assert "remove the record" in str(excinfo.value)
+
+
+def test_tokenising_a_file_with_such_an_answer_names_the_file(tokenizer, tmp_path):
+    import contextlib
+    import types
+
+    from datasets import Dataset
+
+    from qa.data import SquadDataError
+    from qa.features import tokenize
+
+    examples = Dataset.from_dict(batch(("esc", "What?", answer("\x1b", "\x1b"), "\x1b")))
+    data_args = types.SimpleNamespace(
+        max_seq_length=MAX_LEN, doc_stride=STRIDE, features_cache_dir=str(tmp_path)
+    )
+    training_args = types.SimpleNamespace(main_process_first=lambda desc: contextlib.nullcontext())
+    checksums = {"train": {"path": "/data/odd.json", "sha256": "0" * 64}}
+    with pytest.raises(SquadDataError, match=r"^/data/odd.json: question esc: its answer"):
+        tokenize(examples, prepare_train_features, data_args, tokenizer, "train", checksums,
+                 training_args)  # fmt: skip
+
+
+def test_an_answer_too_long_for_any_window_is_kept_and_labelled_cls(tokenizer):
+    text = CONTEXT[: CONTEXT.index("Today")]  # far more than one window of context
+    features = prepare_train_features(
+        batch(("long", "What?", answer(text))), tokenizer, MAX_LEN, STRIDE
+    )
+    assert set(zip(features["start_positions"], features["end_positions"])) == {NO_LABEL}
 
 
 def test_unanswerable_question_labels_every_window_cls(tokenizer):

@@ -1,14 +1,25 @@
-"""Random and mutated SQuAD records: accepted with correct labels, or refused with SquadDataError."""
+"""Random and mutated SQuAD records: accepted with correct labels, or refused with SquadDataError
+(or, for answers no token covers, AnswerWithoutTokens naming the question).
+
+The records drawn are the same on every run (tests/conftest.py); `make fuzz` draws new ones."""
 
 import functools
 import json
+import os
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qa.data import SquadDataError, load_squad_file
-from qa.features import CLS_INDEX, context_token_span, prepare_train_features
+from qa.features import (
+    CLS_INDEX,
+    AnswerWithoutTokens,
+    context_token_span,
+    prepare_train_features,
+)
 
+NO_LABEL = (CLS_INDEX, CLS_INDEX)
 WORDS = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12
 )
@@ -59,12 +70,18 @@ def records(draw):
     return record
 
 
+def escape_only(qid="esc"):
+    """A passage and answer of one control character: no token at all."""
+    return {"id": qid, "title": "t", "context": "\x1b", "question": "q",
+            "answers": {"text": ["\x1b"], "answer_start": [0]}}  # fmt: skip
+
+
 @settings(
-    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(st.lists(records(), min_size=1, max_size=4), st.booleans())
+@example(rows=[escape_only()], allow_unanswerable=False)
 def test_loader_and_labels_never_crash_and_label_the_answer(tmp_path, rows, allow_unanswerable):
     path = tmp_path / "fuzz.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
@@ -74,7 +91,11 @@ def test_loader_and_labels_never_crash_and_label_the_answer(tmp_path, rows, allo
         assert str(path) in str(err)
         return
     batch = dataset[:]
-    windows = prepare_train_features(batch, tokenizer(), max_seq_length=64, doc_stride=16)
+    try:
+        windows = prepare_train_features(batch, tokenizer(), max_seq_length=64, doc_stride=16)
+        refused = set()
+    except AnswerWithoutTokens as err:
+        windows, refused = None, {qid for qid, _ in err.found}
     owners = tokenizer()(
         [q.lstrip() for q in batch["question"]],
         batch["context"],
@@ -84,13 +105,15 @@ def test_loader_and_labels_never_crash_and_label_the_answer(tmp_path, rows, allo
         return_overflowing_tokens=True,
         return_offsets_mapping=True,
     )
-    for w, (start, end) in enumerate(zip(windows["start_positions"], windows["end_positions"])):
-        answers = batch["answers"][owners["overflow_to_sample_mapping"][w]]
-        if not answers["text"]:
-            assert (start, end) == (CLS_INDEX, CLS_INDEX)
+    # Brute force: per window, the context tokens that overlap the answer's characters.
+    expected, covered = [], set()
+    for w, owner in enumerate(owners["overflow_to_sample_mapping"]):
+        answers = batch["answers"][owner]
+        span = context_token_span(owners.sequence_ids(w))
+        if not answers["text"] or span is None:
+            expected.append(NO_LABEL)
             continue
-        # Brute force: the context tokens of this window that overlap the answer's characters.
-        first, last = context_token_span(owners.sequence_ids(w))
+        first, last = span
         offsets = owners["offset_mapping"][w]
         answer_start = answers["answer_start"][0]
         answer_end = answer_start + len(answers["text"][0])
@@ -98,8 +121,28 @@ def test_loader_and_labels_never_crash_and_label_the_answer(tmp_path, rows, allo
             t for t in range(first, last + 1)
             if offsets[t][0] < answer_end and offsets[t][1] > answer_start
         ]  # fmt: skip
+        covered.update([owner] if overlapping else [])
         whole = offsets[first][0] <= answer_start and offsets[last][1] >= answer_end
-        if whole and overlapping:
-            assert (start, end) == (overlapping[0], overlapping[-1])
-        else:
-            assert (start, end) == (CLS_INDEX, CLS_INDEX)
+        expected.append((overlapping[0], overlapping[-1]) if whole and overlapping else NO_LABEL)
+    # Refused exactly when some answer has no token covering it anywhere in its passage.
+    answered = {q for q, a in enumerate(batch["answers"]) if a["text"]}
+    assert refused == {batch["id"][q] for q in answered - covered}
+    if not refused:
+        assert list(zip(windows["start_positions"], windows["end_positions"])) == expected
+
+
+@pytest.mark.skipif(
+    os.environ.get("HYPOTHESIS_PROFILE") == "fuzz", reason="make fuzz draws new records"
+)
+def test_the_records_drawn_are_the_same_on_every_run():
+    drawn = []
+
+    @settings(max_examples=20)
+    @given(records())
+    def draw(record):
+        drawn[-1].append(json.dumps(record))
+
+    for _ in range(2):
+        drawn.append([])
+        draw()
+    assert drawn[0] == drawn[1]
