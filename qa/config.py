@@ -15,7 +15,7 @@ import torch
 from transformers import AutoConfig, HfArgumentParser, TrainingArguments, set_seed
 
 from qa import ROOT
-from qa.inputs import check_ranges, read_text_file
+from qa.inputs import RepeatedKey, check_ranges, read_text_file, unique_keys
 from qa.memory import keep_freed_memory
 from qa.settings import load_settings
 from qa.threads import OMP_NUM_THREADS_GIVEN, cpu_threads
@@ -197,7 +197,9 @@ def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
     except ValueError as err:  # missing, a folder, unreadable, not UTF-8
         raise SystemExit(f"error: cannot read config {err}") from None
     try:
-        config = json.loads(text)
+        config = json.loads(text, object_pairs_hook=unique_keys)
+    except RepeatedKey as err:
+        raise SystemExit(f"error: cannot read config {path}: {err.described_in(text)}") from None
     except json.JSONDecodeError as err:
         raise SystemExit(
             f"error: cannot read config {path}, line {err.lineno} column {err.colno}: {err.msg}; "

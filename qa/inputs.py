@@ -7,6 +7,7 @@ A UTF-8 byte-order mark (Windows editors add one) is dropped with a note in the 
 import json
 import logging
 import os
+import re
 
 logger = logging.getLogger("run_qa.inputs")  # a child of run_qa's logger: lands in train.log
 BOM = "\ufeff"
@@ -102,3 +103,36 @@ def read_json_file(path: str, error: type[Exception] = ValueError, fix: str = ""
         raise error(
             f"{path}, line {err.lineno}: not valid JSON ({err.msg}).{' ' + fix if fix else ''}"
         ) from None
+
+
+class RepeatedKey(ValueError):
+    """A JSON object that gives one key twice (json keeps the last one without a word)."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+    def described_in(self, text: str) -> str:
+        """What is wrong and where in `text` (the document's source), with the fix."""
+        lines = sorted(set(key_lines(text, self.key)))
+        where = f" (line{'s' if len(lines) > 1 else ''} {' and '.join(map(str, lines))})"
+        return (
+            f"the key '{self.key}' is given twice{where if lines else ''}; keep the one you mean "
+            "and delete the other."
+        )
+
+
+def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json's object_pairs_hook: the object as a dict, RepeatedKey for a key given twice."""
+    found = {}
+    for key, value in pairs:
+        if key in found:
+            raise RepeatedKey(key)
+        found[key] = value
+    return found
+
+
+def key_lines(text: str, key: str) -> list[int]:
+    """The lines of `text` where `key` is written as an object key."""
+    pattern = re.escape(json.dumps(key)) + r"\s*:"
+    return [text.count("\n", 0, m.start()) + 1 for m in re.finditer(pattern, text)]

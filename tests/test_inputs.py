@@ -149,6 +149,8 @@ CONFIG_CASES = [
     ("truncated", lambda p: p.write_text(SMOKE.read_text()[:200]), ["cannot read config", "line 7", "fix the JSON there"]),
     ("trailing-comma", lambda p: p.write_text('{"seed": 1,}'), ["line 1 column 12", "no trailing comma"]),
     ("not-an-object", lambda p: p.write_text("[1, 2]"), ["one JSON object"]),
+    ("repeated-key", lambda p: p.write_text(SMOKE.read_text().replace('"seed": 42,', '"seed": 42,\n  "seed": 7,')), ["the key 'seed' is given twice", f"lines {SEED_LINE} and {SEED_LINE + 1}", "delete the other"]),
+    ("repeated-nested-key", lambda p: p.write_text('{"seed": 1, "lr_scheduler_kwargs": {"a": 1, "a": 2}}'), ["the key 'a' is given twice (line 1)"]),
 ]  # fmt: skip
 
 
