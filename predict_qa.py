@@ -15,6 +15,7 @@ from datasets import Dataset
 from qa.data import SquadDataError, load_squad_file
 from qa.features import QuestionTooLong
 from qa.io import write_json_atomic
+from qa.passages import passage_problem
 from qa.predict import add_bf16_argument, answer_questions, use_bf16
 from qa.settings import answering_settings
 
@@ -41,7 +42,12 @@ def main(argv=None):
             examples = load_squad_file(args.file, allow_unanswerable=True, answers_optional=True)
         except SquadDataError as err:
             raise SystemExit(f"error: {err}") from None
-    elif args.context and args.question:
+        for qid, context in zip(examples["id"], examples["context"]):
+            if problem := passage_problem(context):
+                raise SystemExit(f"error: {args.file}: question {qid}: {problem}")
+    elif args.context is not None and args.question:
+        if problem := passage_problem(args.context):
+            raise SystemExit(f"error: --context: {problem}")
         for number, question in enumerate(args.question, start=1):
             if not question.strip():
                 raise SystemExit(f"error: --question {number} is empty; type a question.")

@@ -52,7 +52,7 @@ from qa.outputs import (
     setup_logging,
     show_samples,
 )
-from qa.settings import inference_settings, save_settings
+from qa.settings import inference_settings, load_settings, save_settings
 from qa.split import ensure_split
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
@@ -138,6 +138,7 @@ def main(argv: list[str]) -> dict:
         raise SystemExit("error: do_eval needs validation_file or dataset_name.")
 
     model_path, tokenizer, model = load_model(model_args)
+    load_settings(model_path)  # a trained folder's qa_settings.json must be sound, used or not
     check_window_settings(data_args, tokenizer, model)
     resolve_null_threshold(data_args, model_path, tune_examples is not None)
 

@@ -6,6 +6,7 @@ to the Hub with the rest of the folder.
 """
 
 import json
+import math
 import os
 
 from qa.inputs import read_json_file
@@ -31,10 +32,21 @@ def load_settings(folder: str) -> dict:
         )
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
-    threshold = settings.get("null_score_diff_threshold") if isinstance(settings, dict) else "?"
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, type(None))):
+    if not isinstance(settings, dict):
         raise SystemExit(
-            f"error: {path}: 'null_score_diff_threshold' must be a number. Fix or delete the file."
+            f"error: {path}: not a JSON object of settings. Delete it to use the defaults, or run "
+            "the evaluation again to rewrite it."
+        )
+    threshold = settings.get("null_score_diff_threshold")
+    # json reads NaN and Infinity; a threshold of either would answer all or nothing.
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float, type(None)))
+        or (threshold is not None and not math.isfinite(threshold))
+    ):
+        raise SystemExit(
+            f"error: {path}: 'null_score_diff_threshold' must be a finite number, not "
+            f"{threshold!r}. Fix or delete the file."
         )
     return settings
 

@@ -184,3 +184,18 @@ def test_clients_that_leave_early_leave_no_traceback(demo):
     assert raw_request(url, *KINDS["valid"])[0] == 200
     time.sleep(BODY_TIMEOUT + 1)  # the lying one has timed out by now
     assert process.poll() is None and "Traceback" not in log.read_text()
+
+
+def test_keeps_answering_while_many_idle_connections_are_held_open(demo):
+    url, _, log = demo
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(50)]
+    try:
+        began = time.monotonic()
+        status, body = post(url, json.dumps({"context": CONTEXT, "question": "Who won?"}).encode(), timeout=10)  # fmt: skip
+        assert status == 200 and "text" in body
+        assert time.monotonic() - began < 5
+    finally:
+        for connection in idle:
+            connection.close()
+    assert "Traceback" not in log.read_text()

