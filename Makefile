@@ -18,7 +18,8 @@ RESULTS_DIR ?=
 ACCELERATE_ARGS ?= --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
 	--num_cpu_threads_per_process $(shell nproc)
 
-export SQUAD_DIR ?= $(abspath ../shared/squad)
+# SQuAD: SQUAD_DIR if set, else ../shared/squad if there, else a per-user cache that `make data`
+# downloads into (qa/squad_files.py decides, so make and run_qa.py read the same folder).
 # The article split of dev-v2.0 that stands in for the SQuAD 2.0 training set (python -m qa.split).
 export SQUAD_V2_SPLIT_DIR ?= $(abspath .cache/squad-v2-split)
 # Nothing here needs the network; users with the Hub can set these to 0.
@@ -32,7 +33,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 help: ## list every target (this text)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: CONFIG, MODEL, RUN, SQUAD_DIR, ARGS (extra flags), ACCELERATE_ARGS, RESULTS_DIR"
+	@echo "Variables: CONFIG, MODEL, RUN, SQUAD_DIR, SQUAD_BASE_URL, ARGS (extra flags), ACCELERATE_ARGS, RESULTS_DIR"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-compat.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,9 +47,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-compat.tx
 
 setup: $(VENV)/.installed ## the virtualenv with pinned requirements, the bundled model, qa/
 
-data: ## check the SQuAD files in SQUAD_DIR against their SHA256SUMS
-	@test -f "$(SQUAD_DIR)/SHA256SUMS" || { echo "No SQuAD data in $(SQUAD_DIR): set SQUAD_DIR."; exit 1; }
-	cd "$(SQUAD_DIR)" && sha256sum --check --quiet SHA256SUMS && echo "SQuAD data in $(SQUAD_DIR) verified"
+data: setup ## check the SQuAD files (SHA256SUMS or official sha256); download the missing ones
+	$(BIN)/python -m qa.download
 
 split: setup ## build the dev-v2.0 article split (train/tune/held-out) in SQUAD_V2_SPLIT_DIR
 	$(BIN)/python -m qa.split --v1_outside

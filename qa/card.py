@@ -69,6 +69,24 @@ def model_card(
 Extractive question answering: given a question and a passage, the model points at the answer span
 in the passage. Fine-tuned from {origin} on {dataset_name} with this recipe's `run_qa.py`.
 
+## How to use
+
+transformers 5 has no question-answering pipeline of its own; with this recipe installed,
+`import qa.pipeline` registers one that answers exactly as the recipe's `predict_qa.py` does (its
+windows and post-processing, and the settings saved in `qa_settings.json`):
+
+```python
+import qa.pipeline  # noqa: F401  (registers the task)
+from transformers import pipeline
+
+answer = pipeline("question-answering", model="{model_name}")  # this folder, or its Hub id
+answer(question="Where is the river?", context="The town lies on the river Wend.")
+# {{"score": ..., "start": ..., "end": ..., "answer": ...}}
+```
+
+The folder is a standard BERT question-answering checkpoint: under transformers 4.x the same
+`pipeline("question-answering", ...)` call works without the import.
+
 ## Results on the {dataset_name} dev set
 
 {scores} (official SQuAD scoring).

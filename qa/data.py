@@ -19,6 +19,7 @@ from datasets import Dataset, Features, List, Value
 
 from qa import ROOT
 from qa.inputs import read_text_file
+from qa.squad_files import SHARED_SQUAD_DIR, default_squad_dir
 
 SQUAD_FEATURES = Features(
     {
@@ -30,11 +31,12 @@ SQUAD_FEATURES = Features(
     }
 )
 
-# Where the data lives unless SQUAD_DIR says otherwise: the shared folder beside the checkout.
-DEFAULT_SQUAD_DIR = ROOT.parent / "shared" / "squad"
+# The local mirror beside the checkout; without one, SQUAD_DIR defaults to the download cache.
+DEFAULT_SQUAD_DIR = SHARED_SQUAD_DIR
 # Where qa/split.py writes the article split of dev-v2.0 unless SQUAD_V2_SPLIT_DIR says otherwise.
 DEFAULT_SPLIT_DIR = ROOT / ".cache" / "squad-v2-split"
-PATH_VARIABLES = {"SQUAD_V2_SPLIT_DIR": DEFAULT_SPLIT_DIR, "SQUAD_DIR": DEFAULT_SQUAD_DIR}
+# Defaults are looked up when a path is resolved: `make data` may have just filled the cache.
+PATH_VARIABLES = {"SQUAD_V2_SPLIT_DIR": lambda: DEFAULT_SPLIT_DIR, "SQUAD_DIR": default_squad_dir}
 
 
 class SquadDataError(ValueError):
@@ -44,7 +46,7 @@ class SquadDataError(ValueError):
 def resolve_data_path(path: str) -> str:
     """Expand `$SQUAD_DIR` and `$SQUAD_V2_SPLIT_DIR` (with their defaults) and `~` in a path."""
     for name, default in PATH_VARIABLES.items():
-        value = os.environ.get(name) or str(default)
+        value = os.environ.get(name) or str(default())
         path = path.replace("${" + name + "}", value).replace("$" + name, value)
     return os.path.expanduser(path)
 
@@ -204,7 +206,8 @@ def load_squad_file(
     text = read_text_file(
         path,
         SquadDataError,
-        missing_hint="Set SQUAD_DIR or the config's train_file/validation_file.",
+        missing_hint="Run `make data` to download the official files, or set SQUAD_DIR or the "
+        "config's train_file/validation_file.",
     )
     if not text.strip():
         raise SquadDataError(f"{path}: the file is empty.")

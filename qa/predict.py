@@ -54,11 +54,14 @@ class QuestionAnswerer:
 
     def __init__(self, model_dir, *, max_seq_length=384, doc_stride=128, batch_size=64,
                  bf16=False, version_2_with_negative=False, n_best_size=20, max_answer_length=30,
-                 null_score_diff_threshold=0.0):  # fmt: skip
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
-        if torch.cuda.is_available():
-            self.model.to("cuda")
+                 null_score_diff_threshold=0.0, model=None, tokenizer=None):  # fmt: skip
+        # model/tokenizer: already loaded and placed (the question-answering pipeline's own).
+        if model is None:
+            tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            model = AutoModelForQuestionAnswering.from_pretrained(model_dir)
+            if torch.cuda.is_available():
+                model.to("cuda")
+        self.tokenizer, self.model = tokenizer, model.eval()
         self.window = {"max_seq_length": max_seq_length, "doc_stride": doc_stride}
         self.batch_size, self.bf16 = batch_size, bf16
         self.post = {

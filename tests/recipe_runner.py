@@ -8,9 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from qa.squad_files import squad_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "configs" / "smoke.json"
-SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", ROOT.parent / "shared" / "squad"))
+SQUAD_DIR = (
+    squad_dir()
+)  # as run_qa.py resolves it: SQUAD_DIR, ../shared/squad, or make data's cache
 needs_squad = pytest.mark.skipif(
     not (SQUAD_DIR / "dev-v1.1.json").is_file(), reason=f"no SQuAD data in {SQUAD_DIR}"
 )
