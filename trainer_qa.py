@@ -15,6 +15,8 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
+from qa.ranks import decided_on_main
+
 TRAINING_EVAL_PREFIX = "eval_subset"  # metric names of evaluations on a dev subset while training
 
 
@@ -81,12 +83,16 @@ class QuestionAnsweringTrainer(Trainer):
             self.compute_metrics = compute_metrics
         model_seconds = time.time() - start_time
 
-        answers = self.post_process_function(
-            examples, dataset, output.predictions, metric_key_prefix
-        )
-        metrics = {}
-        if self.compute_metrics is not None and answers.label_ids is not None:
-            metrics = self.compute_metrics(answers)
+        # Every process now holds every window's logits; one process turns them into answers
+        # and scores, and the others take its scores (callbacks on every process see the same).
+        answers = None  # stays None on the other processes
+
+        def score():
+            nonlocal answers
+            answers, metrics = self._score(examples, dataset, output.predictions, metric_key_prefix)
+            return metrics
+
+        metrics = decided_on_main(self.args, score)
         metrics = {
             (k if k.startswith(f"{metric_key_prefix}_") else f"{metric_key_prefix}_{k}"): v
             for k, v in metrics.items()
@@ -103,6 +109,14 @@ class QuestionAnsweringTrainer(Trainer):
         metrics[f"{metric_key_prefix}_model_seconds"] = round(model_seconds, 3)
         metrics[f"{metric_key_prefix}_examples"] = len(examples)
         metrics[f"{metric_key_prefix}_features"] = len(dataset)
+        return answers, metrics
+
+    def _score(self, examples, dataset, logits, metric_key_prefix):
+        """(answers, metrics) from the gathered logits: post-processing, then the metric."""
+        answers = self.post_process_function(examples, dataset, logits, metric_key_prefix)
+        metrics = {}
+        if self.compute_metrics is not None and answers.label_ids is not None:
+            metrics = self.compute_metrics(answers)
         return answers, metrics
 
     def evaluate(
@@ -127,6 +141,8 @@ class QuestionAnsweringTrainer(Trainer):
         answers, metrics = self._answer_spans(
             predict_dataset, predict_examples, "Prediction", metric_key_prefix
         )
+        if answers is None:  # not the main process: it post-processed nothing
+            return PredictionOutput(predictions=None, label_ids=None, metrics=metrics)
         return PredictionOutput(
             predictions=answers.predictions, label_ids=answers.label_ids, metrics=metrics
         )
