@@ -245,9 +245,14 @@ def main(argv: list[str]) -> dict:
             "train_features": len(train_features),
             **memory.summary(),
         }
+        metrics["train_seconds_evaluating"] = round(trainer.seconds_evaluating_in_training, 1)
         if is_main:  # the peak is measured by one process, not by each one on shared cores
             metrics.update(utilisation(model.config, train_features, metrics["train_runtime"],
                                        "train", training_args, data_args.report_mfu))  # fmt: skip
+            # The same without the learning-curve evaluations that train_runtime includes.
+            steps_seconds = metrics["train_runtime"] - metrics["train_seconds_evaluating"]
+            metrics.update(utilisation(model.config, train_features, steps_seconds,
+                                       "train_steps", training_args, data_args.report_mfu))  # fmt: skip
         trainer.log_metrics("train", metrics)
         if is_main:
             write_json_atomic(os.path.join(training_args.output_dir, "train_results.json"), metrics)

@@ -48,6 +48,9 @@ class QuestionAnsweringTrainer(Trainer):
         self.eval_examples = eval_examples
         self.post_process_function = post_process_function
         self.training_eval = training_eval
+        # Seconds spent in evaluations during train(): train_runtime includes them, and the MFU
+        # of the optimizer steps alone leaves them out.
+        self.seconds_evaluating_in_training = 0.0
         # Set once the run's own card exists; push_to_hub() then writes it, not the generic one.
         self.model_card_writer = None
 
@@ -127,8 +130,11 @@ class QuestionAnsweringTrainer(Trainer):
         if eval_dataset is None and self.is_in_train and self.training_eval is not None:
             dataset, examples = self.training_eval
             metric_key_prefix = TRAINING_EVAL_PREFIX
+        started = time.time()
         with random_state_kept(self.is_in_train):
             _, metrics = self._answer_spans(dataset, examples, "Evaluation", metric_key_prefix)
+        if self.is_in_train:
+            self.seconds_evaluating_in_training += time.time() - started
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(
             self.args, self.state, self.control, metrics
