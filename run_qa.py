@@ -65,7 +65,8 @@ def prepare_split(data_args, training_args) -> dict | None:
     paths = [data_args.train_file, data_args.validation_file, data_args.threshold_file]
     if not any(uses_split(p) for p in paths + data_args.extra_train_files):
         return None
-    with training_args.main_process_first(desc="building the dev-v2.0 split"):
+    # local=False: the main process of the whole run builds it, once, on the shared filesystem.
+    with training_args.main_process_first(local=False, desc="building the dev-v2.0 split"):
         return ensure_split(resolve_data_path("$SQUAD_V2_SPLIT_DIR"))
 
 
@@ -245,8 +246,14 @@ def main(argv: list[str]) -> dict:
             "train_features": len(train_features),
             **memory.summary(),
         }
-        metrics.update(utilisation(model.config, train_features, metrics["train_runtime"],
-                                   "train", training_args, data_args.report_mfu))  # fmt: skip
+        metrics["train_seconds_evaluating"] = round(trainer.seconds_evaluating_in_training, 1)
+        if is_main:  # the peak is measured by one process, not by each one on shared cores
+            metrics.update(utilisation(model.config, train_features, metrics["train_runtime"],
+                                       "train", training_args, data_args.report_mfu))  # fmt: skip
+            # The same without the learning-curve evaluations that train_runtime includes.
+            steps_seconds = metrics["train_runtime"] - metrics["train_seconds_evaluating"]
+            metrics.update(utilisation(model.config, train_features, steps_seconds,
+                                       "train_steps", training_args, data_args.report_mfu))  # fmt: skip
         trainer.log_metrics("train", metrics)
         if is_main:
             write_json_atomic(os.path.join(training_args.output_dir, "train_results.json"), metrics)
@@ -270,8 +277,9 @@ def main(argv: list[str]) -> dict:
     if training_args.do_eval:
         logger.info("*** Evaluate ***")
         metrics = trainer.evaluate()
-        metrics.update(utilisation(model.config, eval_features, metrics["eval_runtime"],
-                                   "eval", training_args, data_args.report_mfu))  # fmt: skip
+        if is_main:
+            metrics.update(utilisation(model.config, eval_features, metrics["eval_runtime"],
+                                       "eval", training_args, data_args.report_mfu))  # fmt: skip
         trainer.log_metrics("eval", metrics)
         if is_main:
             write_json_atomic(os.path.join(training_args.output_dir, "eval_results.json"), metrics)

@@ -15,6 +15,8 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
+from qa.ranks import decided_on_main
+
 TRAINING_EVAL_PREFIX = "eval_subset"  # metric names of evaluations on a dev subset while training
 
 
@@ -46,6 +48,9 @@ class QuestionAnsweringTrainer(Trainer):
         self.eval_examples = eval_examples
         self.post_process_function = post_process_function
         self.training_eval = training_eval
+        # Seconds spent in evaluations during train(): train_runtime includes them, and the MFU
+        # of the optimizer steps alone leaves them out.
+        self.seconds_evaluating_in_training = 0.0
         # Set once the run's own card exists; push_to_hub() then writes it, not the generic one.
         self.model_card_writer = None
 
@@ -81,12 +86,16 @@ class QuestionAnsweringTrainer(Trainer):
             self.compute_metrics = compute_metrics
         model_seconds = time.time() - start_time
 
-        answers = self.post_process_function(
-            examples, dataset, output.predictions, metric_key_prefix
-        )
-        metrics = {}
-        if self.compute_metrics is not None and answers.label_ids is not None:
-            metrics = self.compute_metrics(answers)
+        # Every process now holds every window's logits; one process turns them into answers
+        # and scores, and the others take its scores (callbacks on every process see the same).
+        answers = None  # stays None on the other processes
+
+        def score():
+            nonlocal answers
+            answers, metrics = self._score(examples, dataset, output.predictions, metric_key_prefix)
+            return metrics
+
+        metrics = decided_on_main(self.args, score)
         metrics = {
             (k if k.startswith(f"{metric_key_prefix}_") else f"{metric_key_prefix}_{k}"): v
             for k, v in metrics.items()
@@ -105,6 +114,14 @@ class QuestionAnsweringTrainer(Trainer):
         metrics[f"{metric_key_prefix}_features"] = len(dataset)
         return answers, metrics
 
+    def _score(self, examples, dataset, logits, metric_key_prefix):
+        """(answers, metrics) from the gathered logits: post-processing, then the metric."""
+        answers = self.post_process_function(examples, dataset, logits, metric_key_prefix)
+        metrics = {}
+        if self.compute_metrics is not None and answers.label_ids is not None:
+            metrics = self.compute_metrics(answers)
+        return answers, metrics
+
     def evaluate(
         self, eval_dataset=None, eval_examples=None, ignore_keys=None, metric_key_prefix="eval"
     ):
@@ -113,8 +130,11 @@ class QuestionAnsweringTrainer(Trainer):
         if eval_dataset is None and self.is_in_train and self.training_eval is not None:
             dataset, examples = self.training_eval
             metric_key_prefix = TRAINING_EVAL_PREFIX
+        started = time.time()
         with random_state_kept(self.is_in_train):
             _, metrics = self._answer_spans(dataset, examples, "Evaluation", metric_key_prefix)
+        if self.is_in_train:
+            self.seconds_evaluating_in_training += time.time() - started
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(
             self.args, self.state, self.control, metrics
@@ -127,6 +147,8 @@ class QuestionAnsweringTrainer(Trainer):
         answers, metrics = self._answer_spans(
             predict_dataset, predict_examples, "Prediction", metric_key_prefix
         )
+        if answers is None:  # not the main process: it post-processed nothing
+            return PredictionOutput(predictions=None, label_ids=None, metrics=metrics)
         return PredictionOutput(
             predictions=answers.predictions, label_ids=answers.label_ids, metrics=metrics
         )

@@ -174,7 +174,7 @@ def parse_arguments(argv: list[str]):
     if flags and flags[0].endswith(".json"):
         parser.source = f"{flags[0]} (or a flag after it)" if flags[1:] else flags[0]
         flags = config_to_flags(flags[0], parser) + flags[1:]
-    flags = resolve_bf16_auto(flags)
+    flags = resolve_hardware_flags(flags)
     try:
         arguments = parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
     except ValueError as err:  # unknown flags, and values TrainingArguments rejects
@@ -247,13 +247,24 @@ def cpu_description() -> tuple[str, set[str]]:
     )
 
 
+def has_accelerator() -> bool:
+    """A GPU (or another device the Trainer would pick over the CPU) in this process."""
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return (
+        torch.cuda.is_available()
+        or bool(mps and mps.is_available())
+        or bool(xpu and xpu.is_available())
+    )
+
+
 def precision_path() -> tuple[bool, str]:
     """(use bf16, why): what `--bf16 auto` decides on this machine, in words for the log."""
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
         if torch.cuda.is_bf16_supported():
             return True, f"bf16: GPU {name} supports it"
-        return False, f"fp32: GPU {name} has no bf16"
+        return False, f"fp16: GPU {name} has no bf16 (V100, T4 and older)"
     model, flags = cpu_description()
     found = [f for f in BF16_CPU_FLAGS if f in flags]
     if found:
@@ -266,16 +277,31 @@ def bf16_available() -> bool:
     return precision_path()[0]
 
 
-def resolve_bf16_auto(flags: list[str]) -> list[str]:
-    """`--bf16 auto`: bf16 where the hardware has it; on a CPU that also means use_cpu."""
-    resolved = list(flags)
-    for i in range(len(resolved) - 1):
-        if resolved[i] == "--bf16" and resolved[i + 1] == "auto":
+def resolve_hardware_flags(flags: list[str]) -> list[str]:
+    """Settings that follow this process's hardware, as flags argparse then checks.
+
+    `--bf16 auto` becomes bf16 where the hardware has it, else fp16 autocast on a GPU (V100,
+    T4) and fp32 on a CPU. Without a GPU, `use_cpu` is set whatever the precision: only then
+    does TrainingArguments start a gloo process group under torchrun or `accelerate launch
+    --multi_gpu`; without it each CPU process trains alone as rank 0 of 1. DDP is told every
+    parameter gets a gradient (true of a span head on an encoder), which spares it a search of
+    the graph each step and its warning. Both go first, so the config's or the user's own
+    use_cpu / ddp_find_unused_parameters still win.
+    """
+    defaults = ["--ddp_find_unused_parameters", "false"]
+    if not has_accelerator():
+        defaults += ["--use_cpu", "true"]
+    resolved, rest = [], list(flags)
+    while rest:
+        flag = rest.pop(0)
+        resolved.append(flag)
+        if flag == "--bf16" and rest and rest[0] == "auto":
+            rest.pop(0)
             use_bf16 = bf16_available()
-            resolved[i + 1] = str(use_bf16).lower()
-            if use_bf16 and not torch.cuda.is_available():
-                resolved += ["--use_cpu", "true"]
-    return resolved
+            resolved.append(str(use_bf16).lower())
+            if not use_bf16 and torch.cuda.is_available():
+                resolved += ["--fp16", "true"]
+    return defaults + resolved
 
 
 def resolve_model_path(name: str) -> str:
@@ -363,15 +389,15 @@ def configure_machine(training_args: TrainingArguments, data_args) -> None:
             OMP_NUM_THREADS_GIVEN or "none",
         )
     logger.info("Memory: %s", keep_freed_memory(data_args.keep_freed_memory))
-    logger.info(
-        "Process %d of %d, device %s, bf16 %s, %d CPU threads; auto precision would pick %s",
-        training_args.process_index,
-        training_args.world_size,
-        training_args.device,
-        training_args.bf16,
-        torch.get_num_threads(),
-        precision_path()[1],
+    where = (
+        f"Process {training_args.process_index} of {training_args.world_size}, device "
+        f"{training_args.device}, bf16 {training_args.bf16}, {torch.get_num_threads()} CPU "
+        f"threads; auto precision would pick {precision_path()[1]}"
     )
+    if training_args.should_log:
+        logger.info(where)
+    else:  # the other processes log warnings only, but each must say which rank of how many it is
+        print(where, flush=True)
     set_seed(training_args.seed)
     if torch.cuda.is_available():  # tf32 matrix products: free speed on Ampere and later
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -185,6 +185,16 @@ def prepare_eval_features(examples: dict, tokenizer, max_seq_length: int, doc_st
     return windows
 
 
+def tokenizer_fingerprint(tokenizer) -> str:
+    """sha256 of what the tokenizer does to text: its serialised state less the truncation and
+    padding it was last called with, which every call (ours included) rewrites, so that the
+    same tokenizer gives the same cache key before and after tokenising."""
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    state.pop("truncation", None)
+    state.pop("padding", None)
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+
 def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -> str | None:
     """A cache path keyed on everything that shapes the windows; None for Hub data."""
     if split not in checksums:
@@ -192,7 +202,7 @@ def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -
     key = {
         "data": [v["sha256"] for k, v in sorted(checksums.items()) if k.startswith(split)],
         "ids": hashlib.sha256("\n".join(examples["id"]).encode()).hexdigest(),
-        "tokenizer": hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
+        "tokenizer": tokenizer_fingerprint(tokenizer),
         "max_seq_length": data_args.max_seq_length,
         "doc_stride": data_args.doc_stride,
         "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),  # this file
@@ -206,7 +216,8 @@ def tokenize(examples, prepare, data_args, tokenizer, split, checksums, training
     if cache_file:
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
     try:
-        with training_args.main_process_first(desc=f"tokenising {split}"):
+        # local=False: one process of the whole run writes the cache; the others then read it.
+        with training_args.main_process_first(local=False, desc=f"tokenising {split}"):
             return examples.map(
                 prepare,
                 batched=True,

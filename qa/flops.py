@@ -73,7 +73,7 @@ def utilisation(config, features, seconds, stage, training_args, against_peak=Tr
     """Model FLOPs of `stage` on real tokens and their rate; with `against_peak`, also MFU
     against this machine's matrix-product peak in the precision used (see above)."""
     tokens = features["length"]
-    if stage == "train":
+    if stage.startswith("train"):  # train, or train_steps (the optimizer steps alone)
         flops = training_flops(config, tokens, training_args.num_train_epochs)
     else:
         flops = forward_flops(config, tokens)

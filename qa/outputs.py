@@ -30,6 +30,7 @@ from qa.io import write_json_atomic, write_text_atomic
 from qa.memory import peak_mib
 from qa.metric import load_metric_functions
 from qa.plots import draw_run_plots
+from qa.ranks import decided_on_main
 
 logger = logging.getLogger("run_qa.outputs")  # a child of run_qa's logger: lands in train.log
 
@@ -127,17 +128,29 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
 def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments) -> str | None:
     """Refuse to replace a finished run; find the checkpoint to resume an unfinished one.
 
-    With overwrite_output_dir the old output folder is moved aside whole (to `<dir>.previous`),
+    The main process decides for every process (qa/ranks.py), so all of them resume from one
+    checkpoint, and none looks at a folder the main process is moving. With
+    overwrite_output_dir the old output folder is moved aside whole (to `<dir>.previous`),
     never mixed with the new run's files.
     """
-    if data_args.results_dir:
-        with training_args.main_process_first(desc="checking results_dir"):
-            if training_args.process_index == 0 and restore_aside(data_args.results_dir):
-                logger.warning(
-                    "%s: put back from beside it, where a results swap that stopped half-way "
-                    "left it",
-                    data_args.results_dir,
-                )
+    resume_from = decided_on_main(
+        training_args, partial(_check_output_dirs_on_main, training_args, data_args)
+    )
+    if resume_from and not os.path.isdir(resume_from):
+        raise SystemExit(
+            f"error: process {training_args.process_index} cannot see {resume_from}, the "
+            "checkpoint the main process resumes from: with several machines, output_dir must "
+            "be on a filesystem that every machine shares (the same path on each)."
+        )
+    return resume_from
+
+
+def _check_output_dirs_on_main(training_args, data_args) -> str | None:
+    if data_args.results_dir and restore_aside(data_args.results_dir):
+        logger.warning(
+            "%s: put back from beside it, where a results swap that stopped half-way left it",
+            data_args.results_dir,
+        )
     for folder in (training_args.output_dir, data_args.results_dir):
         finished = folder and os.path.isfile(os.path.join(folder, FINISHED_MARKER))
         if finished and not data_args.overwrite_output_dir:
@@ -149,12 +162,17 @@ def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments
     if not os.path.isdir(output_dir) or not os.listdir(output_dir):
         return None
     if data_args.overwrite_output_dir:
-        with training_args.main_process_first(desc="moving the previous run aside"):
-            if training_args.process_index == 0:
-                shutil.rmtree(output_dir + ".previous", ignore_errors=True)
-                os.replace(output_dir, output_dir + ".previous")
+        previous = output_dir + ".previous"
+        if os.path.exists(previous):
+            logger.warning("Deleting %s, the run before the one now moved there", previous)
+            shutil.rmtree(previous)
+        os.replace(output_dir, previous)
+        logger.info("The previous run in %s is kept whole in %s", output_dir, previous)
         return None
-    return last_complete_checkpoint(output_dir)
+    resume_from = last_complete_checkpoint(output_dir)
+    if resume_from:
+        logger.info("Every process resumes from %s (chosen by the main process)", resume_from)
+    return resume_from
 
 
 def show_samples(examples, answers, data_args, training_args) -> str:
@@ -219,12 +237,21 @@ def card_summary(results: dict) -> str:
     return ", ".join(scores) or "trained, not evaluated"
 
 
+def total_train_batch(training_args) -> int:
+    """Questions' windows per optimizer step: per device x processes x accumulation steps."""
+    return (
+        training_args.per_device_train_batch_size
+        * training_args.world_size
+        * training_args.gradient_accumulation_steps
+    )
+
+
 def card_settings(data_args, training_args, results) -> dict:
     return {
         "training questions": results.get("train_examples"),
         "train_fraction": data_args.train_fraction,
         "epochs": training_args.num_train_epochs,
-        "batch size (total)": training_args.per_device_train_batch_size * training_args.world_size,
+        "batch size (total)": total_train_batch(training_args),
         "learning rate": training_args.learning_rate,
         "warm-up": training_args.warmup_steps,
         "max_seq_length / doc_stride": f"{data_args.max_seq_length} / {data_args.doc_stride}",

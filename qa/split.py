@@ -13,6 +13,7 @@ run_qa.py builds the split itself when a configured path points into $SQUAD_V2_S
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -23,6 +24,8 @@ import numpy as np
 from qa.data import SquadDataError, resolve_data_path, sha256_of
 from qa.inputs import read_json_file
 from qa.io import write_json_atomic
+
+logger = logging.getLogger("run_qa.split")  # a child of run_qa's logger: lands in train.log
 
 PARTS = ("train", "tune", "heldout")
 # Shares of the questions: about half to train on, a small part to tune the threshold, the rest
@@ -135,6 +138,9 @@ def ensure_split(out_dir: str, source: str = SOURCE, seed: int = SEED) -> dict:
             os.replace(staging, out_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        logger.info("Built the dev-v2.0 article split in %s", out_dir)
+    else:
+        logger.info("The dev-v2.0 article split in %s is current: reused", out_dir)
     return read_json_file(os.path.join(out_dir, MANIFEST), SquadDataError)
 
 

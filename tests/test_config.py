@@ -7,8 +7,10 @@ import pytest
 
 from qa.config import (
     check_window_settings,
+    has_accelerator,
     parse_arguments,
-    resolve_bf16_auto,
+    precision_path,
+    resolve_hardware_flags,
     resolve_model_path,
 )
 
@@ -100,18 +102,54 @@ def test_unreadable_config_is_reported(tmp_path):
 
 def test_bf16_auto_becomes_a_boolean_and_the_last_flag_wins(monkeypatch):
     monkeypatch.setattr("qa.config.bf16_available", lambda: False)
-    assert resolve_bf16_auto(["--bf16", "auto", "--seed", "1"]) == [
-        "--bf16",
-        "false",
-        "--seed",
-        "1",
-    ]
-    # a flag after the config's "auto" still wins, and the config's own value must parse too
-    resolved = resolve_bf16_auto(["--bf16", "auto", "--bf16", "true"])
-    assert resolved == ["--bf16", "false", "--bf16", "true"]
-    monkeypatch.setattr("qa.config.bf16_available", lambda: True)
+    monkeypatch.setattr("qa.config.has_accelerator", lambda: True)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    assert resolve_bf16_auto(["--bf16", "auto"]) == ["--bf16", "true", "--use_cpu", "true"]
+    resolved = resolve_hardware_flags(["--bf16", "auto", "--seed", "1"])
+    assert resolved[-4:] == ["--bf16", "false", "--seed", "1"]
+    # a flag after the config's "auto" still wins, and the config's own value must parse too
+    resolved = resolve_hardware_flags(["--bf16", "auto", "--bf16", "true"])
+    assert resolved[-4:] == ["--bf16", "false", "--bf16", "true"]
+
+
+CPU_ONLY = ["--ddp_find_unused_parameters", "false", "--use_cpu", "true"]
+
+
+@pytest.mark.parametrize("cpu_has_bf16", [True, False])
+def test_use_cpu_follows_the_device_never_the_precision(monkeypatch, cpu_has_bf16):
+    """Without use_cpu, torchrun's CPU processes each train alone as rank 0 of 1."""
+    monkeypatch.setattr("qa.config.bf16_available", lambda: cpu_has_bf16)
+    monkeypatch.setattr("qa.config.has_accelerator", lambda: False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    bf16 = str(cpu_has_bf16).lower()
+    for flags, expected in (
+        (["--bf16", "auto"], ["--bf16", bf16]),
+        (["--bf16", "false"], ["--bf16", "false"]),
+        (["--bf16", "true"], ["--bf16", "true"]),
+        ([], []),
+    ):
+        assert resolve_hardware_flags(flags) == CPU_ONLY + expected
+    # the user's own choice comes later and so wins
+    assert resolve_hardware_flags(["--use_cpu", "false"])[-2:] == ["--use_cpu", "false"]
+
+
+def test_a_gpu_without_bf16_trains_in_fp16_and_a_gpu_run_is_not_forced_onto_the_cpu(monkeypatch):
+    monkeypatch.setattr("qa.config.has_accelerator", lambda: True)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.get_device_name", lambda _=0: "Tesla V100")
+    monkeypatch.setattr("torch.cuda.is_bf16_supported", lambda: False)
+    assert resolve_hardware_flags(["--bf16", "auto", "--seed", "1"]) == [
+        "--ddp_find_unused_parameters", "false",
+        "--bf16", "false", "--fp16", "true", "--seed", "1",
+    ]  # fmt: skip
+    assert precision_path() == (False, "fp16: GPU Tesla V100 has no bf16 (V100, T4 and older)")
+    monkeypatch.setattr("torch.cuda.is_bf16_supported", lambda: True)
+    assert resolve_hardware_flags(["--bf16", "auto"])[-2:] == ["--bf16", "true"]
+
+
+def test_the_parsed_arguments_run_ddp_without_the_unused_parameter_search():
+    _, _, training_args = parse(CONFIGS / "smoke.json")
+    assert training_args.ddp_find_unused_parameters is False
+    assert training_args.use_cpu is not has_accelerator()
 
 
 def test_bundled_model_package_resolves_to_its_folder():

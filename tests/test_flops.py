@@ -90,5 +90,8 @@ def test_the_bare_design_command_uses_every_core(tmp_path):
     assert "Memory: glibc keeps freed memory for reuse" in log
     results = json.loads((output / "all_results.json").read_text())
     assert 0 < results["train_mfu"] < 1 and 0 < results["eval_mfu"] < 1
+    # No evaluation during training here: the optimizer steps alone are the whole runtime.
+    assert results["train_seconds_evaluating"] == 0
+    assert results["train_steps_mfu"] == pytest.approx(results["train_mfu"])
     assert results["train_model_flops"] > 3 * results["eval_model_flops"] > 0
     assert results["peak_rss_mib"] > 100

@@ -1,0 +1,192 @@
+"""`accelerate launch` as users type it: two CPU processes, and two machines simulated on this one.
+
+Every run here asserts the world size each rank logged: a launcher that quietly starts one
+process, or processes that each train alone as rank 0 of 1, fail these tests.
+"""
+
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from recipe_runner import ROOT, command, environment, needs_squad, run_qa
+
+from qa.checkpoints import checkpoint_problem
+
+pytestmark = [pytest.mark.slow, needs_squad]
+
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+CPU_DDP = str(ROOT / "configs" / "accelerate" / "cpu_ddp.yaml")
+SMOKE_V2 = ROOT / "configs" / "smoke-v2.json"
+# 96 training questions: 6 optimizer steps of 16 windows, per process 8 when there are two.
+SHORT = ["--max_train_samples", 96, "--report_to", "none", "--num_samples", 0]
+# Measured with these runs: the 2-process F1 on the 32 smoke questions differed from the
+# 1-process one by at most a few points. The runs take the same optimizer steps over the same
+# windows at the same global batch and learning rate, but each process draws its own half of
+# every batch and its own dropout masks, so the models are not bit-identical; 32 questions make
+# one question worth about 3 F1 points. 10 points allows three questions to flip, and still
+# fails a run that trained on half the data or at half the batch (it scores near 0 here).
+F1_TOLERANCE = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ranks_logged(output: str) -> set[tuple[int, int]]:
+    """(rank, world size) of every 'Process R of N' line the processes printed."""
+    return {(int(r), int(n)) for r, n in re.findall(r"Process (\d+) of (\d+), device", output)}
+
+
+def results(run) -> dict:
+    return json.loads((run / "all_results.json").read_text())
+
+
+def optimizer_steps(run) -> int:
+    return json.loads((run / "trainer_state.json").read_text())["global_step"]
+
+
+def steps_for_two(run) -> int:
+    """Optimizer steps of one epoch over two processes of 8 windows each."""
+    return math.ceil(math.ceil(results(run)["train_features"] / 2) / 8)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    output = tmp_path_factory.mktemp("one") / "run"
+    result = run_qa(*SHORT, "--bf16", "false", "--output_dir", output)
+    assert ranks_logged(result.stdout + result.stderr) == {(0, 1)}
+    # The smoke config scores a dev subset every 2 steps: the steps alone ran at a higher MFU.
+    scores = results(output)
+    assert 0 < scores["train_seconds_evaluating"] < scores["train_runtime"]
+    assert scores["train_steps_mfu"] > scores["train_mfu"] > 0
+    return output
+
+
+def test_two_processes_through_accelerate_train_like_one(one_process, tmp_path):
+    """cpu_ddp.yaml, bf16 forced off (on a CPU without bf16 this once gave world size 1)."""
+    two = tmp_path / "two"
+    result = run_qa(
+        *SHORT, "--bf16", "false", "--per_device_train_batch_size", 8, "--output_dir", two,
+        launcher=[*ACCELERATE, "--config_file", CPU_DDP],
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert ranks_logged(output) == {(0, 2), (1, 2)}
+    assert json.loads((two / "run_config.json").read_text())["machine"]["processes"] == 2
+    # The same global batch (8 x 2 = 16): the same windows in the same number of steps.
+    assert results(two)["train_features"] == results(one_process)["train_features"]
+    assert optimizer_steps(two) == optimizer_steps(one_process) == steps_for_two(two)
+    assert abs(results(two)["eval_f1"] - results(one_process)["eval_f1"]) <= F1_TOLERANCE
+    # DDP does not search the graph for unused parameters (and so does not warn about it).
+    assert "find_unused_parameters=True" not in output
+    assert "Traceback" not in output
+
+
+def test_two_processes_by_flags_with_bf16_on_score_like_one(one_process, tmp_path):
+    """`--multi_gpu --num_processes 2`, bf16 on: the same checkpoint scored by 2 processes.
+    Scoring, not training: bf16 on a CPU without native bf16 is emulated and slow."""
+    scored = {}
+    for name, launch in (("one", None), ("two", [*ACCELERATE, "--multi_gpu", "--num_processes",
+                                                 "2", "--main_process_port", "0"])):  # fmt: skip
+        result = run_qa(
+            "--model_name_or_path", one_process, "--do_train", "false", "--bf16", "true",
+            "--max_eval_samples", 16, "--output_dir", tmp_path / name, launcher=launch,
+        )  # fmt: skip
+        scored[name] = ranks_logged(result.stdout + result.stderr)
+    assert scored == {"one": {(0, 1)}, "two": {(0, 2), (1, 2)}}
+    one, two = (tmp_path / name / "predictions.json" for name in ("one", "two"))
+    assert len(json.loads(two.read_text())) == 16
+    assert one.read_text() == two.read_text()
+
+
+def start_machine(rank, port, output, log_path, *flags):
+    """One of two simulated machines: its own `accelerate launch`, one process, in a new
+    process group (so that a SIGKILL reaches the launcher and everything it started)."""
+    launch = [
+        *ACCELERATE, "--config_file", CPU_DDP, "--num_machines", "2", "--machine_rank", rank,
+        "--num_processes", "2", "--main_process_ip", "127.0.0.1", "--main_process_port", port,
+    ]  # fmt: skip
+    flags = [*SHORT, "--per_device_train_batch_size", 8, "--cpu_threads", 1,
+             "--output_dir", output, *flags]  # fmt: skip
+    log = open(log_path, "w")  # noqa: SIM115 - closed when the process is reaped
+    return subprocess.Popen(
+        [str(part) for part in command(*flags, config=SMOKE_V2, launcher=launch)],
+        cwd=ROOT,
+        env=environment(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def run_machines(tmp_path, name, output, *flags, timeout=900) -> list[str]:
+    """Both machines to the end; their logs. Fails on a hang or a failure of either."""
+    port = free_port()
+    logs = [tmp_path / f"{name}-machine{r}.log" for r in (0, 1)]
+    machines = [start_machine(r, port, output, logs[r], *flags) for r in (0, 1)]
+    deadline = time.time() + timeout
+    for machine in machines:
+        try:
+            machine.wait(timeout=max(1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            for other in machines:
+                os.killpg(other.pid, signal.SIGKILL)
+            pytest.fail(f"{name}: the machines hung:\n{logs[0].read_text()[-3000:]}")
+    texts = [log.read_text() for log in logs]
+    for machine, text in zip(machines, texts):
+        assert machine.returncode == 0, f"{name} failed:\n{text[-3000:]}"
+    return texts
+
+
+def test_two_machines_share_one_run_resume_together_and_overwrite_safely(tmp_path, monkeypatch):
+    """Two machines simulated on this one (one process each, one shared output folder)."""
+    monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(tmp_path / "split"))  # built by this run
+    output = tmp_path / "shared" / "run"
+    save = ["--save_strategy", "steps", "--save_steps", 2]
+
+    # 1. Both start; the split is built once; both are killed once checkpoint-2 is whole.
+    port = free_port()
+    logs = [tmp_path / f"first-machine{r}.log" for r in (0, 1)]
+    machines = [start_machine(r, port, output, logs[r], *save) for r in (0, 1)]
+    deadline = time.time() + 900
+    while checkpoint_problem(str(output / "checkpoint-2")) is not None:
+        assert all(m.poll() is None for m in machines), logs[0].read_text()[-3000:]
+        assert time.time() < deadline, "no checkpoint in 15 minutes"
+        time.sleep(0.5)
+    for machine in machines:
+        os.killpg(machine.pid, signal.SIGKILL)
+        machine.wait()
+    first = "".join(log.read_text() for log in logs)
+    assert ranks_logged(first) == {(0, 2), (1, 2)}
+    assert first.count("Built the dev-v2.0 article split") == 1
+    assert first.count("article split in") == 2  # the other machine reused it
+    assert not (output / "all_results.json").exists()
+
+    # 2. The same commands resume, both from the checkpoint the main process chose.
+    resumed = run_machines(tmp_path, "resumed", output, *save)
+    chosen = {m.group(1) for text in resumed for m in re.finditer(r"Resuming training from (\S+)", text)}  # fmt: skip
+    assert len(chosen) == 1 and all("Resuming training from" in text for text in resumed)
+    assert "Every process resumes from" in resumed[0]
+    assert optimizer_steps(output) == steps_for_two(output)
+    assert json.loads((output / "run_config.json").read_text())["machine"]["processes"] == 2
+    scores = results(output)
+    assert scores["eval_examples"] == 48 and "tune_best_f1_thresh" in scores
+    assert len(json.loads((output / "predictions.json").read_text())) == 48
+    # Written once, by the main process: one train.log, whose lines are all its own.
+    assert "Process 1 of 2" not in (output / "train.log").read_text()
+
+    # 3. Overwriting: neither hangs nor loses the finished run, which is moved aside whole.
+    before = (output / "model.safetensors").read_bytes()
+    run_machines(tmp_path, "overwrite", output, "--max_train_samples", 16,
+                 "--overwrite_output_dir", "true")  # fmt: skip
+    assert (tmp_path / "shared" / "run.previous" / "model.safetensors").read_bytes() == before
+    assert (tmp_path / "shared" / "run.previous" / "all_results.json").is_file()
+    assert optimizer_steps(output) == steps_for_two(output) < 3
