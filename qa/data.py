@@ -35,6 +35,9 @@ DEFAULT_SQUAD_DIR = ROOT.parent / "shared" / "squad"
 # Where qa/split.py writes the article split of dev-v2.0 unless SQUAD_V2_SPLIT_DIR says otherwise.
 DEFAULT_SPLIT_DIR = ROOT / ".cache" / "squad-v2-split"
 PATH_VARIABLES = {"SQUAD_V2_SPLIT_DIR": DEFAULT_SPLIT_DIR, "SQUAD_DIR": DEFAULT_SQUAD_DIR}
+PATH_VARIABLES["SQUAD_V2_STANDIN_DIR"] = (
+    ROOT / ".cache" / "squad-v2-standin"
+)  # python -m qa.standin
 
 
 class SquadDataError(ValueError):
