@@ -1,6 +1,6 @@
 """The SQuAD 2.0 stand-in: the perturbation rules, the files made from the training data (unique
-ids, counts that add up, the same bytes on every run, nothing from the tuning or held-out part)
-and the committed manifest."""
+ids, counts that add up, the same bytes on every run, nothing from the tuning or held-out part),
+the committed manifest and the configs that train on it."""
 
 import hashlib
 import json
@@ -15,11 +15,13 @@ from recipe_runner import ROOT, SQUAD_DIR, needs_squad
 import qa.split
 import qa.standin
 from qa import perturb
+from qa.config import parse_arguments
 from qa.data import SquadDataError, load_squad_file
 
 FIXTURES = ROOT / "tests" / "fixtures"
 V1_TRAIN = FIXTURES / "squad-v1.1-train-tiny.json"
 COMMITTED = ROOT / "results" / "squad-v2-standin" / "manifest.json"
+CONFIGS = {m: ROOT / "configs" / f"squad-v2-standin-{m}.json" for m in qa.standin.MODES}
 
 RAIL = [p["context"] for p in json.loads(V1_TRAIN.read_text())["data"][0]["paragraphs"]]
 OBSERVATORY = [p["context"] for p in json.loads(V1_TRAIN.read_text())["data"][1]["paragraphs"]]
@@ -340,7 +342,7 @@ def test_the_stand_in_draws_the_headline_sample():
     assert (headline["train_fraction"], headline["seed"]) == (qa.standin.FRACTION, qa.standin.SEED)
 
 
-# --- the committed manifest -----------------------------------------------------------------
+# --- the committed manifest and the configs -----------------------------------------------------
 
 
 def test_the_committed_budget_adds_up():
@@ -353,6 +355,20 @@ def test_the_committed_budget_adds_up():
     assert budget["unanswerable"] == split["unanswerable"] + budget["added_unanswerable_per_file"]
     for name, info in manifest["files"].items():
         assert info["questions"] == sum(info["kinds"].values()) == budget["added_unanswerable_per_file"], name  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", qa.standin.MODES)
+def test_each_control_config_is_the_x3_run_on_the_stand_in_with_headline_defaults(mode):
+    model_args, data_args, training_args = parse_arguments([str(CONFIGS[mode])])
+    _, x3_data, x3_training = parse_arguments([str(ROOT / "configs" / "squad-v2-devsplit-x3.json")])
+    assert data_args.extra_train_files == ["$SQUAD_V2_SPLIT_DIR/train.json", f"$SQUAD_V2_STANDIN_DIR/{mode}.json"]  # fmt: skip
+    assert data_args.extra_train_repeats == 1  # the budget: every file once
+    assert (data_args.train_file, data_args.train_fraction) == (x3_data.train_file, 0.2)
+    assert (model_args.attention_dropout, model_args.hidden_dropout) == (0.0, 0.0)
+    assert training_args.per_device_eval_batch_size == 16
+    for key in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed"):
+        assert getattr(training_args, key) == getattr(x3_training, key), key
+    assert (data_args.threshold_file, data_args.validation_file) == (x3_data.threshold_file, x3_data.validation_file)  # fmt: skip
 
 
 # --- on the real data ----------------------------------------------------------------------------
@@ -383,3 +399,20 @@ def test_the_committed_manifest_is_what_the_real_data_gives(real_standin):
         held = list(questions(json.loads((folder / "split" / f"{part}.json").read_text())))
         assert not {r["id"] for _, _, r in held} & made_ids, part
         assert not {c for _, c, _ in held} & made_contexts, part
+
+
+@needs_squad
+@pytest.mark.slow
+def test_each_control_config_trains_on_the_budget(real_standin, monkeypatch):
+    import qa.data
+
+    folder, out, manifest = real_standin
+    monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
+    monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(folder / "split"))
+    monkeypatch.setenv("SQUAD_V2_STANDIN_DIR", str(out))
+    for mode, config in CONFIGS.items():
+        model_args, data_args, training_args = parse_arguments([str(config), "--do_eval", "false"])
+        train = qa.data.load_raw_datasets(data_args, model_args, training_args)[0]["train"]
+        assert len(train) == manifest["budget"]["total_questions"] == 29385, mode
+        unanswerable = sum(not a["text"] for a in train["answers"])
+        assert unanswerable == manifest["budget"]["unanswerable"] == 8763, mode
