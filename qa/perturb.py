@@ -244,11 +244,15 @@ class Article:
         self.paragraphs = list(paragraphs)
         self.words = [words(p) for p in self.paragraphs]
         self.numbers = [{_number_key(t.text) for t in number_terms(p)} for p in self.paragraphs]
+        # A lone capitalised word the article also writes in lower case ("Table" in a heading,
+        # "table" in a sentence) is a common noun, not a name.
+        lower = {w for p in self.paragraphs for w in re.findall(r"\w+", p) if w.islower()}
+        common = {w for p in self.paragraphs for w in re.findall(r"\w+", p) if w.lower() in lower}
         # {pool key: {term: the paragraphs it stands in}}, built once for every question.
         self.where = {}
         for index, paragraph in enumerate(self.paragraphs):
             terms = number_terms(paragraph) + month_terms(paragraph)
-            terms += [t for t, opens in name_runs(paragraph) if not opens]
+            terms += [t for t, opens in name_runs(paragraph) if not opens and t.text not in common]
             for term in terms:
                 self.where.setdefault(self._key(term), {}).setdefault(term.text, set()).add(index)
         self.names = {t for key, table in self.where.items() if key[:5] == "name/" for t in table}
@@ -285,8 +289,8 @@ class Article:
     def options(self, index: int, question: str) -> list[tuple[Term, list[str]]]:
         """Each swappable term of the question with its possible replacements, in question order.
 
-        A term qualifies only if the passage contains it (the link the swap breaks) and some
-        term of its kind is absent from the passage.
+        A term qualifies only if the passage contains it (the link the swap breaks), the
+        question says it once, and some term of its kind is absent from the passage.
         """
         passage = self.paragraphs[index]
         found = []
@@ -295,7 +299,11 @@ class Article:
                 present = _number_key(term.text) in self.numbers[index]
             else:
                 present = occurs(term.text, passage)
-            choices = self.replacements(index, term, question) if present else []
+            # A term the question says twice would keep its other mention: left alone.
+            once = (
+                len(re.findall(r"(?<!\w)" + re.escape(term.text) + r"(?!\w)", question, re.I)) == 1
+            )
+            choices = self.replacements(index, term, question) if present and once else []
             if choices:
                 found.append((term, choices))
         return found

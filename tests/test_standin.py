@@ -68,6 +68,23 @@ def options(question, paragraphs, index):
             1,
             [("antonym", "largest", ["smallest"]), ("antonym", "first", ["last"])],
         ),
+        # "Table" is capitalised mid-sentence but also written in lower case: no name.
+        (
+            "Who built the bridge over the Wend?",
+            [
+                "The bridge over the Wend was built by Ada Pym.",
+                "Visitors read the Table at Castleby; the table lists every toll.",
+            ],
+            0,
+            [("name", "Wend", ["Castleby"])],
+        ),  # fmt: skip
+        # "Kessing" twice: swapping one would leave the other; only the year is swapped.
+        (
+            "Did trains run from Kessing back to Kessing in 1871?",
+            RAIL,
+            0,
+            [("year", "1871", ["1923", "1965", "1994"])],
+        ),
         # Nothing to swap: no term of a kind the rules know.
         ("When did passenger services end?", RAIL, 2, []),
         # A name, but the other paragraphs hold no two-word name.
