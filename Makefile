@@ -22,6 +22,8 @@ ACCELERATE_ARGS ?= --num_processes 1 --num_machines 1 --mixed_precision no --dyn
 # downloads into (qa/squad_files.py decides, so make and run_qa.py read the same folder).
 # The article split of dev-v2.0 that stands in for the SQuAD 2.0 training set (python -m qa.split).
 export SQUAD_V2_SPLIT_DIR ?= $(abspath .cache/squad-v2-split)
+# Unanswerable questions made from the 2.0 training data (python -m qa.standin).
+export SQUAD_V2_STANDIN_DIR ?= $(abspath .cache/squad-v2-standin)
 # Nothing here needs the network; users with the Hub can set these to 0.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -29,7 +31,7 @@ export HF_EVALUATE_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 # run_qa.py sets glibc's allocator itself (keep_freed_memory), so the bare command matches.
 
-.PHONY: help setup data split train eval predict plots push demo test test-fast fuzz bench bench-inference quality style lint format clean
+.PHONY: help setup data split standin train eval predict plots push demo test test-fast fuzz bench bench-inference quality style lint format clean
 
 help: ## list every target (this text)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +54,9 @@ data: setup ## check the SQuAD files (SHA256SUMS or official sha256); download t
 
 split: setup ## build the dev-v2.0 article split (train/tune/held-out) in SQUAD_V2_SPLIT_DIR
 	$(BIN)/python -m qa.split --v1_outside
+
+standin: split ## unanswerable questions made from the 2.0 training data, in SQUAD_V2_STANDIN_DIR
+	$(BIN)/python -m qa.standin $(if $(RESULTS_DIR),--results_dir "$(RESULTS_DIR)") $(ARGS)
 
 train: setup data ## fine-tune with CONFIG (default: 20% of SQuAD v1.1, one epoch), evaluate, show samples
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) --results_dir "$(RESULTS_DIR)" $(ARGS)

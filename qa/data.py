@@ -36,7 +36,11 @@ DEFAULT_SQUAD_DIR = SHARED_SQUAD_DIR
 # Where qa/split.py writes the article split of dev-v2.0 unless SQUAD_V2_SPLIT_DIR says otherwise.
 DEFAULT_SPLIT_DIR = ROOT / ".cache" / "squad-v2-split"
 # Defaults are looked up when a path is resolved: `make data` may have just filled the cache.
-PATH_VARIABLES = {"SQUAD_V2_SPLIT_DIR": lambda: DEFAULT_SPLIT_DIR, "SQUAD_DIR": default_squad_dir}
+PATH_VARIABLES = {
+    "SQUAD_V2_SPLIT_DIR": lambda: DEFAULT_SPLIT_DIR,
+    "SQUAD_V2_STANDIN_DIR": lambda: ROOT / ".cache" / "squad-v2-standin",  # python -m qa.standin
+    "SQUAD_DIR": default_squad_dir,
+}
 
 
 class SquadDataError(ValueError):
