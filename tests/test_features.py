@@ -258,7 +258,7 @@ def test_tokenising_a_file_with_such_an_answer_names_the_file(tokenizer, tmp_pat
     data_args = types.SimpleNamespace(
         max_seq_length=MAX_LEN, doc_stride=STRIDE, features_cache_dir=str(tmp_path)
     )
-    training_args = types.SimpleNamespace(main_process_first=lambda desc: contextlib.nullcontext())
+    training_args = types.SimpleNamespace(main_process_first=lambda **_: contextlib.nullcontext())
     checksums = {"train": {"path": "/data/odd.json", "sha256": "0" * 64}}
     with pytest.raises(SquadDataError, match=r"^/data/odd.json: question esc: its answer"):
         tokenize(examples, prepare_train_features, data_args, tokenizer, "train", checksums,
