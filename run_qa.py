@@ -247,13 +247,13 @@ def main(argv: list[str]) -> dict:
             **memory.summary(),
         }
         metrics["train_seconds_evaluating"] = round(trainer.seconds_evaluating_in_training, 1)
-        if is_main:  # the peak is measured by one process, not by each one on shared cores
-            metrics.update(utilisation(model.config, train_features, metrics["train_runtime"],
-                                       "train", training_args, data_args.report_mfu))  # fmt: skip
-            # The same without the learning-curve evaluations that train_runtime includes.
-            steps_seconds = metrics["train_runtime"] - metrics["train_seconds_evaluating"]
-            metrics.update(utilisation(model.config, train_features, steps_seconds,
-                                       "train_steps", training_args, data_args.report_mfu))  # fmt: skip
+        # MFU (reported by the main process only); then the same without the learning-curve
+        # evaluations that train_runtime includes.
+        metrics.update(utilisation(model.config, train_features, metrics["train_runtime"],
+                                   "train", training_args, data_args.report_mfu))  # fmt: skip
+        steps_seconds = metrics["train_runtime"] - metrics["train_seconds_evaluating"]
+        metrics.update(utilisation(model.config, train_features, steps_seconds,
+                                   "train_steps", training_args, data_args.report_mfu))  # fmt: skip
         trainer.log_metrics("train", metrics)
         if is_main:
             write_json_atomic(os.path.join(training_args.output_dir, "train_results.json"), metrics)
@@ -277,9 +277,8 @@ def main(argv: list[str]) -> dict:
     if training_args.do_eval:
         logger.info("*** Evaluate ***")
         metrics = trainer.evaluate()
-        if is_main:
-            metrics.update(utilisation(model.config, eval_features, metrics["eval_runtime"],
-                                       "eval", training_args, data_args.report_mfu))  # fmt: skip
+        metrics.update(utilisation(model.config, eval_features, metrics["eval_runtime"],
+                                   "eval", training_args, data_args.report_mfu))  # fmt: skip
         trainer.log_metrics("eval", metrics)
         if is_main:
             write_json_atomic(os.path.join(training_args.output_dir, "eval_results.json"), metrics)

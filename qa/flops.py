@@ -71,7 +71,12 @@ def machine_peak(dtype: torch.dtype, device: str) -> float:
 
 def utilisation(config, features, seconds, stage, training_args, against_peak=True) -> dict:
     """Model FLOPs of `stage` on real tokens and their rate; with `against_peak`, also MFU
-    against this machine's matrix-product peak in the precision used (see above)."""
+    against this machine's matrix-product peak in the precision used (see above).
+
+    Only the main process measures and reports ({} elsewhere): the processes of one machine share
+    its cores, and a peak timed by each at once would be timed against the others."""
+    if training_args.process_index != 0:
+        return {}
     tokens = features["length"]
     if stage.startswith("train"):  # train, or train_steps (the optimizer steps alone)
         flops = training_flops(config, tokens, training_args.num_train_epochs)

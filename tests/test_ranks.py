@@ -12,10 +12,12 @@ import torch
 import torch.multiprocessing as mp
 from transformers import AutoTokenizer
 
+import qa.flops
 from qa.config import resolve_model_path
 from qa.features import tokenizer_fingerprint
 from qa.outputs import check_output_dirs, total_train_batch
 from qa.ranks import decided_on_main
+from trainer_qa import QuestionAnsweringTrainer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,6 +132,56 @@ def test_a_process_that_cannot_see_the_chosen_checkpoint_says_the_filesystem_mus
     args = SimpleNamespace(world_size=2, process_index=1, output_dir=str(tmp_path))
     with pytest.raises(SystemExit, match="filesystem that every machine shares"):
         check_output_dirs(args, SimpleNamespace(results_dir=None, overwrite_output_dir=False))
+
+
+def _score_gathered_logits(args):
+    """QuestionAnsweringTrainer's scoring step on a stand-in trainer whose evaluation loop has
+    gathered two windows; each call of the post-processing leaves a file named by its rank."""
+    calls = Path(args.calls)
+
+    def post_process(examples, dataset, logits, stage):
+        (calls / f"rank-{args.process_index}-{stage}").touch()
+        return SimpleNamespace(predictions=["an answer"], label_ids=["a reference"])
+
+    trainer = SimpleNamespace(
+        args=args,
+        get_eval_dataloader=lambda dataset: None,
+        evaluation_loop=lambda *a, **k: SimpleNamespace(predictions=(0, 0), num_samples=2),
+        post_process_function=post_process,
+        # A score that differs by rank: the one every process reports tells who computed it.
+        compute_metrics=lambda answers: {"f1": float(args.process_index)},
+    )
+    trainer._score = lambda *a: QuestionAnsweringTrainer._score(trainer, *a)
+    answers, metrics = QuestionAnsweringTrainer._answer_spans(
+        trainer, ["window"] * 2, ["question"], "Evaluation", "eval"
+    )
+    return answers is not None, metrics["eval_f1"]
+
+
+def test_only_the_main_process_post_processes_and_every_process_gets_its_scores(tmp_path):
+    results = run_on_two_ranks(_score_gathered_logits, calls=str(tmp_path), eval_batch_size=1)
+    assert results == {0: ("value", (True, 0.0)), 1: ("value", (False, 0.0))}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rank-0-eval"]
+
+
+def test_only_the_main_process_times_the_matmul_peak(monkeypatch):
+    def timed(*args, **kwargs):
+        timed.calls += 1
+        return 1e12
+
+    timed.calls = 0
+    monkeypatch.setattr(qa.flops, "matmul_peak", timed)
+    qa.flops.machine_peak.cache_clear()
+    config = SimpleNamespace(hidden_size=4, intermediate_size=8, num_hidden_layers=2)
+    features = {"length": [3, 5]}
+    for rank in (1, 0):
+        args = SimpleNamespace(
+            process_index=rank, world_size=2, num_train_epochs=1, bf16=False, use_cpu=True
+        )
+        reported = qa.flops.utilisation(config, features, 1.0, "train", args)
+        assert bool(reported) == (rank == 0) and timed.calls == (rank == 0)
+    assert reported["train_mfu"] == pytest.approx(reported["train_model_flops"] / 2e12)
+    qa.flops.machine_peak.cache_clear()
 
 
 def test_the_features_cache_key_ignores_the_truncation_a_call_leaves_behind():
