@@ -226,9 +226,17 @@ def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
             # OpenMP's start-up value (qa/threads.py) and what the launcher had set before it.
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "omp_num_threads_given": qa.threads.OMP_NUM_THREADS_GIVEN,
-            "precision": precision_path()[1],
+            "precision": precision_used(training_args),
         },
     }
+
+
+def precision_used(training_args) -> str:
+    """The precision the run trained and scored in, and what `--bf16 auto` picks here and why
+    (they differ when bf16 or fp16 was forced on or off)."""
+    used = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
+    auto = precision_path()[1]
+    return auto if auto.startswith(f"{used}:") else f"{used}, forced (auto: {auto})"
 
 
 def card_summary(results: dict) -> str:

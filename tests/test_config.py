@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -186,3 +187,23 @@ def test_window_settings_are_checked():
     slow.is_fast = False
     with pytest.raises(SystemExit, match="fast one"):
         check_window_settings(window_args(384, 128), slow, FakeModel())
+
+
+@pytest.mark.parametrize(
+    ("cpu_has_bf16", "bf16", "recorded"),
+    [
+        (True, True, "bf16: CPU Zen has avx512_bf16"),
+        (True, False, "fp32, forced (auto: bf16: CPU Zen has avx512_bf16)"),
+        (False, False, "fp32: CPU Zen has no amx_bf16 or avx512_bf16 (avx2)"),
+        (False, True, "bf16, forced (auto: fp32: CPU Zen has no amx_bf16 or avx512_bf16 (avx2))"),
+    ],
+)
+def test_the_run_records_the_precision_it_used_not_only_what_auto_would_pick(
+    monkeypatch, cpu_has_bf16, bf16, recorded
+):
+    from qa.outputs import precision_used
+
+    flags = "avx2 avx512_bf16" if cpu_has_bf16 else "avx2"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("qa.config.cpu_description", lambda: ("Zen", flags.split()))
+    assert precision_used(SimpleNamespace(bf16=bf16, fp16=False)) == recorded
