@@ -59,11 +59,16 @@ def steps_for_two(run) -> int:
     return math.ceil(math.ceil(results(run)["train_features"] / 2) / 8)
 
 
+def train_one_process(output, bf16: str):
+    flags = ["--bf16", bf16] + (["--report_mfu", "false"] if bf16 == "true" else [])
+    result = run_qa(*SHORT, *flags, "--output_dir", output)
+    assert ranks_logged(result.stdout + result.stderr) == {(0, 1)}
+    return output
+
+
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
-    output = tmp_path_factory.mktemp("one") / "run"
-    result = run_qa(*SHORT, "--bf16", "false", "--output_dir", output)
-    assert ranks_logged(result.stdout + result.stderr) == {(0, 1)}
+    output = train_one_process(tmp_path_factory.mktemp("one") / "run", "false")
     # The smoke config scores a dev subset every 2 steps: the steps alone ran at a higher MFU.
     scores = results(output)
     assert 0 < scores["train_seconds_evaluating"] < scores["train_runtime"]
@@ -71,16 +76,27 @@ def one_process(tmp_path_factory):
     return output
 
 
-def test_two_processes_through_accelerate_train_like_one(one_process, tmp_path):
-    """cpu_ddp.yaml, bf16 forced off (on a CPU without bf16 this once gave world size 1)."""
+@pytest.fixture(scope="module")
+def one_process_bf16(tmp_path_factory):
+    return train_one_process(tmp_path_factory.mktemp("one-bf16") / "run", "true")
+
+
+@pytest.mark.parametrize("bf16", ["false", "true"], ids=["bf16-off", "bf16-on"])
+def test_two_processes_through_accelerate_train_like_one(bf16, request, tmp_path):
+    """cpu_ddp.yaml, bf16 forced off (on a CPU without bf16 this once gave world size 1) and
+    forced on (emulated, and slower, on a CPU without native bf16; so no MFU peak is timed)."""
+    one_process = request.getfixturevalue("one_process" if bf16 == "false" else "one_process_bf16")
     two = tmp_path / "two"
+    mfu = ["--report_mfu", "false"] if bf16 == "true" else []
     result = run_qa(
-        *SHORT, "--bf16", "false", "--per_device_train_batch_size", 8, "--output_dir", two,
+        *SHORT, "--bf16", bf16, *mfu, "--per_device_train_batch_size", 8, "--output_dir", two,
         launcher=[*ACCELERATE, "--config_file", CPU_DDP],
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert ranks_logged(output) == {(0, 2), (1, 2)}
-    assert json.loads((two / "run_config.json").read_text())["machine"]["processes"] == 2
+    machine = json.loads((two / "run_config.json").read_text())["machine"]
+    assert machine["processes"] == 2
+    assert machine["precision"].startswith("bf16" if bf16 == "true" else "fp32")
     # The same global batch (8 x 2 = 16): the same windows in the same number of steps.
     assert results(two)["train_features"] == results(one_process)["train_features"]
     assert optimizer_steps(two) == optimizer_steps(one_process) == steps_for_two(two)
