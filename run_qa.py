@@ -49,6 +49,7 @@ from qa.outputs import (
     check_output_dirs,
     finish_run,
     last_complete_checkpoint,
+    parallelism,
     setup_logging,
     show_samples,
 )
@@ -220,6 +221,9 @@ def main(argv: list[str]) -> dict:
         # MemoryWatch before the log file: the rss_mib it adds to each metrics line reaches it.
         callbacks=[c for c in (memory, log_file, interrupt) if c],
     )
+
+    # What the launcher's config became: a config accelerate ignores must not pass unnoticed.
+    logger.info("Parallelism: %s over %d processes", parallelism(trainer), training_args.world_size)
 
     all_results, samples_markdown = {}, "(not evaluated)"
     if training_args.do_train:

@@ -174,6 +174,7 @@ def parse_arguments(argv: list[str]):
     if flags and flags[0].endswith(".json"):
         parser.source = f"{flags[0]} (or a flag after it)" if flags[1:] else flags[0]
         flags = config_to_flags(flags[0], parser) + flags[1:]
+    refuse_fsdp_without_an_accelerator()
     flags = resolve_hardware_flags(flags)
     try:
         arguments = parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
@@ -275,6 +276,18 @@ def precision_path() -> tuple[bool, str]:
 
 def bf16_available() -> bool:
     return precision_path()[0]
+
+
+def refuse_fsdp_without_an_accelerator() -> None:
+    """accelerate 1.15 applies an FSDP config only to GPU-like devices: CPU processes would
+    train as plain DDP under an FSDP label, and with fsdp_cpu_ram_efficient_loading every
+    process but the first would crash on weights left on the meta device."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and not has_accelerator():
+        raise SystemExit(
+            "error: the FSDP config needs GPUs: accelerate runs FSDP only on GPUs, and these "
+            "processes have none. For several CPU processes use "
+            "--config_file configs/accelerate/cpu_ddp.yaml (DDP over gloo)."
+        )
 
 
 def resolve_hardware_flags(flags: list[str]) -> list[str]:

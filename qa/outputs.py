@@ -231,6 +231,11 @@ def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
     }
 
 
+def parallelism(trainer) -> str:
+    """How accelerate spread the run: NO, MULTI_CPU, MULTI_GPU (DDP), FSDP or DEEPSPEED."""
+    return trainer.accelerator.distributed_type.value
+
+
 def precision_used(training_args) -> str:
     """The precision the run trained and scored in, and what `--bf16 auto` picks here and why
     (they differ when bf16 or fp16 was forced on or off)."""
@@ -333,7 +338,10 @@ def finish_run(
             logger.info("Plot: %s", path)
         write_json_atomic(
             os.path.join(out, "run_config.json"),
-            run_metadata(model_args, data_args, training_args, argv, checksums),
+            {
+                **run_metadata(model_args, data_args, training_args, argv, checksums),
+                "parallelism": parallelism(trainer),
+            },
         )
         write_json_atomic(os.path.join(out, FINISHED_MARKER), all_results)
         if data_args.results_dir:

@@ -4,6 +4,7 @@ Every run here asserts the world size each rank logged: a launcher that quietly 
 process, or processes that each train alone as rank 0 of 1, fail these tests.
 """
 
+import importlib.util
 import json
 import math
 import os
@@ -22,7 +23,8 @@ from qa.checkpoints import checkpoint_problem
 pytestmark = [pytest.mark.slow, needs_squad]
 
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
-CPU_DDP = str(ROOT / "configs" / "accelerate" / "cpu_ddp.yaml")
+LAUNCH_CONFIGS = ROOT / "configs" / "accelerate"
+CPU_DDP = str(LAUNCH_CONFIGS / "cpu_ddp.yaml")
 SMOKE_V2 = ROOT / "configs" / "smoke-v2.json"
 # 96 training questions: 6 optimizer steps of 16 windows, per process 8 when there are two.
 SHORT = ["--max_train_samples", 96, "--report_to", "none", "--num_samples", 0]
@@ -81,19 +83,43 @@ def one_process_bf16(tmp_path_factory):
     return train_one_process(tmp_path_factory.mktemp("one-bf16") / "run", "true")
 
 
+def train_two_processes(output, bf16: str, launch_config: str = CPU_DDP, *extra):
+    """SHORT on two CPU processes at 8 each; the launcher's and processes' output."""
+    mfu = ["--report_mfu", "false"] if bf16 == "true" else []
+    result = run_qa(
+        *SHORT, "--bf16", bf16, *mfu, "--per_device_train_batch_size", 8, "--output_dir", output,
+        launcher=[*ACCELERATE, "--config_file", launch_config, *extra],
+    )  # fmt: skip
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """(output folder, output) of cpu_ddp.yaml with bf16 off, for the tests that compare."""
+    output = tmp_path_factory.mktemp("two") / "run"
+    return output, train_two_processes(output, "false")
+
+
+def losses(run) -> list[float]:
+    return [entry["loss"] for entry in results_history(run) if "loss" in entry]
+
+
+def results_history(run) -> list[dict]:
+    return json.loads((run / "log_history.json").read_text())
+
+
 @pytest.mark.parametrize("bf16", ["false", "true"], ids=["bf16-off", "bf16-on"])
 def test_two_processes_through_accelerate_train_like_one(bf16, request, tmp_path):
     """cpu_ddp.yaml, bf16 forced off (on a CPU without bf16 this once gave world size 1) and
     forced on (emulated, and slower, on a CPU without native bf16; so no MFU peak is timed)."""
     one_process = request.getfixturevalue("one_process" if bf16 == "false" else "one_process_bf16")
-    two = tmp_path / "two"
-    mfu = ["--report_mfu", "false"] if bf16 == "true" else []
-    result = run_qa(
-        *SHORT, "--bf16", bf16, *mfu, "--per_device_train_batch_size", 8, "--output_dir", two,
-        launcher=[*ACCELERATE, "--config_file", CPU_DDP],
-    )  # fmt: skip
-    output = result.stdout + result.stderr
+    if bf16 == "false":
+        two, output = request.getfixturevalue("two_processes")
+    else:
+        two = tmp_path / "two"
+        output = train_two_processes(two, bf16)
     assert ranks_logged(output) == {(0, 2), (1, 2)}
+    assert "Parallelism: MULTI_CPU over 2 processes" in output
     machine = json.loads((two / "run_config.json").read_text())["machine"]
     assert machine["processes"] == 2
     assert machine["precision"].startswith("bf16" if bf16 == "true" else "fp32")
@@ -104,6 +130,73 @@ def test_two_processes_through_accelerate_train_like_one(bf16, request, tmp_path
     # DDP does not search the graph for unused parameters (and so does not warn about it).
     assert "find_unused_parameters=True" not in output
     assert "Traceback" not in output
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None,
+    reason="DeepSpeed is optional: pip install -r requirements-deepspeed.txt (.ci/run does)",
+)
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_zero_on_two_cpu_processes_trains_like_ddp(stage, two_processes, tmp_path):
+    """DeepSpeed's CPU accelerator (gloo, its shared-memory op built on first use) runs the
+    recipe's ZeRO configs on two CPU processes. The same windows, seeds and 8 x 2 batch as DDP:
+    the losses agree to float rounding (reductions in another order: 1e-6 seen, 1e-4 allowed),
+    and the saved model is whole (ZeRO-3 shards every weight): scored again by one process it
+    gives the run's own predictions."""
+    ddp, _ = two_processes
+    run = tmp_path / f"zero{stage}"
+    config = str(LAUNCH_CONFIGS / f"deepspeed_zero{stage}.yaml")
+    output = train_two_processes(run, "false", config, "--num_processes", "2",
+                                 "--main_process_port", "0")  # fmt: skip
+    assert ranks_logged(output) == {(0, 2), (1, 2)}
+    assert "Parallelism: DEEPSPEED over 2 processes" in output
+    assert json.loads((run / "run_config.json").read_text())["parallelism"] == "DEEPSPEED"
+    assert optimizer_steps(run) == optimizer_steps(ddp)
+    assert losses(run) == pytest.approx(losses(ddp), abs=1e-4) and len(losses(run)) > 3
+    run_qa("--model_name_or_path", run, "--do_train", "false", "--report_mfu", "false",
+           "--bf16", "false", "--num_samples", 0, "--output_dir", tmp_path / "scored")  # fmt: skip
+    assert (tmp_path / "scored" / "predictions.json").read_text() == (
+        run / "predictions.json"
+    ).read_text()
+
+
+def test_the_fsdp_config_on_cpu_processes_is_refused_before_anything_is_written(tmp_path):
+    """accelerate applies FSDP only on GPUs: on CPU processes the config would train as DDP
+    under an FSDP label, or crash on meta-device weights (fsdp_cpu_ram_efficient_loading)."""
+    result = run_qa(
+        *SHORT, "--output_dir", tmp_path / "run", check=False,
+        launcher=[*ACCELERATE, "--config_file", str(LAUNCH_CONFIGS / "fsdp.yaml"),
+                  "--num_processes", "2", "--main_process_port", "0"],
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "error: the FSDP config needs GPUs" in output and "cpu_ddp.yaml" in output
+    assert "meta tensor" not in output  # no process got as far as loading weights
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "world", "parallelism"),
+    [
+        ("single_gpu.yaml", [], 1, "NO"),
+        ("multi_gpu.yaml", ["--num_processes", "2", "--main_process_port", "0"], 2, "MULTI_CPU"),
+    ],
+)
+def test_the_gpu_configs_start_what_they_say_on_cpu_processes_too(
+    name, flags, world, parallelism, tmp_path
+):
+    """Scoring only (a few questions): the launch, the world size and the parallelism."""
+    result = run_qa(
+        "--do_train", "false", "--max_eval_samples", 4, "--report_mfu", "false",
+        "--num_samples", 0, "--output_dir", tmp_path / "run",
+        launcher=[*ACCELERATE, "--config_file", str(LAUNCH_CONFIGS / name), *flags],
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert ranks_logged(output) == {(rank, world) for rank in range(world)}
+    assert f"Parallelism: {parallelism} over {world} processes" in output
+    assert json.loads((tmp_path / "run" / "run_config.json").read_text())["parallelism"] == (
+        parallelism
+    )
 
 
 def test_two_processes_by_flags_with_bf16_on_score_like_one(one_process, tmp_path):
