@@ -52,6 +52,7 @@ from qa.outputs import (
     setup_logging,
     show_samples,
 )
+from qa.resume import check_resume_settings
 from qa.settings import inference_settings, load_settings, save_settings
 from qa.split import ensure_split
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
@@ -119,6 +120,8 @@ def main(argv: list[str]) -> dict:
     resume_from = check_output_dirs(training_args, data_args)
     if training_args.resume_from_checkpoint:
         resume_from = training_args.resume_from_checkpoint
+    if training_args.do_train:
+        check_resume_settings(resume_from, model_args, data_args, training_args)
     is_main = training_args.process_index == 0
     os.makedirs(training_args.output_dir, exist_ok=True)
     log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None
