@@ -55,6 +55,7 @@ from qa.outputs import (
 from qa.resume import check_resume_settings
 from qa.settings import inference_settings, load_settings, save_settings
 from qa.split import ensure_split
+from qa.storage import check_writable
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
@@ -117,6 +118,7 @@ def main(argv: list[str]) -> dict:
     setup_logging(training_args)
     if not (training_args.do_train or training_args.do_eval):
         raise SystemExit("error: nothing to do: set do_train and/or do_eval.")
+    check_writable(training_args, data_args)  # now, not after loading and hours of training
     resume_from = check_output_dirs(training_args, data_args)
     if training_args.resume_from_checkpoint:
         resume_from = training_args.resume_from_checkpoint
