@@ -55,7 +55,7 @@ from qa.outputs import (
 from qa.resume import check_resume_settings
 from qa.settings import inference_settings, load_settings, save_settings
 from qa.split import ensure_split
-from qa.storage import check_writable
+from qa.storage import check_writable, stop_cleanly_when_the_disk_is_full
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
@@ -115,6 +115,11 @@ def load_model(model_args):
 def main(argv: list[str]) -> dict:
     wall_start = time.time()
     model_args, data_args, training_args = parse_arguments(argv)
+    with stop_cleanly_when_the_disk_is_full(training_args, data_args):
+        return train_and_evaluate(argv, model_args, data_args, training_args, wall_start)
+
+
+def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -> dict:
     setup_logging(training_args)
     if not (training_args.do_train or training_args.do_eval):
         raise SystemExit("error: nothing to do: set do_train and/or do_eval.")
