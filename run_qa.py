@@ -53,8 +53,10 @@ from qa.outputs import (
     setup_logging,
     show_samples,
 )
+from qa.resume import check_resume_settings
 from qa.settings import inference_settings, load_settings, save_settings
 from qa.split import ensure_split
+from qa.storage import check_writable, stop_cleanly_when_the_disk_is_full
 from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
@@ -114,12 +116,20 @@ def load_model(model_args):
 def main(argv: list[str]) -> dict:
     wall_start = time.time()
     model_args, data_args, training_args = parse_arguments(argv)
+    with stop_cleanly_when_the_disk_is_full(training_args, data_args):
+        return train_and_evaluate(argv, model_args, data_args, training_args, wall_start)
+
+
+def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -> dict:
     setup_logging(training_args)
     if not (training_args.do_train or training_args.do_eval):
         raise SystemExit("error: nothing to do: set do_train and/or do_eval.")
+    check_writable(training_args, data_args)  # now, not after loading and hours of training
     resume_from = check_output_dirs(training_args, data_args)
     if training_args.resume_from_checkpoint:
         resume_from = training_args.resume_from_checkpoint
+    if training_args.do_train:
+        check_resume_settings(resume_from, model_args, data_args, training_args)
     is_main = training_args.process_index == 0
     os.makedirs(training_args.output_dir, exist_ok=True)
     log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None

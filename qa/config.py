@@ -157,6 +157,14 @@ class DataArguments:
         default=False,
         metadata={"help": "Allow replacing a finished run in output_dir/results_dir."},
     )
+    resume_with_changed_settings: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume a checkpoint although this command's training settings (learning "
+            "rate, data, batch, seed, steps...) differ from those it was trained with; the "
+            "differences are logged as a warning. Without it such a resume is refused."
+        },
+    )
 
 
 class ArgumentParser(HfArgumentParser):
