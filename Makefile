@@ -31,11 +31,26 @@ export HF_EVALUATE_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 # run_qa.py sets glibc's allocator itself (keep_freed_memory), so the bare command matches.
 
-.PHONY: help setup data split standin train eval predict plots push demo test test-fast fuzz bench bench-inference quality style lint format clean
+.PHONY: help setup data split standin train eval predict plots push demo compare test test-fast fuzz bench bench-inference quality style lint format clean
 
 help: ## list every target (this text)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: CONFIG, MODEL, RUN, SQUAD_DIR, SQUAD_BASE_URL, ARGS (extra flags), ACCELERATE_ARGS, RESULTS_DIR"
+	@printf '%s\n' "Variables (make train CONFIG=...):" \
+	  "  CONFIG           recipe config (configs/squad20pct.json); for eval: which dev set" \
+	  "  ARGS             extra flags for the script a target runs" \
+	  "  ACCELERATE_ARGS  accelerate launch flags (one process with every core)" \
+	  "  RESULTS_DIR      also copy a run's small outputs there (e.g. results/squad20pct)" \
+	  "  MODEL            trained folder for eval, predict, demo, push (runs/squad20pct)" \
+	  "  EVAL_DIR         where eval writes (MODEL/eval)" \
+	  "  RUN              run folder for plots (MODEL)" \
+	  "  CONTEXT QUESTION FILE   what predict answers (FILE: a SQuAD JSON or JSON lines)" \
+	  "  PORT             demo port (7860)" \
+	  "  REPO_ID DRY_RUN  push: Hub repository; 1 lists files without uploading (default offline)" \
+	  "  SQUAD_DIR SQUAD_BASE_URL   SQuAD folder (../shared/squad or a cache); download site" \
+	  "  SQUAD_V2_SPLIT_DIR SQUAD_V2_STANDIN_DIR   built dev-v2.0 split and 2.0 stand-in (.cache/)" \
+	  "  HF_HUB_OFFLINE HF_DATASETS_OFFLINE HF_EVALUATE_OFFLINE   1 (no network); 0 to use the Hub" \
+	  "  TOKENIZERS_PARALLELISM   false (tokenizer threads off; the data loader forks)" \
+	  "  PYTHON VENV      interpreter that makes the virtualenv, and its folder (python3, .venv)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-compat.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +85,7 @@ test: setup data ## the whole test suite (the command CI runs)
 	$(BIN)/python -m pytest -q $(ARGS)
 
 # Unit tests only: no training, no servers, no ../shared (tests/fixtures/ has tiny SQuAD files).
-test-fast: setup ## the fast tier: unit tests, about a minute
+test-fast: setup ## the fast tier: unit tests, no training (a few minutes on 2 cores)
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 # The random-input tests draw the same inputs on every run (tests/conftest.py); this draws new ones.
@@ -93,26 +108,31 @@ clean: ## remove caches (.cache, pytest and ruff caches)
 
 # Ask the trained folder: make predict CONTEXT="..." QUESTION="..."  or  make predict FILE=q.jsonl
 predict: setup ## answer CONTEXT/QUESTION (or FILE) with the trained folder MODEL
-	$(BIN)/python predict_qa.py $(MODEL) \
+	$(BIN)/python tools/predict_qa.py $(MODEL) \
 		$(if $(FILE),--file "$(FILE)",--context "$(CONTEXT)" --question "$(QUESTION)") $(ARGS)
 
 # Curves of a run folder or its results copy (run_qa.py also draws them at the end of each run).
 RUN ?= $(MODEL)
 plots: setup ## draw loss, learning rate and dev scores of RUN as PNG files
-	$(BIN)/python plot_qa.py $(RUN)
+	$(BIN)/python tools/plot_qa.py $(RUN)
 
 # The demo page; the trained folder's own settings (2.0 or not, window size) are used.
 PORT ?= 7860
 demo: setup ## serve the question-answering page for MODEL on 127.0.0.1 (port PORT, 7860)
-	$(BIN)/python demo_qa.py $(MODEL) --port $(PORT) $(ARGS)
+	$(BIN)/python tools/demo_qa.py $(MODEL) --port $(PORT) $(ARGS)
 
 # Upload a finished run, e.g. make push REPO_ID=you/bert-squad-20pct HF_HUB_OFFLINE=0.
 # While offline (the default here) it is a dry run: the file list and the card check.
 REPO_ID ?=
 DRY_RUN ?= $(if $(filter 1 true,$(HF_HUB_OFFLINE)),1,0)
 push: setup ## upload MODEL to the Hub as REPO_ID (a checked dry run while offline)
-	$(BIN)/python push_qa.py $(MODEL) $(if $(REPO_ID),--repo_id $(REPO_ID)) \
+	$(BIN)/python tools/push_qa.py $(MODEL) $(if $(REPO_ID),--repo_id $(REPO_ID)) \
 		$(if $(filter 1 true,$(DRY_RUN)),--dry_run) $(ARGS)
+
+# SQuAD 2.0 models side by side from their saved predictions (tools/compare_qa.py says how), e.g.
+# make compare ARGS='--out results/cmp --model "1.1=runs/a/eval" --model "2.0=runs/b/eval+runs/b"'
+compare: setup split ## SQuAD 2.0 models side by side on the held-out questions (ARGS: --out, --model)
+	$(BIN)/python tools/compare_qa.py $(ARGS)
 
 # Defaults vs classic settings, side by side; writes results/bench.{md,json} (about 10 minutes).
 bench: setup data ## defaults vs classic settings: MFU, speed, memory, post-processing

@@ -72,7 +72,7 @@ in the passage. Fine-tuned from {origin} on {dataset_name} with this recipe's `r
 ## How to use
 
 transformers 5 has no question-answering pipeline of its own; with this recipe installed,
-`import qa.pipeline` registers one that answers exactly as the recipe's `predict_qa.py` does (its
+`import qa.pipeline` registers one that answers exactly as the recipe's `tools/predict_qa.py` does (its
 windows and post-processing, and the settings saved in `qa_settings.json`):
 
 ```python

@@ -1,4 +1,4 @@
-"""The passages predict_qa.py answers from: refused with a message when they cannot be answered
+"""The passages tools/predict_qa.py answers from: refused with a message when they cannot be answered
 in bounded time and memory (empty, only spaces, or longer than a book chapter)."""
 
 # About 35,000 words: some 180 windows of 384 tokens, answered in seconds to a minute on a CPU.

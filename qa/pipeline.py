@@ -2,7 +2,7 @@
 
 transformers 5 dropped that task (it lists it as removed and refuses it by name). This module
 registers it again with a pipeline that answers through qa.predict.QuestionAnswerer, the code
-predict_qa.py, the demo and `make eval`'s windows and post-processing share: the same windows,
+tools/predict_qa.py, the demo and `make eval`'s windows and post-processing share: the same windows,
 the same answers and probabilities, and the folder's own qa_settings.json (SQuAD 2.0 or not, its
 no-answer threshold, its window size).
 
@@ -14,9 +14,9 @@ no-answer threshold, its window size).
 The call takes what transformers 4's pipeline took: question=/context= (strings, or lists of
 equal length, or one context for several questions), a {"question", "context"} dict or a list
 of them; top_k, max_seq_len, doc_stride, max_answer_len, handle_impossible_answer; and
-null_score_diff_threshold and bf16 ("auto", true, false) as in predict_qa.py. An answer is
+null_score_diff_threshold and bf16 ("auto", true, false) as in tools/predict_qa.py. An answer is
 {"score": probability, "start", "end" (character offsets), "answer": text}; "no answer" (a SQuAD
-2.0 model abstaining) is answer "" with start = end = -1, as predict_qa.py writes it.
+2.0 model abstaining) is answer "" with start = end = -1, as tools/predict_qa.py writes it.
 """
 
 import os
@@ -45,7 +45,7 @@ RENAMED = {
 @dataclass
 class Questions:
     """Every question of one call, passed through the pipeline as one input: they are windowed
-    and batched together, as predict_qa.py does with a file of questions."""
+    and batched together, as tools/predict_qa.py does with a file of questions."""
 
     rows: list[dict]
 
@@ -99,7 +99,7 @@ class SquadQuestionAnsweringPipeline(Pipeline):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         folder = settings_folder(self.model.name_or_path)
-        # As saved with the trained folder, like predict_qa.py; the recipe's defaults otherwise.
+        # As saved with the trained folder, like tools/predict_qa.py; the recipe's defaults otherwise.
         self.saved = answering_settings(folder) if folder else dict(DEFAULTS)
 
     def _sanitize_parameters(self, top_k=None, bf16=None, **kwargs):

@@ -1,7 +1,7 @@
 """A run's curves from its log_history.json: training loss and learning rate, dev scores.
 
 Writes training_curves.png and dev_scores.png into the folder (or another). run_qa.py calls this
-at the end of every run, so the plots sit beside the metrics they come from; plot_qa.py (make
+at the end of every run, so the plots sit beside the metrics they come from; tools/plot_qa.py (make
 plots) draws any run folder again. The same numbers go to TensorBoard while training (report_to
 "tensorboard"); these PNGs are for READMEs and model cards.
 """

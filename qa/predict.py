@@ -1,5 +1,5 @@
 """Answers from a trained folder with the windows and post-processing of evaluation: the model
-side of predict_qa.py, the demo and the inference bench."""
+side of tools/predict_qa.py, the demo and the inference bench."""
 
 import numpy as np
 import torch

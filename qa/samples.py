@@ -33,7 +33,7 @@ def write_prediction_files(output_dir, answers, version_2_with_negative, stage="
     )
     if version_2_with_negative:
         # With the best span of every question, the threshold can be swept or changed later
-        # (compare_v2.py) without the model: no answer where null odds > threshold.
+        # (tools/compare_qa.py) without the model: no answer where null odds > threshold.
         write_json_atomic(
             os.path.join(output_dir, f"{prefix}null_odds.json"),
             {k: v.null_score_diff for k, v in answers.items()},

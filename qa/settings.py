@@ -1,6 +1,6 @@
 """The inference settings a trained folder carries: SQuAD 2.0 or not, and its no-answer threshold.
 
-run_qa.py writes qa_settings.json beside the weights; `make eval`, predict_qa.py and the demo read
+run_qa.py writes qa_settings.json beside the weights; `make eval`, tools/predict_qa.py and the demo read
 it, so a threshold tuned after training is used everywhere without being typed again. It travels
 to the Hub with the rest of the folder.
 """

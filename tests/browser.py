@@ -95,9 +95,9 @@ def ask(driver, url, question, example=None, context=None):
 
 
 def start_demo(model_dir, *extra, timeout=180.0):
-    """demo_qa.py on a free port; returns (process, url) once it listens."""
+    """tools/demo_qa.py on a free port; returns (process, url) once it listens."""
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "demo_qa.py"), str(model_dir), "--port", "0", *extra],
+        [sys.executable, str(ROOT / "tools/demo_qa.py"), str(model_dir), "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -1,4 +1,4 @@
-"""predict_qa.py answers in bf16 where the hardware has it unless told otherwise."""
+"""tools/predict_qa.py answers in bf16 where the hardware has it unless told otherwise."""
 
 import pytest
 

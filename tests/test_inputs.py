@@ -1,7 +1,7 @@
 """A catalog of unreadable and odd inputs: each gets one line naming the file, the record and the
 fix (or is handled, and logged where it was changed), never a traceback.
 
-Data files are read by qa.data (run_qa, predict, demo and compare_v2 alike), configs by run_qa's
+Data files are read by qa.data (run_qa, predict, demo and compare_qa alike), configs by run_qa's
 argument parsing; tests/test_errors.py runs a few of these through the real command line.
 """
 

@@ -46,3 +46,16 @@ def test_make_help_lists_every_target():
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
     listed = set(re.findall(r"^\s+make (\S+)", helped, re.M))
     assert phony == listed, (phony - listed, listed - phony)
+
+
+def test_make_help_names_every_variable_the_makefile_reads():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    read = set(re.findall(r"\$\(([A-Z][A-Z_0-9]*)\)|\$\$([A-Z][A-Z_0-9]*)", makefile))
+    read = {name for pair in read for name in pair if name}
+    read |= set(re.findall(r"^(?:export )?([A-Z][A-Z_0-9]*) \?=", makefile, re.M))
+    internal = {"BIN", "MAKEFILE_LIST", "SHELL"}  # make's own, or derived from VENV
+    helped = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    variables = helped.split("Variables", 1)[1]
+    missing = {name for name in read - internal if not re.search(rf"\b{name}\b", variables)}
+    assert not missing, missing

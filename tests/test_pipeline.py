@@ -1,4 +1,4 @@
-"""pipeline("question-answering") after `import qa.pipeline` answers as predict_qa.py does: the same
+"""pipeline("question-answering") after `import qa.pipeline` answers as tools/predict_qa.py does: the same
 answers, character offsets, probabilities, n-best and no-answer choices, on the tiny fixture (a
 saved copy of the bundled model, several windows per context) and on trained smoke models."""
 
@@ -35,7 +35,7 @@ def folder(tmp_path_factory):
 
 
 def predicted_file(model_dir, questions_path, tmp_path) -> dict:
-    """predict_qa.py's --output for a file of questions (fp32, the folder's own settings)."""
+    """tools/predict_qa.py's --output for a file of questions (fp32, the folder's own settings)."""
     out = tmp_path / "answers.json"
     predict_qa.main([str(model_dir), "--file", str(questions_path), "--bf16", "false",
                      "--output", str(out)])  # fmt: skip

@@ -1,4 +1,4 @@
-"""push_qa.py: the dry-run list is what huggingface_hub would upload; bad folders and cards stop."""
+"""tools/push_qa.py: the dry-run list is what huggingface_hub would upload; bad folders and cards stop."""
 
 import json
 import os

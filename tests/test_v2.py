@@ -148,11 +148,11 @@ def test_samples_of_answerable_questions_only_are_the_plain_seeded_draw():
 def rescore(folder, refs_file, threshold, first=None):
     """Official 2.0 scores of a folder's saved spans and null odds at `threshold`, on the
     questions of refs_file (its first `first` ones if given)."""
-    import compare_v2
+    import compare_qa
 
-    spans, odds = compare_v2.load_predictions(str(folder))
-    refs = compare_v2.references(str(refs_file))[:first]
-    return compare_v2.score(spans, odds, refs, threshold)
+    spans, odds = compare_qa.load_predictions(str(folder))
+    refs = compare_qa.references(str(refs_file))[:first]
+    return compare_qa.score(spans, odds, refs, threshold)
 
 
 @needs_squad
@@ -270,7 +270,7 @@ def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path)
 @needs_squad
 @pytest.mark.slow
 def test_the_committed_comparison_recomputes_from_the_committed_predictions(tmp_path):
-    import compare_v2
+    import compare_qa
 
     folder = ROOT / "results" / COMMITTED_RUNS[0]
     if not (folder / "comparison.json").is_file():
@@ -278,7 +278,7 @@ def test_the_committed_comparison_recomputes_from_the_committed_predictions(tmp_
     split = tmp_path / "split"
     qa.split.ensure_split(str(split), str(DEV_V2))
     command = json.loads((folder / "comparison-command.json").read_text())
-    result = compare_v2.compare(
+    result = compare_qa.compare(
         {name: tuple(str(ROOT / f) for f in folders) for name, folders in command.items()},
         str(split / "heldout.json"),
         str(split / "tune.json"),

@@ -1,7 +1,7 @@
 """Ask a trained folder questions about new text, with the windows and post-processing of evaluation.
 
-    python predict_qa.py runs/squad20pct --context "..." --question "..." [--question ...]
-    python predict_qa.py runs/squad20pct --file questions.jsonl [--output answers.json] [--nbest 3]
+    python tools/predict_qa.py runs/squad20pct --context "..." --question "..." [--question ...]
+    python tools/predict_qa.py runs/squad20pct --file questions.jsonl [--output answers.json] [--nbest 3]
 
 `--file` takes SQuAD JSON or JSON Lines (answers optional there: they are only used to score).
 Long contexts are split into overlapping windows exactly as in training and evaluation.

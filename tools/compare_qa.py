@@ -1,6 +1,6 @@
 """SQuAD 2.0 models side by side on the same held-out questions, from their saved predictions.
 
-    python compare_v2.py --out results/squad-v2-devsplit/comparison \
+    python tools/compare_qa.py --out results/squad-v2-devsplit/comparison \
         --model "SQuAD 1.1 model=results/squad20pct/eval-dev-v2.0" \
         --model "SQuAD 2.0 model=results/squad-v2-devsplit/eval-heldout+results/squad-v2-devsplit/eval-tune"
 
@@ -12,7 +12,7 @@ covering the questions scored. Each model is scored twice on the held-out part:
 * optimistic: the official `best_*`, its threshold chosen on the held-out questions themselves.
 
 The always-"no answer" floor is the first row. Threshold and odds are the null score minus the
-best span score, the quantity run_qa.py tunes and predict_qa.py applies.
+best span score, the quantity run_qa.py tunes and tools/predict_qa.py applies.
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Draw a run's curves from its log_history.json: training loss and learning rate, dev scores.
 
-    python plot_qa.py results/squad20pct          # or a run folder such as runs/squad20pct
+    python tools/plot_qa.py results/squad20pct          # or a run folder such as runs/squad20pct
     make plots RUN=results/squad20pct
 
 Writes training_curves.png and dev_scores.png into the folder (or --out). run_qa.py draws them at

@@ -1,6 +1,6 @@
 """A small web page to ask a trained folder questions: the answer is highlighted in the passage.
 
-    python demo_qa.py runs/squad20pct [--port 7860]      # or: make demo
+    python tools/demo_qa.py runs/squad20pct [--port 7860]      # or: make demo
     then open http://127.0.0.1:7860
 
 Paste a passage or pick one of the dev questions the run showed as samples, ask, and see the
@@ -124,7 +124,7 @@ def check_request(body: dict) -> tuple[str, str]:
         raise ValueError("Type a question.")
     if len(context) > MAX_CONTEXT_CHARS:
         raise ValueError(f"The passage is {len(context):,} characters; the demo takes up to "
-                         f"{MAX_CONTEXT_CHARS:,}. Use predict_qa.py --file for long texts.")  # fmt: skip
+                         f"{MAX_CONTEXT_CHARS:,}. Use tools/predict_qa.py --file for long texts.")  # fmt: skip
     return context, question.strip()
 
 

@@ -1,7 +1,7 @@
 """Upload a finished run to the Hugging Face Hub, or list exactly what would be uploaded.
 
-    python push_qa.py runs/squad20pct --repo_id you/bert-squad-20pct
-    python push_qa.py runs/squad20pct --dry_run
+    python tools/push_qa.py runs/squad20pct --repo_id you/bert-squad-20pct
+    python tools/push_qa.py runs/squad20pct --dry_run
     make push REPO_ID=you/bert-squad-20pct      # make push DRY_RUN=1: list and check only
 
 Both first check the folder: a finished run (all_results.json), weights and tokenizer present,
