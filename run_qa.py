@@ -40,7 +40,7 @@ from qa.features import (
     tokenize,
 )
 from qa.flops import utilisation
-from qa.interrupt import StopOnInterrupt
+from qa.interrupt import StopOnInterrupt, exit_on_sigterm
 from qa.io import write_json_atomic
 from qa.memory import MemoryWatch
 from qa.metric import load_metric, metric_inputs
@@ -205,7 +205,7 @@ def main(argv: list[str]) -> dict:
         logger.info("During training, scoring the first %d dev questions", len(training_eval[1]))
 
     memory = MemoryWatch()
-    interrupt = StopOnInterrupt()  # Ctrl-C: save at the end of the step, then stop
+    interrupt = StopOnInterrupt()  # Ctrl-C or SIGTERM: save at the end of the step, then stop
     trainer = QuestionAnsweringTrainer(
         model=model,
         args=training_args,
@@ -225,7 +225,7 @@ def main(argv: list[str]) -> dict:
     if training_args.do_train:
         try:
             train_output = trainer.train(resume_from_checkpoint=resume_from)
-        except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, nothing more saved
+        except KeyboardInterrupt:  # a second signal: stopped at once, nothing more saved
             last = last_complete_checkpoint(training_args.output_dir)
             raise SystemExit(
                 f"Stopped at step {trainer.state.global_step} without saving; "
@@ -233,9 +233,10 @@ def main(argv: list[str]) -> dict:
                 "Run the same command again to resume."
             ) from None
         if interrupt.stopped_at is not None:
-            # Ctrl-C: the callback saved at the end of a step; no finish marker is written.
+            # The callback saved at the end of a step; no finish marker is written.
             raise SystemExit(
-                f"Interrupted at step {interrupt.stopped_at}; checkpoint saved in "
+                f"Interrupted by {interrupt.signal_name or 'a signal to another process'} at "
+                f"step {interrupt.stopped_at}; checkpoint saved in "
                 f"{training_args.output_dir}/checkpoint-{interrupt.stopped_at}. "
                 "Run the same command again to resume."
             )
@@ -296,6 +297,7 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()  # one line, not a silent exit -15, before and after the training steps
     try:
         main(sys.argv[1:])
     except SquadDataError as err:

