@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import signal
+import socket
 import time
 
 import pytest
@@ -120,6 +121,50 @@ def test_sigterm_before_training_ends_the_run_with_one_line(tmp_path):
     assert text.splitlines().count(message) == 1
     assert "Traceback" not in text and "Running training" not in text
     assert not (output / "all_results.json").exists()
+
+
+def snapshot(folder):
+    """Every file below folder with its size and modification time."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_second_run_on_a_folder_in_use_is_refused_and_a_killed_run_holds_nothing(
+    uninterrupted, tmp_path
+):
+    output, results = tmp_path / "run", tmp_path / "results"
+    flags = [*SHORT, "--output_dir", output, "--results_dir", results]
+    first = start_qa(*flags, log_path=tmp_path / "first.log")
+    wait_for(lambda: checkpoint_problem(str(output / "checkpoint-2")) is None, first)
+    first.send_signal(signal.SIGSTOP)  # frozen with its lock: the folder cannot change meanwhile
+    try:
+        before = snapshot(output)
+        # The same output_dir; another output_dir with the same results_dir.
+        for folder, output_dir, results_dir in [
+            (output, output, tmp_path / "other-results"),
+            (results, tmp_path / "other-run", results),
+        ]:
+            refused = run_qa(*SHORT, "--output_dir", output_dir, "--results_dir", results_dir,
+                             check=False)  # fmt: skip
+            assert refused.returncode == 1, refused.stdout[-2000:]
+            one_line = (
+                re.escape(f"error: {folder} is in use by another run (pid {first.pid} on "
+                          f"{socket.gethostname()}, since ")
+                + r"[-\d]+ [:\d]+"
+                + re.escape(f"; lock {folder}.lock). Wait for it to end, or choose another "
+                            "output_dir/results_dir.")
+            )  # fmt: skip
+            assert re.fullmatch(one_line, refused.stderr.strip()), refused.stderr[-2000:]
+            assert "Model " not in refused.stdout  # refused at the start, before loading
+        assert snapshot(output) == before and not results.exists()
+        assert not (tmp_path / "other-run").exists()
+    finally:
+        first.kill()  # SIGKILL: no clean-up at all, and yet the lock is gone with the process
+        first.wait()
+
+    resumed = run_qa(*flags)
+    assert f"Resuming training from {output}/checkpoint-" in resumed.stdout + resumed.stderr
+    assert same_weights(output, uninterrupted)
+    assert (results / "all_results.json").is_file()
 
 
 def processes(run):
