@@ -54,7 +54,7 @@ from qa.outputs import (
 )
 from qa.settings import inference_settings, load_settings, save_settings
 from qa.split import ensure_split
-from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
+from trainer_qa import TRAINING_EVAL_PREFIX, LossNotFinite, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
 logger = logging.getLogger("run_qa")
@@ -231,6 +231,14 @@ def main(argv: list[str]) -> dict:
                 f"Stopped at step {trainer.state.global_step} without saving; "
                 f"{'the last checkpoint is ' + last if last else 'no checkpoint was saved'}. "
                 "Run the same command again to resume."
+            ) from None
+        except LossNotFinite as err:  # stopped before that step's update: nothing of it saved
+            last = last_complete_checkpoint(training_args.output_dir)
+            kept = f"the last whole checkpoint is {last}" if last else "no checkpoint was saved"
+            raise SystemExit(
+                f"error: {err}: training stopped, no model or results written ({kept}). Lower "
+                f"learning_rate (it was {training_args.learning_rate:g}) or check the training "
+                "data, then start afresh: another output_dir, or --overwrite_output_dir true."
             ) from None
         if interrupt.stopped_at is not None:
             # The callback saved at the end of a step; no finish marker is written.

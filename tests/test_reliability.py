@@ -5,10 +5,11 @@ import re
 import shutil
 import signal
 import socket
+import sys
 import time
 
 import pytest
-from recipe_runner import TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
+from recipe_runner import ROOT, TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
 from safetensors.numpy import load_file
 
 from qa.checkpoints import checkpoint_problem
@@ -165,6 +166,43 @@ def test_a_second_run_on_a_folder_in_use_is_refused_and_a_killed_run_holds_nothi
     assert f"Resuming training from {output}/checkpoint-" in resumed.stdout + resumed.stderr
     assert same_weights(output, uninterrupted)
     assert (results / "all_results.json").is_file()
+
+
+NAN_AT_STEP_3 = [str(ROOT / "tests" / "loss_goes_nan.py"), "3"]
+
+
+@pytest.mark.parametrize(
+    "world, nan_on", [(1, "all"), (2, "1")], ids=["one-process", "two-processes-nan-on-one"]
+)
+def test_a_nan_loss_stops_the_run_naming_the_step_and_leaves_nothing_that_looks_valid(
+    tmp_path, world, nan_on
+):
+    output, workers = tmp_path / "run", tmp_path / "workers"
+    launcher = [sys.executable]
+    if world == 2:  # each process's output in its files: torchrun adds a traceback of its own
+        launcher = [*TWO_CPU_PROCESSES, "--log-dir", str(workers), "--redirects", "3"]
+    result = run_qa(*SHORT, "--output_dir", output, "--results_dir", tmp_path / "results",
+                    launcher=[*launcher, *NAN_AT_STEP_3, nan_on], check=False)  # fmt: skip
+    assert result.returncode == 1, (result.stdout + result.stderr)[-3000:]
+    logs = [result.stdout + result.stderr]
+    if world == 2:
+        logs = [(p / "stdout.log").read_text() + (p / "stderr.log").read_text()
+                for p in {f.parent for f in workers.rglob("stderr.log")}]  # fmt: skip
+    message = (
+        "error: the training loss is NaN or infinite at step 3: training stopped, no model or "
+        f"results written (the last whole checkpoint is {output}/checkpoint-2). Lower "
+        "learning_rate (it was 0.0001) or check the training data, then start afresh: another "
+        "output_dir, or --overwrite_output_dir true."
+    )
+    # Every process stops at that step with the message, none is left waiting for the others.
+    assert len(logs) == world
+    for log in logs:
+        assert log.splitlines().count(message) == 1 and "Traceback" not in log
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-2"]
+    assert checkpoint_problem(str(output / "checkpoint-2")) is None
+    written = {p.name for p in output.iterdir()}
+    assert not written & {"model.safetensors", "all_results.json", "train_results.json"}
+    assert not (tmp_path / "results").exists()
 
 
 def processes(run):
