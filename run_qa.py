@@ -40,7 +40,7 @@ from qa.features import (
     tokenize,
 )
 from qa.flops import utilisation
-from qa.interrupt import StopOnInterrupt
+from qa.interrupt import StopOnInterrupt, exit_on_sigterm
 from qa.io import write_json_atomic
 from qa.memory import MemoryWatch
 from qa.metric import load_metric, metric_inputs
@@ -57,7 +57,7 @@ from qa.resume import check_resume_settings
 from qa.settings import inference_settings, load_settings, save_settings
 from qa.split import ensure_split
 from qa.storage import check_writable, stop_cleanly_when_the_disk_is_full
-from trainer_qa import TRAINING_EVAL_PREFIX, QuestionAnsweringTrainer
+from trainer_qa import TRAINING_EVAL_PREFIX, LossNotFinite, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
 logger = logging.getLogger("run_qa")
@@ -216,7 +216,7 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
         logger.info("During training, scoring the first %d dev questions", len(training_eval[1]))
 
     memory = MemoryWatch()
-    interrupt = StopOnInterrupt()  # Ctrl-C: save at the end of the step, then stop
+    interrupt = StopOnInterrupt()  # Ctrl-C or SIGTERM: save at the end of the step, then stop
     trainer = QuestionAnsweringTrainer(
         model=model,
         args=training_args,
@@ -239,17 +239,26 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
     if training_args.do_train:
         try:
             train_output = trainer.train(resume_from_checkpoint=resume_from)
-        except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, nothing more saved
+        except KeyboardInterrupt:  # a second signal: stopped at once, nothing more saved
             last = last_complete_checkpoint(training_args.output_dir)
             raise SystemExit(
                 f"Stopped at step {trainer.state.global_step} without saving; "
                 f"{'the last checkpoint is ' + last if last else 'no checkpoint was saved'}. "
                 "Run the same command again to resume."
             ) from None
-        if interrupt.stopped_at is not None:
-            # Ctrl-C: the callback saved at the end of a step; no finish marker is written.
+        except LossNotFinite as err:  # stopped before that step's update: nothing of it saved
+            last = last_complete_checkpoint(training_args.output_dir)
+            kept = f"the last whole checkpoint is {last}" if last else "no checkpoint was saved"
             raise SystemExit(
-                f"Interrupted at step {interrupt.stopped_at}; checkpoint saved in "
+                f"error: {err}: training stopped, no model or results written ({kept}). Lower "
+                f"learning_rate (it was {training_args.learning_rate:g}) or check the training "
+                "data, then start afresh: another output_dir, or --overwrite_output_dir true."
+            ) from None
+        if interrupt.stopped_at is not None:
+            # The callback saved at the end of a step; no finish marker is written.
+            raise SystemExit(
+                f"Interrupted by {interrupt.signal_name or 'a signal to another process'} at "
+                f"step {interrupt.stopped_at}; checkpoint saved in "
                 f"{training_args.output_dir}/checkpoint-{interrupt.stopped_at}. "
                 "Run the same command again to resume."
             )
@@ -309,6 +318,7 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()  # one line, not a silent exit -15, before and after the training steps
     try:
         main(sys.argv[1:])
     except SquadDataError as err:

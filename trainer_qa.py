@@ -15,9 +15,17 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
-from qa.ranks import decided_on_main
+from qa.ranks import any_process, decided_on_main
 
 TRAINING_EVAL_PREFIX = "eval_subset"  # metric names of evaluations on a dev subset while training
+
+
+class LossNotFinite(RuntimeError):
+    """The training loss was NaN or infinite, on some process, in optimizer step `step`."""
+
+    def __init__(self, step: int):
+        super().__init__(f"the training loss is NaN or infinite at step {step}")
+        self.step = step
 
 
 @contextmanager
@@ -53,11 +61,24 @@ class QuestionAnsweringTrainer(Trainer):
         self.seconds_evaluating_in_training = 0.0
         # Set once the run's own card exists; push_to_hub() then writes it, not the generic one.
         self.model_card_writer = None
+        self._loss_not_finite = False  # in some micro-batch of the optimizer step in progress
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         # With push_to_hub, Trainer.save_model also uploads ("Model save"), before our card and
         # the scores exist; run_qa pushes once, at the end, with its card. Saving only saves.
         super().save_model(output_dir, _internal_call=True)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # A NaN or infinite loss poisons the update and every step after it, and the Trainer's
+        # logging_nan_inf_filter hides it from the log: stop instead. Decided once per optimizer
+        # step, after its last backward and before the update, by every process together (one
+        # process stopping alone would leave the others waiting at the next all-reduce): no bad
+        # update is taken, and no checkpoint of it saved.
+        self._loss_not_finite |= not torch.isfinite(loss).all().item()
+        if self.accelerator.sync_gradients and any_process(self._loss_not_finite, self.args):
+            raise LossNotFinite(self.state.global_step + 1)
+        return loss
 
     def create_model_card(self, *args, **kwargs):
         if self.model_card_writer is None:

@@ -2,12 +2,14 @@
 starts, the samples, and the end of a run (card, history, plots, run metadata, the finish marker,
 the results copy, the upload)."""
 
+import fcntl
 import json
 import logging
 import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -125,11 +127,48 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
     return None
 
 
+_held_locks = {}  # lock file -> its open file: the lock lasts as long as this process
+
+
+def hold_folder(folder: str) -> None:
+    """Refuse to start if another run holds `folder`; otherwise hold it until this process ends.
+
+    The lock is the kernel's (flock) on `<folder>.lock`: it ends with the process however the
+    process ends, SIGKILL and crashes included, so it never has to be cleared by hand. The file
+    lies beside the folder, not in it, so moving the folder aside (overwrite_output_dir) keeps
+    the lock in place; it names the holder for the message of a run refused.
+    """
+    path = os.path.normpath(os.path.abspath(folder)) + ".lock"
+    if path in _held_locks:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    lock = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open: that is the lock
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "a process that is starting"
+        lock.close()
+        raise SystemExit(
+            f"error: {folder} is in use by another run ({holder}; lock {path}). Wait for it to "
+            "end, or choose another output_dir/results_dir."
+        ) from None
+    except OSError as err:  # a filesystem without locks (some NFS set-ups)
+        lock.close()
+        logger.warning("Cannot lock %s (%s): a second run on it would not be refused", path, err)
+        return
+    lock.truncate(0)
+    lock.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%F %T')}\n")
+    lock.flush()
+    _held_locks[path] = lock
+
+
 def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments) -> str | None:
     """Refuse to replace a finished run; find the checkpoint to resume an unfinished one.
 
     The main process decides for every process (qa/ranks.py), so all of them resume from one
-    checkpoint, and none looks at a folder the main process is moving. With
+    checkpoint, and none looks at a folder the main process is moving. It first locks the
+    folders (hold_folder): a second run on them is refused, on every one of its processes. With
     overwrite_output_dir the old output folder is moved aside whole (to `<dir>.previous`),
     never mixed with the new run's files.
     """
@@ -146,6 +185,10 @@ def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments
 
 
 def _check_output_dirs_on_main(training_args, data_args) -> str | None:
+    # First, before anything is looked at or moved: a second run on these folders stops here.
+    for folder in (training_args.output_dir, data_args.results_dir):
+        if folder:
+            hold_folder(folder)
     if data_args.results_dir and restore_aside(data_args.results_dir):
         logger.warning(
             "%s: put back from beside it, where a results swap that stopped half-way left it",

@@ -10,6 +10,7 @@ all processes reach, whatever the answer is.
 from collections.abc import Callable
 from typing import TypeVar
 
+import torch
 import torch.distributed as dist
 
 T = TypeVar("T")
@@ -42,3 +43,16 @@ def decided_on_main(training_args, decide: Callable[[], T]) -> T:
     if kind == "error":
         raise SystemExit(f"error: the main process (rank 0) failed: {value}")
     return value
+
+
+def any_process(flag: bool, training_args) -> bool:
+    """True on every process if `flag` is true on any one of them (one all_reduce).
+
+    Every process must call it at the same point of the run: a process that stops on its own
+    leaves the others waiting at their next collective operation.
+    """
+    if training_args.world_size == 1 or not (dist.is_available() and dist.is_initialized()):
+        return flag
+    box = torch.tensor([int(flag)], device=training_args.device)
+    dist.all_reduce(box, op=dist.ReduceOp.MAX)
+    return bool(box.item())

@@ -2,6 +2,9 @@
 
 import json
 import logging
+import re
+import subprocess
+import sys
 
 import pytest
 
@@ -84,7 +87,9 @@ def test_results_swap_keeps_the_old_results_until_the_new_ones_are_in_place(tmp_
     copy_results(str(output), str(results))  # and the swap, done whole
     assert json.loads((results / "all_results.json").read_text()) == {"run": "new"}
     assert not (results / "old-only.txt").exists()  # nothing of the old run mixed in
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "run"]
+    # No staging or aside folder left; only the lock files of the checks (outputs.hold_folder).
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["other.lock", "results", "results.lock", "run"]
 
 
 @pytest.mark.parametrize("spelling", ["{}/", "{}//", "{}/."])
@@ -98,3 +103,41 @@ def test_output_dir_spelt_with_a_trailing_slash_is_moved_aside_whole(tmp_path, s
     assert data_args.results_dir == str(tmp_path / "results")
     assert check_output_dirs(training_args, data_args) is None
     assert (tmp_path / "run.previous" / "old-only.txt").is_file() and not output.exists()
+
+
+# Another run, as far as its start: it moves the old run aside, then holds the folder.
+OTHER_RUN = """
+import sys
+from qa.config import parse_arguments
+from qa.outputs import check_output_dirs
+flags = ["--output_dir", sys.argv[1], "--do_eval", "--report_to", "none"]
+_, data_args, training_args = parse_arguments([*flags, "--overwrite_output_dir", "true"])
+check_output_dirs(training_args, data_args)
+print("started", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_folder_in_use_stays_locked_after_being_moved_aside_and_is_freed_by_a_kill(tmp_path):
+    output = tmp_path / "run"
+    finished(output, "old")
+    other = subprocess.Popen(
+        [sys.executable, "-c", OTHER_RUN, str(output)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert other.stdout.readline() == "started\n"
+        output.mkdir()
+        (output / "new-only.txt").write_text("the other run's first file")
+        training_args, data_args = arguments(tmp_path, output, overwrite=True)
+        holder = f"error: {output} is in use by another run (pid {other.pid} on "
+        with pytest.raises(SystemExit, match="^" + re.escape(holder)):
+            check_output_dirs(training_args, data_args)
+        # Refused before anything moved: the other run's folder and the old run are untouched.
+        assert (output / "new-only.txt").is_file()
+        assert (tmp_path / "run.previous" / "old-only.txt").is_file()
+    finally:
+        other.kill()  # SIGKILL: the kernel drops its lock, nothing is left to clear by hand
+        other.wait()
+    assert check_output_dirs(training_args, data_args) is None
+    assert (tmp_path / "run.previous" / "new-only.txt").is_file()

