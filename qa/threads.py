@@ -4,7 +4,7 @@ Imported first by run_qa.py, for its side effect: `accelerate launch` starts a C
 OMP_NUM_THREADS=1 unless given --num_cpu_threads_per_process, and OpenMP reads that variable once,
 when torch loads. torch.set_num_threads() later still runs every core, but a process that starts
 with OMP_NUM_THREADS=1 and raises it trained measurably slower than one started with the cores
-(results/bare-vs-make/). This module imports nothing heavy, so it can run before torch does.
+(docs/speed.md). This module imports nothing heavy, so it can run before torch does.
 """
 
 import os
