@@ -23,10 +23,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForQuestionAnswering
 
+from qa import ROOT
 from qa.config import bf16_available, cpu_threads, resolve_model_path
 from qa.io import write_text_atomic
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def training_step(dropout: float, length: int):

@@ -32,15 +32,14 @@ from pathlib import Path
 import numpy as np
 
 import qa.flops
+from qa import ROOT
 from qa.classic_postprocess import classic_postprocess
 from qa.data import load_squad_file, resolve_data_path
 from qa.features import prepare_eval_features
 from qa.io import write_json_atomic, write_text_atomic
 from qa.memory import KEEP_FREED
+from qa.postprocess import postprocess_qa_predictions
 from qa.reference import differences, reference_postprocess
-from utils_qa import postprocess_qa_predictions
-
-ROOT = Path(__file__).resolve().parent.parent
 
 CLASSIC_FLAGS = [
     "--bf16", "false", "--pad_to_max_length", "true",

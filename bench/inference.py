@@ -21,21 +21,20 @@ import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
+from qa import ROOT
 from qa.config import cpu_threads, precision_path
 from qa.data import load_squad_file, resolve_data_path
 from qa.features import prepare_eval_features
 from qa.io import write_json_atomic, write_text_atomic
 from qa.metric import load_metric_functions, metric_inputs
+from qa.postprocess import postprocess_qa_predictions
 from qa.predict import MODEL_INPUTS, window_logits
 from qa.settings import answering_settings
-from utils_qa import postprocess_qa_predictions
 
-ROOT = Path(__file__).resolve().parent.parent
 ONNX_VARIANTS = ("onnx", "onnx-int8")
 VARIANTS = ("fp32", "int8", "bf16", *ONNX_VARIANTS)
 

@@ -15,9 +15,10 @@ import torch
 from transformers import AutoConfig, HfArgumentParser, TrainingArguments, set_seed
 
 from qa import ROOT
+from qa.features import MAX_QUESTION_TOKENS
 from qa.inputs import RepeatedKey, check_ranges, read_text_file, unique_keys
 from qa.memory import keep_freed_memory
-from qa.settings import load_settings
+from qa.settings import DEFAULTS, load_settings
 from qa.threads import OMP_NUM_THREADS_GIVEN, cpu_threads
 
 logger = logging.getLogger("run_qa.config")  # a child of run_qa's logger: lands in train.log
@@ -106,8 +107,12 @@ class DataArguments:
             "uses the whole dev set. 0: the whole set every time."
         },
     )
-    max_seq_length: int = field(default=384, metadata={"help": "Tokens per window."})
-    doc_stride: int = field(default=128, metadata={"help": "Overlap between windows, in tokens."})
+    max_seq_length: int = field(
+        default=DEFAULTS["max_seq_length"], metadata={"help": "Tokens per window."}
+    )
+    doc_stride: int = field(
+        default=DEFAULTS["doc_stride"], metadata={"help": "Overlap between windows, in tokens."}
+    )
     version_2_with_negative: bool = field(
         default=False, metadata={"help": "SQuAD 2.0: some questions have no answer."}
     )
@@ -122,8 +127,12 @@ class DataArguments:
         default=False,
         metadata={"help": "Pad every window to max_seq_length (the classic way; slower)."},
     )
-    n_best_size: int = field(default=20, metadata={"help": "Candidates kept per question."})
-    max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens."})
+    n_best_size: int = field(
+        default=DEFAULTS["n_best_size"], metadata={"help": "Candidates kept per question."}
+    )
+    max_answer_length: int = field(
+        default=DEFAULTS["max_answer_length"], metadata={"help": "Longest answer, in tokens."}
+    )
     num_samples: int = field(default=5, metadata={"help": "Dev questions shown after evaluation."})
     features_cache_dir: str = field(
         default=str(ROOT / ".cache" / "features"),
@@ -372,7 +381,12 @@ def check_window_settings(data_args: DataArguments, tokenizer, model) -> None:
         raise SystemExit(
             f"error: max_seq_length {data_args.max_seq_length} exceeds the model's maximum {limit}."
         )
-    room = data_args.max_seq_length - 64 - 3  # a long question plus [CLS] [SEP] [SEP]
+    # Room for the longest question a window takes, plus the special tokens ([CLS] [SEP] [SEP]).
+    room = (
+        data_args.max_seq_length
+        - MAX_QUESTION_TOKENS
+        - tokenizer.num_special_tokens_to_add(pair=True)
+    )
     if data_args.doc_stride >= room:
         raise SystemExit(
             f"error: doc_stride {data_args.doc_stride} leaves no new context per window; make it "

@@ -7,7 +7,8 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataColla
 
 from qa.config import bf16_available
 from qa.features import prepare_eval_features
-from utils_qa import postprocess_qa_predictions
+from qa.postprocess import postprocess_qa_predictions
+from qa.settings import DEFAULTS
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -52,9 +53,12 @@ def window_logits(model, tokenizer, features, batch_size: int, bf16: bool):
 class QuestionAnswerer:
     """A trained folder loaded once, answering batches of questions (used by the CLI and demo)."""
 
-    def __init__(self, model_dir, *, max_seq_length=384, doc_stride=128, batch_size=64,
-                 bf16=False, version_2_with_negative=False, n_best_size=20, max_answer_length=30,
-                 null_score_diff_threshold=0.0, model=None, tokenizer=None):  # fmt: skip
+    def __init__(self, model_dir, *, max_seq_length=DEFAULTS["max_seq_length"],
+                 doc_stride=DEFAULTS["doc_stride"], batch_size=64, bf16=False,
+                 version_2_with_negative=False, n_best_size=DEFAULTS["n_best_size"],
+                 max_answer_length=DEFAULTS["max_answer_length"],
+                 null_score_diff_threshold=DEFAULTS["null_score_diff_threshold"], model=None,
+                 tokenizer=None):  # fmt: skip
         # model/tokenizer: already loaded and placed (the question-answering pipeline's own).
         if model is None:
             tokenizer = AutoTokenizer.from_pretrained(model_dir)

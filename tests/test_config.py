@@ -163,6 +163,10 @@ def test_bundled_model_package_resolves_to_its_folder():
 class FakeTokenizer:
     is_fast = True
     model_max_length = 512
+    special_tokens = 3  # [CLS] question [SEP] context [SEP]
+
+    def num_special_tokens_to_add(self, pair=False):
+        return self.special_tokens if pair else self.special_tokens - 1
 
 
 class FakeModel:
@@ -189,6 +193,16 @@ def test_window_settings_are_checked():
         check_window_settings(window_args(384, 128), slow, FakeModel())
 
 
+def test_the_room_for_the_question_counts_the_tokenizers_own_special_tokens():
+    """384 - 64 question tokens - 3 special tokens leaves 317: a stride of 316 fits BERT; a
+    tokenizer that adds 4 (<s> q </s></s> c </s>) leaves 316, which that stride no longer fits."""
+    check_window_settings(window_args(384, 316), FakeTokenizer(), FakeModel())
+    four = FakeTokenizer()
+    four.special_tokens = 4
+    with pytest.raises(SystemExit, match="make it smaller than 316"):
+        check_window_settings(window_args(384, 316), four, FakeModel())
+
+
 @pytest.mark.parametrize(
     ("cpu_has_bf16", "bf16", "recorded"),
     [
@@ -207,3 +221,26 @@ def test_the_run_records_the_precision_it_used_not_only_what_auto_would_pick(
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr("qa.config.cpu_description", lambda: ("Zen", flags.split()))
     assert precision_used(SimpleNamespace(bf16=bf16, fp16=False)) == recorded
+
+
+def test_the_answering_defaults_have_one_source():
+    """Window, stride, n-best and answer length: the arguments, the answering tools and the
+    post-processing all take qa.settings.DEFAULTS, so a recipe default cannot drift between them."""
+    import inspect
+    from dataclasses import fields
+
+    from qa.config import DataArguments
+    from qa.postprocess import postprocess_qa_predictions
+    from qa.predict import QuestionAnswerer
+    from qa.settings import DEFAULTS
+
+    arguments = {f.name: f.default for f in fields(DataArguments)}
+    answerer = inspect.signature(QuestionAnswerer).parameters
+    post = inspect.signature(postprocess_qa_predictions).parameters
+    for name, value in DEFAULTS.items():
+        # The threshold argument starts unset (None): given, else saved with the model, else this.
+        if name != "null_score_diff_threshold":
+            assert arguments[name] == value, name
+        assert answerer[name].default == value, name
+        if name in post:
+            assert post[name].default == value, name

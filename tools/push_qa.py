@@ -21,9 +21,11 @@ from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from qa.outputs import FINISHED_MARKER
+
 PUSH_IGNORE = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*"]  # as Trainer.push_to_hub
 REQUIRED = {  # file -> what its absence means
-    "all_results.json": "the run did not finish (run_qa.py writes it last)",
+    FINISHED_MARKER: "the run did not finish (run_qa.py writes it last)",
     "config.json": "no model config: not a saved model folder",
     "tokenizer_config.json": "no tokenizer: the model cannot be used without it",
 }
