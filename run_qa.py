@@ -33,6 +33,7 @@ from qa.config import (
 )
 from qa.data import SquadDataError, load_raw_datasets, resolve_data_path, uses_split
 from qa.features import (
+    TRAINING_EVAL_PREFIX,
     first_questions,
     longest_first,
     prepare_eval_features,
@@ -57,7 +58,7 @@ from qa.resume import check_resume_settings
 from qa.settings import inference_settings, load_settings, save_settings
 from qa.split import ensure_split
 from qa.storage import check_writable, stop_cleanly_when_the_disk_is_full
-from trainer_qa import TRAINING_EVAL_PREFIX, LossNotFinite, QuestionAnsweringTrainer
+from trainer_qa import LossNotFinite, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
 logger = logging.getLogger("run_qa")

@@ -15,9 +15,8 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
+from qa.features import TRAINING_EVAL_PREFIX
 from qa.ranks import any_process, decided_on_main
-
-TRAINING_EVAL_PREFIX = "eval_subset"  # metric names of evaluations on a dev subset while training
 
 
 class LossNotFinite(RuntimeError):

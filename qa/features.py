@@ -19,6 +19,8 @@ CLS_INDEX = 0  # BERT puts [CLS] first; "no answer in this window" points at it
 # As BERT's max_query_length. The longest SQuAD 1.1/2.0 question has 61 tokens (uncased WordPiece);
 # a pasted paragraph would leave no room for context, and the tokenizer aborts on it.
 MAX_QUESTION_TOKENS = 64
+# Metric names of the learning-curve evaluations on the first_questions() subset while training.
+TRAINING_EVAL_PREFIX = "eval_subset"
 
 
 class QuestionTooLong(ValueError):

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from qa.features import TRAINING_EVAL_PREFIX  # noqa: E402
 from qa.io import atomic_path  # noqa: E402
 
 SCORE_KEYS = [  # (logged key, label): the SQuAD metric's dev scores as the Trainer logs them
@@ -24,7 +25,9 @@ SCORE_KEYS = [  # (logged key, label): the SQuAD metric's dev scores as the Trai
     ("eval_NoAns_f1", "NoAns F1"),
     ("eval_best_f1", "best F1 (tuned threshold)"),
 ]
-SUBSET_PREFIX = "eval_subset_"  # evaluations on the first N dev questions while training
+SUBSET_PREFIX = (
+    f"{TRAINING_EVAL_PREFIX}_"  # evaluations on the first N dev questions while training
+)
 
 
 class PlotError(ValueError):
