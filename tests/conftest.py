@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """(output folder, results folder, stdout) of configs/smoke.json: 64 questions, a few steps."""
+    """(output folder, results folder, stdout) of tests/configs/smoke.json: 64 questions, a few steps."""
     if not (SQUAD_DIR / "dev-v1.1.json").is_file():
         pytest.skip(f"no SQuAD data in {SQUAD_DIR}")
     base = tmp_path_factory.mktemp("smoke")
@@ -35,7 +35,7 @@ def smoke_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smoke_v2_run(tmp_path_factory):
-    """(output folder, results folder, stdout) of configs/smoke-v2.json: SQuAD 2.0 on the split,
+    """(output folder, results folder, stdout) of tests/configs/smoke-v2.json: SQuAD 2.0 on the split,
     64 training questions, the threshold tuned on 48 questions, 48 held-out questions scored."""
     from recipe_runner import ROOT
 
@@ -45,6 +45,6 @@ def smoke_v2_run(tmp_path_factory):
     output, results = base / "run", base / "results"
     result = run_qa(
         "--output_dir", output, "--results_dir", results, "--features_cache_dir", base / "cache",
-        config=ROOT / "configs" / "smoke-v2.json",
+        config=ROOT / "tests" / "configs" / "smoke-v2.json",
     )  # fmt: skip
     return output, results, result.stdout

@@ -11,7 +11,7 @@ import pytest
 from qa.squad_files import squad_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = ROOT / "configs" / "smoke.json"
+SMOKE = ROOT / "tests" / "configs" / "smoke.json"
 SQUAD_DIR = (
     squad_dir()
 )  # as run_qa.py resolves it: SQUAD_DIR, ../shared/squad, or make data's cache

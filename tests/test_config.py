@@ -16,15 +16,18 @@ from qa.config import (
 )
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+TEST_CONFIGS = Path(__file__).resolve().parent / "configs"  # small runs for the tests
 
 
 def parse(*argv):
     return parse_arguments([str(a) for a in argv])
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.json")))
-def test_every_shipped_config_parses(name):
-    model_args, data_args, training_args = parse(CONFIGS / name)
+@pytest.mark.parametrize(
+    "path", sorted([*CONFIGS.glob("*.json"), *TEST_CONFIGS.glob("*.json")]), ids=lambda p: p.name
+)
+def test_every_shipped_config_parses(path):
+    model_args, data_args, training_args = parse(path)
     assert model_args.model_name_or_path
     assert training_args.do_train or training_args.do_eval
     assert isinstance(training_args.bf16, bool)  # "auto" was resolved
@@ -75,7 +78,7 @@ def test_flags_alone_work():
 
 
 def write_config(tmp_path, **changes):
-    config = json.loads((CONFIGS / "smoke.json").read_text())
+    config = json.loads((TEST_CONFIGS / "smoke.json").read_text())
     config.update(changes)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
@@ -148,7 +151,7 @@ def test_a_gpu_without_bf16_trains_in_fp16_and_a_gpu_run_is_not_forced_onto_the_
 
 
 def test_the_parsed_arguments_run_ddp_without_the_unused_parameter_search():
-    _, _, training_args = parse(CONFIGS / "smoke.json")
+    _, _, training_args = parse(TEST_CONFIGS / "smoke.json")
     assert training_args.ddp_find_unused_parameters is False
     assert training_args.use_cpu is not has_accelerator()
 
@@ -176,7 +179,7 @@ class FakeModel:
 
 def window_args(max_seq_length, doc_stride):
     _, data_args, _ = parse(
-        CONFIGS / "smoke.json", "--max_seq_length", max_seq_length, "--doc_stride", doc_stride
+        TEST_CONFIGS / "smoke.json", "--max_seq_length", max_seq_length, "--doc_stride", doc_stride
     )
     return data_args
 

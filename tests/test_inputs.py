@@ -17,7 +17,7 @@ from qa.config import DataArguments, parse_arguments
 from qa.data import SquadDataError, load_squad_file
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = ROOT / "configs" / "smoke.json"
+SMOKE = ROOT / "tests" / "configs" / "smoke.json"
 CONTEXT = "Bramford lies on the river Wend. It was founded in 1204 by wool merchants."
 
 

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, needs_squad]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 LAUNCH_CONFIGS = ROOT / "configs" / "accelerate"
 CPU_DDP = str(LAUNCH_CONFIGS / "cpu_ddp.yaml")
-SMOKE_V2 = ROOT / "configs" / "smoke-v2.json"
+SMOKE_V2 = ROOT / "tests" / "configs" / "smoke-v2.json"
 # 96 training questions: 6 optimizer steps of 16 windows, per process 8 when there are two.
 SHORT = ["--max_train_samples", 96, "--report_to", "none", "--num_samples", 0]
 # Measured with these runs: the 2-process F1 on the 32 smoke questions differed from the

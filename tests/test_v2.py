@@ -194,7 +194,7 @@ def test_v2_samples_show_an_answerable_and_an_unanswerable_question(smoke_v2_run
 def test_eval_only_run_uses_the_threshold_saved_with_the_model(smoke_v2_run, tmp_path):
     output, _, _ = smoke_v2_run
     run_qa("--model_name_or_path", output, "--do_train", "false", "--threshold_file", "",
-           "--output_dir", tmp_path / "e", config=ROOT / "configs" / "smoke-v2.json")  # fmt: skip
+           "--output_dir", tmp_path / "e", config=ROOT / "tests" / "configs" / "smoke-v2.json")  # fmt: skip
     assert "saved with the model" in (tmp_path / "e" / "train.log").read_text()
     first = json.loads((output / "eval_results.json").read_text())
     again = json.loads((tmp_path / "e" / "eval_results.json").read_text())
@@ -212,7 +212,7 @@ def test_predict_abstains_at_the_threshold_saved_with_the_model(smoke_v2_run, tm
     output, _, _ = smoke_v2_run
     run_qa("--model_name_or_path", output, "--do_train", "false", "--threshold_file", "",
            "--bf16", "false", "--output_dir", tmp_path / "e",
-           config=ROOT / "configs" / "smoke-v2.json")  # fmt: skip
+           config=ROOT / "tests" / "configs" / "smoke-v2.json")  # fmt: skip
     expected = json.loads((tmp_path / "e" / "predictions.json").read_text())
     heldout = load_squad_file(
         str(ROOT / ".cache" / "squad-v2-split" / "heldout.json"), allow_unanswerable=True
