@@ -22,6 +22,7 @@ from transformers import (
 )
 
 import qa.samples
+from qa.checkpoints import check_output_dirs, last_complete_checkpoint
 from qa.config import (
     DataArguments,
     check_window_settings,
@@ -45,16 +46,9 @@ from qa.interrupt import StopOnInterrupt, exit_on_sigterm
 from qa.io import write_json_atomic
 from qa.memory import MemoryWatch
 from qa.metric import load_metric, metric_inputs
-from qa.outputs import (
-    LogFile,
-    check_output_dirs,
-    finish_run,
-    last_complete_checkpoint,
-    parallelism,
-    setup_logging,
-    show_samples,
-)
+from qa.outputs import LogFile, finish_run, parallelism, setup_logging
 from qa.resume import check_resume_settings
+from qa.samples import show_samples
 from qa.settings import inference_settings, load_settings, save_settings
 from qa.split import ensure_split
 from qa.storage import check_writable, stop_cleanly_when_the_disk_is_full

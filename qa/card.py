@@ -115,3 +115,40 @@ def write_model_card(output_dir, card: ModelCard) -> str:
     path = os.path.join(output_dir, "README.md")
     write_text_atomic(path, str(card))
     return path
+
+
+def card_summary(results: dict) -> str:
+    scores = [f"{k.removeprefix('eval_')} {v:.2f}" for k, v in results.items()
+              if k in ("eval_exact_match", "eval_exact", "eval_f1")]  # fmt: skip
+    return ", ".join(scores) or "trained, not evaluated"
+
+
+def total_train_batch(training_args) -> int:
+    """Questions' windows per optimizer step: per device x processes x accumulation steps."""
+    return (
+        training_args.per_device_train_batch_size
+        * training_args.world_size
+        * training_args.gradient_accumulation_steps
+    )
+
+
+def card_settings(data_args, training_args, results) -> dict:
+    return {
+        "training questions": results.get("train_examples"),
+        "train_fraction": data_args.train_fraction,
+        "epochs": training_args.num_train_epochs,
+        "batch size (total)": total_train_batch(training_args),
+        "learning rate": training_args.learning_rate,
+        "warm-up": training_args.warmup_steps,
+        "max_seq_length / doc_stride": f"{data_args.max_seq_length} / {data_args.doc_stride}",
+        "bf16": training_args.bf16,
+        "seed": training_args.seed,
+        **(
+            {"no-answer threshold (null - best span score)":
+             round(data_args.null_score_diff_threshold, 4),
+             "threshold tuned on": data_args.threshold_file or "not tuned"}
+            if data_args.version_2_with_negative else {}
+        ),
+        **({"extra training files": ", ".join(data_args.extra_train_files)}
+           if data_args.extra_train_files else {}),
+    }  # fmt: skip

@@ -1,15 +1,12 @@
-"""What a run leaves in its folders: the log file, the checks and checkpoint search before it
-starts, the samples, and the end of a run (card, history, plots, run metadata, the finish marker,
-the results copy, the upload)."""
+"""What a run leaves in its folders: the log file while it runs, and its end (card, history,
+plots, run metadata, the finish marker, the results copy, the upload). The checks before a run
+are in qa/checkpoints.py, the samples in qa/samples.py, the card's pieces in qa/card.py."""
 
-import fcntl
 import json
 import logging
 import os
 import platform
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,19 +22,14 @@ from transformers import TrainerCallback, TrainingArguments
 import qa.samples
 import qa.threads
 from qa import ROOT
-from qa.card import hub_id_of, model_card, write_model_card
-from qa.checkpoints import checkpoint_problem, replace_folder, restore_aside
-from qa.config import DataArguments, cpu_description, precision_path
-from qa.io import write_json_atomic, write_text_atomic
+from qa.card import card_settings, card_summary, hub_id_of, model_card, write_model_card
+from qa.checkpoints import FINISHED_MARKER, replace_folder
+from qa.config import cpu_description, precision_path
+from qa.io import write_json_atomic
 from qa.memory import peak_mib
-from qa.metric import load_metric_functions
 from qa.plots import draw_run_plots
-from qa.ranks import decided_on_main
 
 logger = logging.getLogger("run_qa.outputs")  # a child of run_qa's logger: lands in train.log
-
-
-FINISHED_MARKER = "all_results.json"  # written last: its presence means the run completed
 
 
 SPLIT_NOTE = (
@@ -109,134 +101,6 @@ class LogFile(TrainerCallback):
             self.history.info(json.dumps({"step": state.global_step, **logs}))
 
 
-def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest whole checkpoint: its trainer_state.json (saved last) parses and its weights
-    are there. A kill while saving leaves a partial folder (or a half-written state file), and
-    resuming from it would fail; such folders are passed over, and the log says so."""
-    steps = []
-    for name in os.listdir(output_dir):
-        match = re.fullmatch(r"checkpoint-(\d+)", name)
-        if match:
-            steps.append(int(match.group(1)))
-    for step in sorted(steps, reverse=True):
-        folder = os.path.join(output_dir, f"checkpoint-{step}")
-        problem = checkpoint_problem(folder)
-        if problem is None:
-            return folder
-        logger.warning("Checkpoint %s is incomplete (%s): passed over", folder, problem)
-    return None
-
-
-_held_locks = {}  # lock file -> its open file: the lock lasts as long as this process
-
-
-def hold_folder(folder: str) -> None:
-    """Refuse to start if another run holds `folder`; otherwise hold it until this process ends.
-
-    The lock is the kernel's (flock) on `<folder>.lock`: it ends with the process however the
-    process ends, SIGKILL and crashes included, so it never has to be cleared by hand. The file
-    lies beside the folder, not in it, so moving the folder aside (overwrite_output_dir) keeps
-    the lock in place; it names the holder for the message of a run refused.
-    """
-    path = os.path.normpath(os.path.abspath(folder)) + ".lock"
-    if path in _held_locks:
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    lock = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open: that is the lock
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip() or "a process that is starting"
-        lock.close()
-        raise SystemExit(
-            f"error: {folder} is in use by another run ({holder}; lock {path}). Wait for it to "
-            "end, or choose another output_dir/results_dir."
-        ) from None
-    except OSError as err:  # a filesystem without locks (some NFS set-ups)
-        lock.close()
-        logger.warning("Cannot lock %s (%s): a second run on it would not be refused", path, err)
-        return
-    lock.truncate(0)
-    lock.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%F %T')}\n")
-    lock.flush()
-    _held_locks[path] = lock
-
-
-def check_output_dirs(training_args: TrainingArguments, data_args: DataArguments) -> str | None:
-    """Refuse to replace a finished run; find the checkpoint to resume an unfinished one.
-
-    The main process decides for every process (qa/ranks.py), so all of them resume from one
-    checkpoint, and none looks at a folder the main process is moving. It first locks the
-    folders (hold_folder): a second run on them is refused, on every one of its processes. With
-    overwrite_output_dir the old output folder is moved aside whole (to `<dir>.previous`),
-    never mixed with the new run's files.
-    """
-    resume_from = decided_on_main(
-        training_args, partial(_check_output_dirs_on_main, training_args, data_args)
-    )
-    if resume_from and not os.path.isdir(resume_from):
-        raise SystemExit(
-            f"error: process {training_args.process_index} cannot see {resume_from}, the "
-            "checkpoint the main process resumes from: with several machines, output_dir must "
-            "be on a filesystem that every machine shares (the same path on each)."
-        )
-    return resume_from
-
-
-def _check_output_dirs_on_main(training_args, data_args) -> str | None:
-    # First, before anything is looked at or moved: a second run on these folders stops here.
-    for folder in (training_args.output_dir, data_args.results_dir):
-        if folder:
-            hold_folder(folder)
-    if data_args.results_dir and restore_aside(data_args.results_dir):
-        logger.warning(
-            "%s: put back from beside it, where a results swap that stopped half-way left it",
-            data_args.results_dir,
-        )
-    for folder in (training_args.output_dir, data_args.results_dir):
-        finished = folder and os.path.isfile(os.path.join(folder, FINISHED_MARKER))
-        if finished and not data_args.overwrite_output_dir:
-            raise SystemExit(
-                f"error: {folder} already holds a finished run ({FINISHED_MARKER}). Choose another "
-                "output_dir/results_dir, or pass --overwrite_output_dir true to replace it."
-            )
-    output_dir = training_args.output_dir
-    if not os.path.isdir(output_dir) or not os.listdir(output_dir):
-        return None
-    if data_args.overwrite_output_dir:
-        previous = output_dir + ".previous"
-        if os.path.exists(previous):
-            logger.warning("Deleting %s, the run before the one now moved there", previous)
-            shutil.rmtree(previous)
-        os.replace(output_dir, previous)
-        logger.info("The previous run in %s is kept whole in %s", output_dir, previous)
-        return None
-    resume_from = last_complete_checkpoint(output_dir)
-    if resume_from:
-        logger.info("Every process resumes from %s (chosen by the main process)", resume_from)
-    return resume_from
-
-
-def show_samples(examples, answers, data_args, training_args) -> str:
-    """Write samples.json/.md for a reproducible draw of dev questions, and print them."""
-    squad = load_metric_functions()
-    v2 = data_args.version_2_with_negative
-
-    def score(prediction, texts):
-        exact, f1 = squad.score_question(prediction, squad.gold_answers(texts, v2), v2)
-        return 100.0 * exact, 100.0 * f1
-
-    samples = qa.samples.pick_samples(
-        examples, answers, data_args.num_samples, training_args.seed, score
-    )
-    markdown = qa.samples.render_markdown(samples)
-    write_json_atomic(os.path.join(training_args.output_dir, "samples.json"), samples)
-    write_text_atomic(os.path.join(training_args.output_dir, "samples.md"), markdown)
-    print(f"\n{len(samples)} sample predictions from the dev set:\n\n{markdown}", flush=True)
-    return markdown
-
-
 def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
     try:
         commit = subprocess.run(
@@ -285,43 +149,6 @@ def precision_used(training_args) -> str:
     used = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
     auto = precision_path()[1]
     return auto if auto.startswith(f"{used}:") else f"{used}, forced (auto: {auto})"
-
-
-def card_summary(results: dict) -> str:
-    scores = [f"{k.removeprefix('eval_')} {v:.2f}" for k, v in results.items()
-              if k in ("eval_exact_match", "eval_exact", "eval_f1")]  # fmt: skip
-    return ", ".join(scores) or "trained, not evaluated"
-
-
-def total_train_batch(training_args) -> int:
-    """Questions' windows per optimizer step: per device x processes x accumulation steps."""
-    return (
-        training_args.per_device_train_batch_size
-        * training_args.world_size
-        * training_args.gradient_accumulation_steps
-    )
-
-
-def card_settings(data_args, training_args, results) -> dict:
-    return {
-        "training questions": results.get("train_examples"),
-        "train_fraction": data_args.train_fraction,
-        "epochs": training_args.num_train_epochs,
-        "batch size (total)": total_train_batch(training_args),
-        "learning rate": training_args.learning_rate,
-        "warm-up": training_args.warmup_steps,
-        "max_seq_length / doc_stride": f"{data_args.max_seq_length} / {data_args.doc_stride}",
-        "bf16": training_args.bf16,
-        "seed": training_args.seed,
-        **(
-            {"no-answer threshold (null - best span score)":
-             round(data_args.null_score_diff_threshold, 4),
-             "threshold tuned on": data_args.threshold_file or "not tuned"}
-            if data_args.version_2_with_negative else {}
-        ),
-        **({"extra training files": ", ".join(data_args.extra_train_files)}
-           if data_args.extra_train_files else {}),
-    }  # fmt: skip
 
 
 def copy_results(output_dir: str, results_dir: str) -> None:

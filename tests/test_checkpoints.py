@@ -9,8 +9,9 @@ import sys
 import pytest
 
 import qa.checkpoints
+from qa.checkpoints import check_output_dirs, last_complete_checkpoint
 from qa.config import parse_arguments
-from qa.outputs import check_output_dirs, copy_results, last_complete_checkpoint
+from qa.outputs import copy_results
 
 
 def checkpoint(folder, step, state="whole", weights=True):
@@ -87,7 +88,7 @@ def test_results_swap_keeps_the_old_results_until_the_new_ones_are_in_place(tmp_
     copy_results(str(output), str(results))  # and the swap, done whole
     assert json.loads((results / "all_results.json").read_text()) == {"run": "new"}
     assert not (results / "old-only.txt").exists()  # nothing of the old run mixed in
-    # No staging or aside folder left; only the lock files of the checks (outputs.hold_folder).
+    # No staging or aside folder left; only the lock files of the checks (checkpoints.hold_folder).
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["other.lock", "results", "results.lock", "run"]
 
@@ -109,7 +110,7 @@ def test_output_dir_spelt_with_a_trailing_slash_is_moved_aside_whole(tmp_path, s
 OTHER_RUN = """
 import sys
 from qa.config import parse_arguments
-from qa.outputs import check_output_dirs
+from qa.checkpoints import check_output_dirs
 flags = ["--output_dir", sys.argv[1], "--do_eval", "--report_to", "none"]
 _, data_args, training_args = parse_arguments([*flags, "--overwrite_output_dir", "true"])
 check_output_dirs(training_args, data_args)

@@ -164,7 +164,7 @@ def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch)
     receives output_dir, without checkpoints, with our model card in it."""
     from recipe_runner import SMOKE, SQUAD_DIR
 
-    import qa.outputs
+    import qa.card
     import run_qa
 
     if not (SQUAD_DIR / "dev-v1.1.json").is_file():
@@ -192,7 +192,7 @@ def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch)
     assert repos == ["me/bert-squad"] and len(uploads) == 1
     upload = uploads[0]
     assert upload["repo_id"] == "me/bert-squad" and upload["folder_path"] == str(output)
-    assert upload["commit_message"] == f"run: {qa.outputs.card_summary(results)}"
+    assert upload["commit_message"] == f"run: {qa.card.card_summary(results)}"
     assert "checkpoint-*" in upload["ignore_patterns"]
     assert "model.safetensors" in upload["files"] and "all_results.json" in upload["files"]
     card = upload["card"]

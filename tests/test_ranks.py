@@ -13,9 +13,10 @@ import torch.multiprocessing as mp
 from transformers import AutoTokenizer
 
 import qa.flops
+from qa.card import total_train_batch
+from qa.checkpoints import check_output_dirs
 from qa.config import resolve_model_path
 from qa.features import tokenizer_fingerprint
-from qa.outputs import check_output_dirs, total_train_batch
 from qa.ranks import decided_on_main
 from trainer_qa import QuestionAnsweringTrainer
 
@@ -128,7 +129,7 @@ def test_a_process_that_cannot_see_the_chosen_checkpoint_says_the_filesystem_mus
     tmp_path, monkeypatch
 ):
     elsewhere = str(tmp_path / "on-machine-0" / "checkpoint-4")
-    monkeypatch.setattr("qa.outputs.decided_on_main", lambda args, decide: elsewhere)
+    monkeypatch.setattr("qa.checkpoints.decided_on_main", lambda args, decide: elsewhere)
     args = SimpleNamespace(world_size=2, process_index=1, output_dir=str(tmp_path))
     with pytest.raises(SystemExit, match="filesystem that every machine shares"):
         check_output_dirs(args, SimpleNamespace(results_dir=None, overwrite_output_dir=False))

@@ -21,7 +21,7 @@ from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from qa.outputs import FINISHED_MARKER
+from qa.checkpoints import FINISHED_MARKER
 
 PUSH_IGNORE = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*"]  # as Trainer.push_to_hub
 REQUIRED = {  # file -> what its absence means
