@@ -49,14 +49,19 @@ def whole_checkpoints(output):
     return [output / f"checkpoint-{s}" for s in sorted(steps) if not checkpoint_problem(str(output / f"checkpoint-{s}"))]  # fmt: skip
 
 
-def test_killed_run_resumes_to_the_same_model_and_scores(uninterrupted, tmp_path):
-    output = tmp_path / "run"
-    process = start_qa(*SHORT, "--output_dir", output, log_path=tmp_path / "first.log")
-    # Whole, not merely present: the state file may be half-written when it first appears.
-    wait_for(lambda: checkpoint_problem(str(output / "checkpoint-4")) is None, process)
+def killed_after_checkpoint(step, *flags, output, log_path):
+    """Start a run, SIGKILL it once checkpoint-`step` is whole (not merely present: its state
+    file may be half-written when it first appears); it leaves no finish marker."""
+    process = start_qa(*flags, "--output_dir", output, log_path=log_path)
+    wait_for(lambda: checkpoint_problem(str(output / f"checkpoint-{step}")) is None, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (output / "all_results.json").exists()
+
+
+def test_killed_run_resumes_to_the_same_model_and_scores(uninterrupted, tmp_path):
+    output = tmp_path / "run"
+    killed_after_checkpoint(4, *SHORT, output=output, log_path=tmp_path / "first.log")
     # A kill in the middle of writing the newest trainer_state.json, made certain: cut it short.
     *_, previous, newest = whole_checkpoints(output)
     state = newest / "trainer_state.json"

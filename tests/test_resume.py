@@ -3,19 +3,17 @@ each difference, unless accepted; settings that change no weight never block a r
 
 import json
 import shutil
-import signal
 from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from recipe_runner import needs_squad, run_qa, start_qa
+from recipe_runner import needs_squad, run_qa
 from test_ranks import run_on_two_ranks
-from test_reliability import wait_for
+from test_reliability import killed_after_checkpoint
 from transformers import TrainingArguments
 
 from qa import resume
-from qa.checkpoints import checkpoint_problem
 from qa.config import DataArguments, ModelArguments, parse_arguments
 
 # 48 questions, batch 8: several steps, a checkpoint every 2; evaluated at the end only.
@@ -95,11 +93,7 @@ def snapshot(folder: Path) -> dict:
 @needs_squad
 def test_a_resume_with_other_settings_is_refused_unless_accepted(tmp_path):
     output = tmp_path / "run"
-    process = start_qa(*STEPS, "--output_dir", output, log_path=tmp_path / "first.log")
-    wait_for(lambda: checkpoint_problem(str(output / "checkpoint-2")) is None, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (output / "all_results.json").exists()
+    killed_after_checkpoint(2, *STEPS, output=output, log_path=tmp_path / "first.log")
     accepted = tmp_path / "accepted"
     shutil.copytree(output, accepted / "run")
     before = snapshot(output)
