@@ -252,8 +252,7 @@ def test_predict_abstains_at_the_threshold_saved_with_the_model(smoke_v2_run, tm
 @pytest.mark.parametrize("run", COMMITTED_RUNS)
 def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path):
     folder = ROOT / "results" / run
-    if not folder.is_dir():
-        pytest.skip(f"no committed results in {folder}")
+    assert folder.is_dir(), f"the committed results {folder} are missing"
     split = tmp_path / "split"
     manifest = qa.split.ensure_split(str(split), str(DEV_V2))
     assert json.loads((folder / "split_manifest.json").read_text()) == manifest  # same split
@@ -273,8 +272,9 @@ def test_the_committed_comparison_recomputes_from_the_committed_predictions(tmp_
     import compare_qa
 
     folder = ROOT / "results" / COMMITTED_RUNS[0]
-    if not (folder / "comparison.json").is_file():
-        pytest.skip("no committed comparison")
+    assert (folder / "comparison.json").is_file(), (
+        f"the committed comparison in {folder} is missing"
+    )
     split = tmp_path / "split"
     qa.split.ensure_split(str(split), str(DEV_V2))
     command = json.loads((folder / "comparison-command.json").read_text())
