@@ -123,6 +123,8 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
     resume_from = check_output_dirs(training_args, data_args)
     if training_args.resume_from_checkpoint:
         resume_from = training_args.resume_from_checkpoint
+    # The split first: the settings a resume is checked against hash the files it trains on.
+    split_manifest = prepare_split(data_args, training_args)
     if training_args.do_train:
         check_resume_settings(resume_from, model_args, data_args, training_args)
     is_main = training_args.process_index == 0
@@ -132,7 +134,6 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
         logger.info("Resuming training from %s", resume_from)
     configure_machine(training_args, data_args)
 
-    split_manifest = prepare_split(data_args, training_args)
     examples, checksums = load_raw_datasets(data_args, model_args, training_args)
     train_examples, eval_examples, tune_examples = (
         examples["train"],
