@@ -4,6 +4,7 @@ Every run here asserts the world size each rank logged: a launcher that quietly 
 process, or processes that each train alone as rank 0 of 1, fail these tests.
 """
 
+import contextlib
 import importlib.util
 import json
 import math
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 from recipe_runner import ROOT, command, environment, needs_squad, run_qa
 
@@ -237,6 +239,27 @@ def start_machine(rank, port, output, log_path, *flags):
     )
 
 
+def kill_machine(launcher: subprocess.Popen) -> None:
+    """SIGKILL a simulated machine whole, as a power cut would: the launcher's process group and
+    every process under it. torchrun starts each worker in a session of its own, so killing the
+    group alone leaves the workers training on (seen: they still held the output folder's lock
+    when the same command was run again)."""
+    tree = [launcher.pid, *(p.pid for p in psutil.Process(launcher.pid).children(recursive=True))]
+    os.killpg(launcher.pid, signal.SIGKILL)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    launcher.wait()
+    psutil.wait_procs([p for p in map(_process, tree) if p], timeout=60)
+
+
+def _process(pid):
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
 def run_machines(tmp_path, name, output, *flags, timeout=900) -> list[str]:
     """Both machines to the end; their logs. Fails on a hang or a failure of either."""
     port = free_port()
@@ -248,7 +271,7 @@ def run_machines(tmp_path, name, output, *flags, timeout=900) -> list[str]:
             machine.wait(timeout=max(1, deadline - time.time()))
         except subprocess.TimeoutExpired:
             for other in machines:
-                os.killpg(other.pid, signal.SIGKILL)
+                kill_machine(other)
             pytest.fail(f"{name}: the machines hung:\n{logs[0].read_text()[-3000:]}")
     texts = [log.read_text() for log in logs]
     for machine, text in zip(machines, texts):
@@ -272,8 +295,7 @@ def test_two_machines_share_one_run_resume_together_and_overwrite_safely(tmp_pat
         assert time.time() < deadline, "no checkpoint in 15 minutes"
         time.sleep(0.5)
     for machine in machines:
-        os.killpg(machine.pid, signal.SIGKILL)
-        machine.wait()
+        kill_machine(machine)
     first = "".join(log.read_text() for log in logs)
     assert ranks_logged(first) == {(0, 2), (1, 2)}
     assert first.count("Built the dev-v2.0 article split") == 1
