@@ -1,7 +1,7 @@
 """The plain-loop definition of span post-processing, kept as the reference for the fast path.
 
 Slow on purpose: every (start, end) pair of every window is visited in Python. The tests check
-utils_qa against it on random logits; `make bench` times both on the full dev sets.
+qa/postprocess.py against it on random logits; `make bench` times both on the full dev sets.
 """
 
 import numpy as np
@@ -42,7 +42,7 @@ def reference_postprocess(
 
 
 def differences(fast, slow) -> list[str]:
-    """Question ids where utils_qa's answers (`fast`) differ from the reference's (`slow`)."""
+    """Question ids where the fast path's answers (`fast`) differ from the reference's (`slow`)."""
     return [
         qid
         for qid, (text, ranked) in slow.items()

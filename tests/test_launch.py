@@ -103,11 +103,8 @@ def two_processes(tmp_path_factory):
 
 
 def losses(run) -> list[float]:
-    return [entry["loss"] for entry in results_history(run) if "loss" in entry]
-
-
-def results_history(run) -> list[dict]:
-    return json.loads((run / "log_history.json").read_text())
+    history = json.loads((run / "log_history.json").read_text())
+    return [entry["loss"] for entry in history if "loss" in entry]
 
 
 @pytest.mark.parametrize("bf16", ["false", "true"], ids=["bf16-off", "bf16-on"])
@@ -244,20 +241,13 @@ def kill_machine(launcher: subprocess.Popen) -> None:
     every process under it. torchrun starts each worker in a session of its own, so killing the
     group alone leaves the workers training on (seen: they still held the output folder's lock
     when the same command was run again)."""
-    tree = [launcher.pid, *(p.pid for p in psutil.Process(launcher.pid).children(recursive=True))]
+    workers = psutil.Process(launcher.pid).children(recursive=True)  # before any is gone
     os.killpg(launcher.pid, signal.SIGKILL)
-    for pid in tree:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()
     launcher.wait()
-    psutil.wait_procs([p for p in map(_process, tree) if p], timeout=60)
-
-
-def _process(pid):
-    try:
-        return psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return None
+    psutil.wait_procs(workers, timeout=60)
 
 
 def run_machines(tmp_path, name, output, *flags, timeout=900) -> list[str]:
