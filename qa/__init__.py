@@ -8,4 +8,4 @@ re-export of qa/postprocess.py).
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent  # the checkout: configs/, metrics/, .cache/
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: configs/, .cache/, runs/

@@ -1,11 +1,13 @@
-"""The offline SQuAD metric (metrics/squad_qa/) and the predictions it takes."""
+"""The offline SQuAD metric (qa/squad_qa/, shipped inside the package) and the predictions it takes."""
 
 import importlib.util
+from pathlib import Path
 
 import qa.samples
-from qa import ROOT
 
-METRIC_PATH = ROOT / "metrics" / "squad_qa"
+# A folder of the package, not a module of it: evaluate loads the script by its path and copies it
+# into its own cache, so the script imports nothing from qa.
+METRIC_PATH = Path(__file__).parent / "squad_qa"
 
 
 def load_metric():

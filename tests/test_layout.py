@@ -2,8 +2,11 @@
 screen says how to start, and a `make help` that lists every target."""
 
 import ast
+import os
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,3 +62,28 @@ def test_make_help_names_every_variable_the_makefile_reads():
     variables = helped.split("Variables", 1)[1]
     missing = {name for name in read - internal if not re.search(rf"\b{name}\b", variables)}
     assert not missing, missing
+
+
+def test_the_installed_package_scores_with_its_own_metric_outside_the_checkout(tmp_path):
+    """The metric ships inside qa/ and is found from the package, not from the checkout's path:
+    a wheel of qa installed into an empty folder scores a known answer from there."""
+    source = tmp_path / "source"  # built from a copy: a build leaves build/ where it runs
+    shutil.copytree(ROOT / "qa", source / "qa", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", source)
+    build = ["pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path]
+    subprocess.run([sys.executable, "-m", *map(str, build)], cwd=source, check=True)
+    (wheel,) = tmp_path.glob("*.whl")
+    site = tmp_path / "site"
+    install = ["pip", "install", "--no-deps", "-q", "--target", site, wheel]
+    subprocess.run([sys.executable, "-m", *map(str, install)], check=True)
+    score = (
+        f"import qa, qa.metric; assert qa.__file__.startswith({str(site)!r}), qa.__file__\n"
+        "m = qa.metric.load_metric()\n"
+        "print(m.compute(predictions=[{'id': 'a', 'prediction_text': 'Denver Broncos'}],"
+        " references=[{'id': 'a', 'answers': {'text': ['the Denver Broncos'], 'answer_start': [0]}}]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", score], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "'exact_match': 100.0" in done.stdout and "'f1': 100.0" in done.stdout

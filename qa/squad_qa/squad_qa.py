@@ -2,7 +2,7 @@
 
 Load it from its folder, without the Hugging Face Hub::
 
-    metric = evaluate.load("metrics/squad_qa")
+    metric = evaluate.load("qa/squad_qa")
     metric.compute(predictions=preds, references=refs, version_2_with_negative=True)
 
 Inputs (the same layout as the Hub's ``squad_v2`` metric):
@@ -75,7 +75,7 @@ Returns:
     v2.0: exact, f1, total, HasAns_*/NoAns_* (exact, f1, total), best_exact, best_exact_thresh,
         best_f1, best_f1_thresh.
 Examples:
-    >>> metric = evaluate.load("metrics/squad_qa")
+    >>> metric = evaluate.load("qa/squad_qa")
     >>> metric.compute(
     ...     predictions=[{"id": "q1", "prediction_text": "1976"}],
     ...     references=[{"id": "q1", "answers": {"text": ["1976"], "answer_start": [97]}}],
