@@ -22,17 +22,18 @@ from transformers import (
 )
 
 import qa.samples
+from qa.answer_settings import inference_settings, load_settings, save_settings
+from qa.atomic import write_json_atomic
+from qa.callbacks import LogFile, MemoryWatch, StopOnInterrupt
 from qa.checkpoints import check_output_dirs, last_complete_checkpoint
 from qa.config import (
     DataArguments,
     check_window_settings,
-    configure_machine,
     dropout_overrides,
     parse_arguments,
     resolve_model_path,
     resolve_null_threshold,
 )
-from qa.data import SquadDataError, load_raw_datasets, resolve_data_path, uses_split
 from qa.features import (
     TRAINING_EVAL_PREFIX,
     first_questions,
@@ -42,15 +43,14 @@ from qa.features import (
     tokenize,
 )
 from qa.flops import utilisation
-from qa.interrupt import StopOnInterrupt, exit_on_sigterm
-from qa.io import write_json_atomic
-from qa.memory import MemoryWatch
+from qa.hardware import configure_machine
+from qa.interrupt import exit_on_sigterm
 from qa.metric import load_metric, metric_inputs
-from qa.outputs import LogFile, finish_run, parallelism, setup_logging
+from qa.outputs import finish_run, parallelism, setup_logging
 from qa.resume import check_resume_settings
 from qa.samples import show_samples
-from qa.settings import inference_settings, load_settings, save_settings
 from qa.split import ensure_split
+from qa.squad_data import SquadDataError, load_raw_datasets, resolve_data_path, uses_split
 from qa.storage import check_writable, stop_cleanly_when_the_disk_is_full
 from trainer_qa import LossNotFinite, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions

@@ -24,8 +24,10 @@ import torch
 from transformers import AutoModelForQuestionAnswering
 
 from qa import ROOT
-from qa.config import bf16_available, cpu_threads, resolve_model_path
-from qa.io import write_text_atomic
+from qa.atomic import write_text_atomic
+from qa.config import resolve_model_path
+from qa.hardware import bf16_available
+from qa.threads import cpu_threads
 
 
 def training_step(dropout: float, length: int):

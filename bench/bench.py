@@ -33,13 +33,13 @@ import numpy as np
 
 import qa.flops
 from qa import ROOT
+from qa.atomic import write_json_atomic, write_text_atomic
 from qa.classic_postprocess import classic_postprocess
-from qa.data import load_squad_file, resolve_data_path
 from qa.features import prepare_eval_features
-from qa.io import write_json_atomic, write_text_atomic
 from qa.memory import KEEP_FREED
 from qa.postprocess import postprocess_qa_predictions
 from qa.reference import differences, reference_postprocess
+from qa.squad_data import load_squad_file, resolve_data_path
 
 CLASSIC_FLAGS = [
     "--bf16", "false", "--pad_to_max_length", "true",
@@ -161,7 +161,7 @@ def time_postprocessing(dev_file, version_2, tokenizer, seed=0):
 def machine():
     import torch
 
-    from qa.config import cpu_description, precision_path
+    from qa.hardware import cpu_description, precision_path
 
     return {
         "cpu": cpu_description()[0],
@@ -177,7 +177,8 @@ def measure_peaks() -> dict:
     """{precision: FLOP/s} of the best 4096 x 4096 product, at the runs' thread count."""
     import torch
 
-    from qa.config import bf16_available, cpu_threads
+    from qa.hardware import bf16_available
+    from qa.threads import cpu_threads
 
     torch.set_num_threads(cpu_threads(0))
     device = "cuda" if torch.cuda.is_available() else "cpu"

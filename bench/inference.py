@@ -26,14 +26,15 @@ from types import SimpleNamespace
 import torch
 
 from qa import ROOT
-from qa.config import cpu_threads, precision_path
-from qa.data import load_squad_file, resolve_data_path
+from qa.answer_settings import answering_settings
+from qa.atomic import write_json_atomic, write_text_atomic
 from qa.features import prepare_eval_features
-from qa.io import write_json_atomic, write_text_atomic
+from qa.hardware import precision_path
 from qa.metric import load_metric_functions, metric_inputs
 from qa.postprocess import postprocess_qa_predictions
 from qa.predict import MODEL_INPUTS, window_logits
-from qa.settings import answering_settings
+from qa.squad_data import load_squad_file, resolve_data_path
+from qa.threads import cpu_threads
 
 ONNX_VARIANTS = ("onnx", "onnx-int8")
 VARIANTS = ("fp32", "int8", "bf16", *ONNX_VARIANTS)

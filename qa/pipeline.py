@@ -28,11 +28,11 @@ from transformers import AutoModelForQuestionAnswering, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import cached_file
 
+from qa.answer_settings import DEFAULTS, SETTINGS_FILE, answering_settings
 from qa.predict import QuestionAnswerer, use_bf16
-from qa.settings import DEFAULTS, SETTINGS_FILE, answering_settings
 
 TASK = "question-answering"
-# transformers 4's argument names -> the recipe's settings (qa/settings.py).
+# transformers 4's argument names -> the recipe's settings (qa/answer_settings.py).
 RENAMED = {
     "max_seq_len": "max_seq_length",
     "doc_stride": "doc_stride",

@@ -14,8 +14,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from qa.atomic import atomic_path  # noqa: E402
 from qa.features import TRAINING_EVAL_PREFIX  # noqa: E402
-from qa.io import atomic_path  # noqa: E402
 
 SCORE_KEYS = [  # (logged key, label): the SQuAD metric's dev scores as the Trainer logs them
     ("eval_exact_match", "EM"),

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from qa.settings import DEFAULTS
+from qa.answer_settings import DEFAULTS
 
 NO_SPAN = -1  # offset value of tokens that cannot be part of an answer
 FEATURE_CHUNK = 64  # windows scored at once; small temporaries reuse heap memory (measured faster)

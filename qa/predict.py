@@ -5,10 +5,10 @@ import numpy as np
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
-from qa.config import bf16_available
+from qa.answer_settings import DEFAULTS
 from qa.features import prepare_eval_features
+from qa.hardware import bf16_available
 from qa.postprocess import postprocess_qa_predictions
-from qa.settings import DEFAULTS
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 

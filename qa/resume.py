@@ -13,10 +13,10 @@ import json
 import logging
 import os
 
-from qa.data import resolve_data_path, sha256_of
-from qa.inputs import read_json_file
-from qa.io import write_json_atomic
+from qa.atomic import write_json_atomic
 from qa.ranks import decided_on_main
+from qa.squad_data import resolve_data_path, sha256_of
+from qa.user_files import read_json_file
 
 logger = logging.getLogger("run_qa.resume")  # a child of run_qa's logger: lands in train.log
 

@@ -3,7 +3,7 @@
 import os
 import random
 
-from qa.io import write_json_atomic, write_text_atomic
+from qa.atomic import write_json_atomic, write_text_atomic
 
 EXCERPT_MARGIN = 160  # characters of context kept on each side of the marked answers
 

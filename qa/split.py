@@ -21,9 +21,9 @@ import tempfile
 
 import numpy as np
 
-from qa.data import SquadDataError, resolve_data_path, sha256_of
-from qa.inputs import read_json_file
-from qa.io import write_json_atomic
+from qa.atomic import write_json_atomic
+from qa.squad_data import SquadDataError, resolve_data_path, sha256_of
+from qa.user_files import read_json_file
 
 logger = logging.getLogger("run_qa.split")  # a child of run_qa's logger: lands in train.log
 

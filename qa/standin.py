@@ -29,9 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from qa import perturb
-from qa.data import SquadDataError, load_squad_file, resolve_data_path, sha256_of, take_fraction
-from qa.inputs import read_json_file
-from qa.io import atomic_folder, write_json_atomic
+from qa.atomic import atomic_folder, write_json_atomic
+from qa.squad_data import (
+    SquadDataError,
+    load_squad_file,
+    resolve_data_path,
+    sha256_of,
+    take_fraction,
+)
+from qa.user_files import read_json_file
 
 V1_TRAIN = "$SQUAD_DIR/train-v1.1.json"
 SPLIT_TRAIN = "$SQUAD_V2_SPLIT_DIR/train.json"

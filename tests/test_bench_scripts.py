@@ -63,9 +63,9 @@ def fixture_logits(bench, model, folder):
     """(start, end) logits of every window of the v1.1 fixture, as the bench computes them."""
     from transformers import AutoTokenizer
 
-    from qa.data import load_squad_file
     from qa.features import prepare_eval_features
     from qa.predict import window_logits
+    from qa.squad_data import load_squad_file
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     examples = load_squad_file(str(FIXTURES / "squad-v1.1-tiny.json"), allow_unanswerable=True)

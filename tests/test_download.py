@@ -17,8 +17,8 @@ import pytest
 
 import qa.download
 import qa.squad_files
-from qa.data import resolve_data_path
 from qa.download import DataFolderError, download, prepare
+from qa.squad_data import resolve_data_path
 from qa.squad_files import OFFICIAL_FILES, OfficialFile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -331,8 +331,8 @@ def test_make_data_in_a_fresh_checkout_fills_the_cache(tmp_path):
     assert sorted(server.requests) == sorted(NAMES)
     assert leftovers(cache) == sorted(NAMES)
     resolved = subprocess.run(
-        [sys.executable, "-c", "import qa.data as d; print(d.__file__);"
+        [sys.executable, "-c", "import qa.squad_data as d; print(d.__file__);"
          "print(d.resolve_data_path('$SQUAD_DIR/train-v1.1.json'))"],
         cwd=clone, env=env, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
-    assert resolved == [str(clone / "qa" / "data.py"), str(cache / "train-v1.1.json")]
+    assert resolved == [str(clone / "qa" / "squad_data.py"), str(cache / "train-v1.1.json")]

@@ -115,9 +115,9 @@ def test_fast_post_processing_matches_the_reference_on_real_logits(smoke_run, de
     from recipe_runner import SQUAD_DIR
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
-    from qa.data import load_squad_file
     from qa.features import prepare_eval_features
     from qa.reference import differences, reference_postprocess
+    from qa.squad_data import load_squad_file
     from utils_qa import postprocess_qa_predictions
 
     output, _, _ = smoke_run

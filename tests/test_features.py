@@ -251,8 +251,8 @@ def test_tokenising_a_file_with_such_an_answer_names_the_file(tokenizer, tmp_pat
 
     from datasets import Dataset
 
-    from qa.data import SquadDataError
     from qa.features import tokenize
+    from qa.squad_data import SquadDataError
 
     examples = Dataset.from_dict(batch(("esc", "What?", answer("\x1b", "\x1b"), "\x1b")))
     data_args = types.SimpleNamespace(
@@ -420,7 +420,7 @@ def dev_sample(request):
     path = request.param
     if not path.is_file():
         pytest.skip(f"{path} not present; set SQUAD_DIR to the folder holding the SQuAD files")
-    from qa.data import load_squad_file
+    from qa.squad_data import load_squad_file
 
     examples = load_squad_file(str(path))
     return examples.select(range(min(300, len(examples))))[:]

@@ -1,7 +1,7 @@
 """A catalog of unreadable and odd inputs: each gets one line naming the file, the record and the
 fix (or is handled, and logged where it was changed), never a traceback.
 
-Data files are read by qa.data (run_qa, predict, demo and compare_qa alike), configs by run_qa's
+Data files are read by qa.squad_data (run_qa, predict, demo and compare_qa alike), configs by run_qa's
 argument parsing; tests/test_errors.py runs a few of these through the real command line.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import qa.inputs
+import qa.user_files
 from qa.config import DataArguments, parse_arguments
-from qa.data import SquadDataError, load_squad_file
+from qa.squad_data import SquadDataError, load_squad_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "tests" / "configs" / "smoke.json"
@@ -47,7 +47,7 @@ def unreadable(monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(qa.inputs, "open", refuse, raising=False)
+    monkeypatch.setattr(qa.user_files, "open", refuse, raising=False)
 
 
 # (case id, how to make the file at `path`, words the one-line message must hold).
@@ -184,7 +184,7 @@ def test_config_with_a_byte_order_mark_is_read(tmp_path, caplog):
 
 def numeric_fields():
     """Every int or float setting of the recipe's own arguments, and the Trainer's numbers that
-    qa.inputs.RANGES checks: (name, is_int)."""
+    qa.user_files.RANGES checks: (name, is_int)."""
     ours = [
         (f.name, "int" in str(f.type))
         for f in dataclasses.fields(DataArguments)
@@ -197,7 +197,7 @@ def numeric_fields():
         "seed",
     }
     names = {name for name, _ in ours}
-    theirs = [(n, n in trainer_ints) for n in qa.inputs.RANGES if n not in names]
+    theirs = [(n, n in trainer_ints) for n in qa.user_files.RANGES if n not in names]
     return ours + theirs
 
 

@@ -10,11 +10,11 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, pipeline
 
 import predict_qa
 import qa.pipeline  # noqa: F401  (registers the task)
+from qa.answer_settings import save_settings
 from qa.config import resolve_model_path
-from qa.data import load_squad_file
 from qa.features import prepare_eval_features
 from qa.predict import answer_questions
-from qa.settings import save_settings
+from qa.squad_data import load_squad_file
 
 from recipe_runner import ROOT, SQUAD_DIR  # isort: skip
 

@@ -16,7 +16,7 @@ import qa.split
 import qa.standin
 from qa import perturb
 from qa.config import parse_arguments
-from qa.data import SquadDataError, load_squad_file
+from qa.squad_data import SquadDataError, load_squad_file
 
 FIXTURES = ROOT / "tests" / "fixtures"
 V1_TRAIN = FIXTURES / "squad-v1.1-train-tiny.json"
@@ -421,7 +421,7 @@ def test_the_committed_manifest_is_what_the_real_data_gives(real_standin):
 @needs_squad
 @pytest.mark.slow
 def test_each_control_config_trains_on_the_budget(real_standin, monkeypatch):
-    import qa.data
+    import qa.squad_data
 
     folder, out, manifest = real_standin
     monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
@@ -429,7 +429,7 @@ def test_each_control_config_trains_on_the_budget(real_standin, monkeypatch):
     monkeypatch.setenv("SQUAD_V2_STANDIN_DIR", str(out))
     for mode, config in CONFIGS.items():
         model_args, data_args, training_args = parse_arguments([str(config), "--do_eval", "false"])
-        train = qa.data.load_raw_datasets(data_args, model_args, training_args)[0]["train"]
+        train = qa.squad_data.load_raw_datasets(data_args, model_args, training_args)[0]["train"]
         assert len(train) == manifest["budget"]["total_questions"] == 29385, mode
         unanswerable = sum(not a["text"] for a in train["answers"])
         assert unanswerable == manifest["budget"]["unanswerable"] == 8763, mode

@@ -10,8 +10,8 @@ import pytest
 from recipe_runner import ROOT, SQUAD_DIR, needs_squad, run_qa
 
 import qa.split
-from qa.data import load_squad_file
 from qa.samples import draw_questions
+from qa.squad_data import load_squad_file
 
 # sha256 of the ids (one per line, in training order) of the headline's 17,520 training
 # questions: 20% of train-v1.1.json drawn with seed 42. The 2.0 config must train on these.
@@ -95,7 +95,7 @@ def test_the_v2_config_trains_on_the_headline_questions_plus_the_whole_training_
     tmp_path, monkeypatch
 ):
     import qa.config
-    import qa.data
+    import qa.squad_data
     import run_qa
 
     monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(tmp_path / "split"))
@@ -107,8 +107,8 @@ def test_the_v2_config_trains_on_the_headline_questions_plus_the_whole_training_
         [str(ROOT / "configs" / "squad-v2-devsplit.json"), "--do_eval", "false"]
     )
     manifest = run_qa.prepare_split(v2[1], v2[2])
-    headline_train = qa.data.load_raw_datasets(head[1], head[0], head[2])[0]["train"]
-    v2_train = qa.data.load_raw_datasets(v2[1], v2[0], v2[2])[0]["train"]
+    headline_train = qa.squad_data.load_raw_datasets(head[1], head[0], head[2])[0]["train"]
+    v2_train = qa.squad_data.load_raw_datasets(v2[1], v2[0], v2[2])[0]["train"]
     assert len(headline_train) == 17520
     assert ids_digest(headline_train["id"]) == HEADLINE_IDS_SHA256
     assert ids_digest(v2_train["id"][:17520]) == HEADLINE_IDS_SHA256
@@ -119,10 +119,10 @@ def test_the_v2_config_trains_on_the_headline_questions_plus_the_whole_training_
 
 
 def test_a_question_in_two_training_files_is_refused():
-    import qa.data
+    import qa.squad_data
 
-    with pytest.raises(qa.data.SquadDataError, match="more than one training file"):
-        qa.data.check_unique_ids(["a", "b", "a"], ["train_file", "extra.json"])
+    with pytest.raises(qa.squad_data.SquadDataError, match="more than one training file"):
+        qa.squad_data.check_unique_ids(["a", "b", "a"], ["train_file", "extra.json"])
 
 
 def test_samples_draw_both_kinds_of_question_when_there_are_both():

@@ -20,10 +20,10 @@ import math
 import os
 import sys
 
-from qa.data import SquadDataError, load_squad_file, resolve_data_path
-from qa.inputs import read_json_file
-from qa.io import write_json_atomic, write_text_atomic
+from qa.atomic import write_json_atomic, write_text_atomic
 from qa.metric import load_metric_functions
+from qa.squad_data import SquadDataError, load_squad_file, resolve_data_path
+from qa.user_files import read_json_file
 
 HELDOUT = "$SQUAD_V2_SPLIT_DIR/heldout.json"
 TUNE = "$SQUAD_V2_SPLIT_DIR/tune.json"

@@ -12,12 +12,12 @@ import sys
 
 from datasets import Dataset
 
-from qa.data import SquadDataError, load_squad_file
+from qa.answer_settings import answering_settings
+from qa.atomic import write_json_atomic
 from qa.features import QuestionTooLong
-from qa.io import write_json_atomic
 from qa.passages import passage_problem
 from qa.predict import add_bf16_argument, answer_questions, use_bf16
-from qa.settings import answering_settings
+from qa.squad_data import SquadDataError, load_squad_file
 
 
 def main(argv=None):

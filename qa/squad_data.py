@@ -18,8 +18,8 @@ import numpy as np
 from datasets import Dataset, Features, List, Value
 
 from qa import ROOT
-from qa.inputs import read_text_file
 from qa.squad_files import SHARED_SQUAD_DIR, default_squad_dir
+from qa.user_files import read_text_file
 
 SQUAD_FEATURES = Features(
     {

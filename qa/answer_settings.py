@@ -9,8 +9,8 @@ import json
 import math
 import os
 
-from qa.inputs import read_json_file
-from qa.io import write_json_atomic
+from qa.atomic import write_json_atomic
+from qa.user_files import read_json_file
 
 SETTINGS_FILE = "qa_settings.json"
 
