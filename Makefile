@@ -11,7 +11,7 @@ CONFIG ?= configs/squad20pct.json
 MODEL ?= runs/squad20pct
 EVAL_DIR ?= $(MODEL)/eval
 ARGS ?=
-# Also copy the small outputs (metrics, predictions, samples, log) here, e.g. results/squad20pct.
+# Also copy the small outputs (metrics, predictions, samples, log) here, e.g. results/runs/squad20pct.
 RESULTS_DIR ?=
 # One process on this machine; e.g. ACCELERATE_ARGS="--multi_gpu --num_processes 8" on a GPU box.
 # accelerate gives each process one CPU thread unless told otherwise: give the one process all cores.
@@ -39,7 +39,7 @@ help: ## list every target (this text)
 	  "  CONFIG           recipe config (configs/squad20pct.json); for eval: which dev set" \
 	  "  ARGS             extra flags for the script a target runs" \
 	  "  ACCELERATE_ARGS  accelerate launch flags (one process with every core)" \
-	  "  RESULTS_DIR      also copy a run's small outputs there (e.g. results/squad20pct)" \
+	  "  RESULTS_DIR      also copy a run's small outputs there (e.g. results/runs/squad20pct)" \
 	  "  MODEL            trained folder for eval, predict, demo, push (runs/squad20pct)" \
 	  "  EVAL_DIR         where eval writes (MODEL/eval)" \
 	  "  RUN              run folder for plots (MODEL)" \
@@ -134,11 +134,11 @@ push: setup ## upload MODEL to the Hub as REPO_ID (a checked dry run while offli
 compare: setup split ## SQuAD 2.0 models side by side on the held-out questions (ARGS: --out, --model)
 	$(BIN)/python tools/compare_qa.py $(ARGS)
 
-# Defaults vs classic settings, side by side; writes results/bench.{md,json} (about 10 minutes).
+# Defaults vs classic settings, side by side; writes results/benches/bench.{md,json} (about 10 minutes).
 bench: setup data ## defaults vs classic settings: MFU, speed, memory, post-processing
 	$(BIN)/python bench/bench.py $(ARGS)
 
-# fp32 vs int8 vs bf16 inference of a trained folder, with its scores (results/inference/).
+# fp32 vs int8 vs bf16 inference of a trained folder, with its scores (results/benches/inference/).
 bench-inference: setup split ## inference variants of MODEL side by side: windows/s and F1
 	$(BIN)/python bench/inference.py $(MODEL) \
 		--data "v1.1 dev outside dev-v2.0=$$SQUAD_V2_SPLIT_DIR/dev-v1.1-outside.json" \

@@ -1,6 +1,6 @@
 """What attention dropout costs a CPU training step, and where a step's time goes.
 
-    python bench/attention.py [--out results/attention]
+    python bench/attention.py [--out results/benches/attention]
 
 1. One training step (forward, backward, AdamW) of the bundled model on a batch of 16 windows of
    384 tokens (the last 40 padding), bf16 autocast where the CPU has it, with the attention
@@ -69,7 +69,7 @@ def time_case(dropout: float, length: int) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=str(ROOT / "results" / "attention"))
+    parser.add_argument("--out", default=str(ROOT / "results" / "benches" / "attention"))
     parser.add_argument("--case", help=argparse.SUPPRESS)  # DROPOUT,LENGTH: run one, print JSON
     args = parser.parse_args()
     torch.set_num_threads(cpu_threads(0))

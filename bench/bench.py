@@ -17,7 +17,7 @@ peak memory is its own:
    the classic top-20 x top-20 loop (qa/classic_postprocess.py), both checked against the
    exhaustive loop in qa/reference.py.
 
-Writes results/bench.json and results/bench.md; prints the table, ratios last.
+Writes results/benches/bench.json and results/benches/bench.md; prints the table, ratios last.
 """
 
 import argparse
@@ -283,7 +283,7 @@ def main():
     parser.add_argument("--train_questions", type=int, default=512)
     parser.add_argument("--eval_questions", type=int, default=500)
     parser.add_argument("--work_dir", default=str(ROOT / "runs" / "bench"))
-    parser.add_argument("--results", default=str(ROOT / "results"))
+    parser.add_argument("--results", default=str(ROOT / "results" / "benches"))
     parser.add_argument(
         "--runs", default=",".join(RUNS), help=f"comma-separated, of: {', '.join(RUNS)}"
     )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The default recipe and the bench's MFU on one GPU, every figure in one folder:
-#     bash bench/gpu.sh results/gpu-NAME
+#     bash bench/gpu.sh results/runs/gpu-NAME
 # Needs this repo's Python packages and the qa package (make setup, or pip install -e .), SQUAD_DIR
 # and the bundled model package. Runs, in order of importance: the headline config as `make train`
 # runs it; the bench's default and classic settings (MFU against the GPU's own bf16 and fp32

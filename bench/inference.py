@@ -11,7 +11,7 @@ Opt-in, for CPUs without bf16: onnx, the fp32 model exported to ONNX and run by 
 onnx-int8, that file with ONNX Runtime's dynamic quantisation (int8 weights); they need the dev
 requirements (onnxruntime, onnx, onnxscript): --variants fp32,onnx,onnx-int8.
 
-Writes OUT.json and OUT.md (default results/inference/inference).
+Writes OUT.json and OUT.md (default results/benches/inference/inference).
 """
 
 import argparse
@@ -189,7 +189,9 @@ def main(argv=None):
     parser.add_argument("model")
     parser.add_argument("--data", action="append", default=[], help="NAME=FILE (SQuAD JSON)")
     parser.add_argument("--variants", default="fp32,int8,bf16", help=", ".join(VARIANTS))
-    parser.add_argument("--out", default=str(ROOT / "results" / "inference" / "inference"))
+    parser.add_argument(
+        "--out", default=str(ROOT / "results" / "benches" / "inference" / "inference")
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.variants.split(",")) - set(VARIANTS))
     if unknown:

@@ -2,6 +2,7 @@
 screen says how to start, and a `make help` that lists every target."""
 
 import ast
+import hashlib
 import os
 import re
 import shutil
@@ -87,3 +88,42 @@ def test_the_installed_package_scores_with_its_own_metric_outside_the_checkout(t
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "'exact_match': 100.0" in done.stdout and "'f1': 100.0" in done.stdout
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_every_relative_link_in_the_docs_and_results_points_at_a_file():
+    """Moving a folder (results/ was split into runs, benches, tools, ci) must not leave a link
+    in the README, docs/ or a results README pointing at nothing."""
+    pages = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("results/**/README.md")]
+    broken = []
+    for page in pages:
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            path = target.split("#")[0]
+            if not path or "://" in path or path.startswith("mailto:"):
+                continue
+            if not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
+
+
+def test_the_results_index_lists_every_results_folder():
+    index = (ROOT / "results" / "README.md").read_text(encoding="utf-8")
+    folders = [p for p in ROOT.glob("results/*/*") if p.is_dir() or p.suffix == ".md"]
+    folders += [p for p in ROOT.glob("results/*") if p.is_dir()]
+    missing = [str(p.relative_to(ROOT / "results")) for p in folders
+               if f"`{p.relative_to(ROOT / 'results')}" not in index]  # fmt: skip
+    assert folders and not missing, missing
+
+
+def test_no_committed_result_is_a_byte_identical_copy_of_another():
+    """A run and its re-evaluation once committed the same predictions twice. Small per-run files
+    (qa_settings.json, split manifests, a digest) may repeat: under 2 KB each, they say which
+    settings each folder ran with."""
+    by_digest = {}
+    for path in (p for p in ROOT.glob("results/**/*") if p.is_file()):
+        if path.stat().st_size >= 2048:
+            by_digest.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), []).append(path)
+    copies = [[str(p.relative_to(ROOT)) for p in ps] for ps in by_digest.values() if len(ps) > 1]
+    assert not copies, copies

@@ -20,7 +20,7 @@ from qa.squad_data import SquadDataError, load_squad_file
 
 FIXTURES = ROOT / "tests" / "fixtures"
 V1_TRAIN = FIXTURES / "squad-v1.1-train-tiny.json"
-COMMITTED = ROOT / "results" / "squad-v2-standin" / "manifest.json"
+COMMITTED = ROOT / "results" / "datasets" / "squad-v2-standin" / "manifest.json"
 CONFIGS = {m: ROOT / "configs" / f"squad-v2-standin-{m}.json" for m in qa.standin.MODES}
 
 RAIL = [p["context"] for p in json.loads(V1_TRAIN.read_text())["data"][0]["paragraphs"]]

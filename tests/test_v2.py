@@ -251,7 +251,7 @@ def test_predict_abstains_at_the_threshold_saved_with_the_model(smoke_v2_run, tm
 @pytest.mark.slow
 @pytest.mark.parametrize("run", COMMITTED_RUNS)
 def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path):
-    folder = ROOT / "results" / run
+    folder = ROOT / "results" / "runs" / run
     assert folder.is_dir(), f"the committed results {folder} are missing"
     split = tmp_path / "split"
     manifest = qa.split.ensure_split(str(split), str(DEV_V2))
@@ -271,7 +271,7 @@ def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path)
 def test_the_committed_comparison_recomputes_from_the_committed_predictions(tmp_path):
     import compare_qa
 
-    folder = ROOT / "results" / COMMITTED_RUNS[0]
+    folder = ROOT / "results" / "runs" / COMMITTED_RUNS[0]
     assert (folder / "comparison.json").is_file(), (
         f"the committed comparison in {folder} is missing"
     )

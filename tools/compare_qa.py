@@ -1,8 +1,8 @@
 """SQuAD 2.0 models side by side on the same held-out questions, from their saved predictions.
 
-    python tools/compare_qa.py --out results/squad-v2-devsplit/comparison \
-        --model "SQuAD 1.1 model=results/squad20pct/eval-dev-v2.0" \
-        --model "SQuAD 2.0 model=results/squad-v2-devsplit/eval-heldout+results/squad-v2-devsplit/eval-tune"
+    python tools/compare_qa.py --out results/runs/squad-v2-devsplit/comparison \
+        --model "SQuAD 1.1 model=results/runs/squad20pct/eval-dev-v2.0" \
+        --model "SQuAD 2.0 model=results/runs/squad-v2-devsplit/eval-heldout+results/runs/squad-v2-devsplit/eval-tune"
 
 A model is a folder (or `held-out folder+tuning folder`) with null_odds.json and
 span_predictions.json (each question's best real span; predictions.json where that is missing)

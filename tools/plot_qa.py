@@ -1,7 +1,7 @@
 """Draw a run's curves from its log_history.json: training loss and learning rate, dev scores.
 
-    python tools/plot_qa.py results/squad20pct          # or a run folder such as runs/squad20pct
-    make plots RUN=results/squad20pct
+    python tools/plot_qa.py results/runs/squad20pct          # or a run folder such as runs/squad20pct
+    make plots RUN=results/runs/squad20pct
 
 Writes training_curves.png and dev_scores.png into the folder (or --out). run_qa.py draws them at
 the end of every run (qa/plots.py), so the plots sit beside the metrics they come from.
