@@ -203,12 +203,19 @@ def parse_arguments(argv: list[str]):
     return arguments
 
 
-def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
-    """Read a JSON config as command-line flags, so argparse checks each value's type."""
+# A config may start from another: {"extends": "squad20pct.json", ...} (a path relative to the
+# config's own folder). Its keys win over the base's, and a key set to null is unset, back to
+# run_qa.py's default. So a recipe states only how it differs, and a fix to the base reaches it.
+EXTENDS = "extends"
+
+
+def read_config(path: str, _chain: tuple[str, ...] = ()) -> dict:
+    """One config file as a dict of settings, its `extends` chain merged in (base first)."""
     try:
         text = read_text_file(path)
     except ValueError as err:  # missing, a folder, unreadable, not UTF-8
-        raise SystemExit(f"error: cannot read config {err}") from None
+        where = f" (extended by {_chain[-1]})" if _chain else ""
+        raise SystemExit(f"error: cannot read config {err}{where}") from None
     try:
         config = json.loads(text, object_pairs_hook=unique_keys)
     except RepeatedKey as err:
@@ -223,6 +230,26 @@ def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
             f"error: cannot read config {path}: it must be one JSON object of settings "
             '({"key": value, ...}).'
         )
+    if EXTENDS not in config:
+        return config
+    base = config.pop(EXTENDS)
+    if not isinstance(base, str) or not base:
+        raise SystemExit(
+            f'error: {path}: "{EXTENDS}" must name one config file, e.g. "squad20pct.json".'
+        )
+    base_path = os.path.normpath(os.path.join(os.path.dirname(path), base))
+    chain = (*_chain, os.path.normpath(path))
+    if base_path in chain:
+        raise SystemExit(
+            f"error: {path}: configs extend each other in a loop "
+            f'({" -> ".join([*chain, base_path])}); remove one "{EXTENDS}".'
+        )
+    return {**read_config(base_path, chain), **config}
+
+
+def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
+    """Read a JSON config as command-line flags, so argparse checks each value's type."""
+    config = read_config(path)
     known = {f.name for dtype in parser.dataclass_types for f in fields(dtype)}
     unknown = sorted(set(config) - known)
     if unknown:

@@ -241,3 +241,44 @@ def test_the_answering_defaults_have_one_source():
         assert answerer[name].default == value, name
         if name in post:
             assert post[name].default == value, name
+
+
+def test_a_config_extends_another_relative_to_itself_and_null_unsets_a_key(tmp_path, monkeypatch):
+    base = json.loads((TEST_CONFIGS / "smoke.json").read_text())
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "base.json").write_text(
+        json.dumps({**base, "learning_rate": 1e-4, "hidden_dropout": 0.0, "seed": 7})
+    )
+    child = tmp_path / "recipes" / "child.json"
+    child.write_text(
+        json.dumps({"extends": "base.json", "learning_rate": 3e-5, "hidden_dropout": None})
+    )
+    monkeypatch.chdir(tmp_path)  # the base is found beside the child, not in the working folder
+    model_args, _, training_args = parse(child)
+    assert training_args.learning_rate == 3e-5  # the child's value wins
+    assert model_args.hidden_dropout is None  # null: back to run_qa.py's default (the checkpoint's)
+    assert training_args.seed == 7  # the rest comes from the base
+
+
+def test_the_recipes_differ_from_their_base_only_where_they_say():
+    """The 2.0 configs extend the headline (or the 2.0 recipe) instead of copying it: the x3 run
+    is the 2.0 recipe with its unanswerables repeated; the stand-in controls are the headline's
+    defaults (no dropout, evaluation batch 16) with the 2.0 data."""
+
+    def settings(name):
+        model_args, data_args, training_args = parse(CONFIGS / name)
+        return {**vars(model_args), **vars(data_args), **training_args.to_dict()}
+
+    headline, v2, x3 = (settings(n) for n in
+                        ("squad20pct.json", "squad-v2-devsplit.json", "squad-v2-devsplit-x3.json"))  # fmt: skip
+    differ = lambda a, b: {k for k in a if a[k] != b[k]}  # noqa: E731
+    ignore = {"output_dir", "logging_dir", "run_name"}
+    assert differ(v2, x3) - ignore == {"extra_train_repeats"} and x3["extra_train_repeats"] == 3
+    for mode in ("copies", "other-paragraph", "perturbed"):
+        control = settings(f"squad-v2-standin-{mode}.json")
+        assert differ(headline, control) - ignore == {
+            "extra_train_files", "threshold_file", "validation_file", "version_2_with_negative"
+        }  # fmt: skip
+        assert control["per_device_eval_batch_size"] == 16 and control["hidden_dropout"] == 0.0
+    for name in ("squad-v2-devsplit", "squad-v2-devsplit-x3", "squad-v2-standin-copies"):
+        assert "extends" in json.loads((CONFIGS / f"{name}.json").read_text())  # not a copy

@@ -151,6 +151,9 @@ CONFIG_CASES = [
     ("not-an-object", lambda p: p.write_text("[1, 2]"), ["one JSON object"]),
     ("repeated-key", lambda p: p.write_text(SMOKE.read_text().replace('"seed": 42,', '"seed": 42,\n  "seed": 7,')), ["the key 'seed' is given twice", f"lines {SEED_LINE} and {SEED_LINE + 1}", "delete the other"]),
     ("repeated-nested-key", lambda p: p.write_text('{"seed": 1, "lr_scheduler_kwargs": {"a": 1, "a": 2}}'), ["the key 'a' is given twice (line 1)"]),
+    ("extends-missing", lambda p: p.write_text('{"extends": "nope.json", "seed": 1}'), ["cannot read config", "nope.json", "no such file", "extended by"]),
+    ("extends-loop", lambda p: (p.with_name("base.json").write_text('{"extends": "config.json"}'), p.write_text('{"extends": "base.json"}')), ["extend each other in a loop", "base.json", 'remove one "extends"']),
+    ("extends-not-a-name", lambda p: p.write_text('{"extends": ["a.json", "b.json"]}'), ['"extends" must name one config file']),
 ]  # fmt: skip
 
 
