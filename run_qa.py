@@ -21,7 +21,7 @@ from transformers import (
     EvalPrediction,
 )
 
-import qa.samples
+import qa.prediction_files
 from qa.answer_settings import inference_settings, load_settings, save_settings
 from qa.atomic import write_json_atomic
 from qa.callbacks import LogFile, MemoryWatch, StopOnInterrupt
@@ -185,7 +185,7 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
         )
         latest_answers[stage] = answers
         if is_main and stage != TRAINING_EVAL_PREFIX:  # a learning-curve point writes no files
-            qa.samples.write_prediction_files(
+            qa.prediction_files.write_prediction_files(
                 training_args.output_dir, answers, data_args.version_2_with_negative, stage
             )
         predictions = metric_inputs(answers, data_args.version_2_with_negative)

@@ -3,7 +3,7 @@
 import importlib.util
 from pathlib import Path
 
-import qa.samples
+from qa.prediction_files import best_span_text
 
 # A folder of the package, not a module of it: evaluate loads the script by its path and copies it
 # into its own cache, so the script imports nothing from qa.
@@ -34,7 +34,7 @@ def metric_inputs(answers: dict, version_2: bool) -> list[dict]:
     return [
         {
             "id": k,
-            "prediction_text": qa.samples.best_span_text(v),
+            "prediction_text": best_span_text(v),
             "no_answer_probability": v.null_score_diff,
         }
         for k, v in answers.items()

@@ -52,6 +52,20 @@ def test_make_help_lists_every_target():
     assert phony == listed, (phony - listed, listed - phony)
 
 
+def test_every_tool_and_bench_has_a_make_target():
+    """A newcomer finds each tool through `make help`: every script in tools/ and the benches
+    that `make` offers run from a recipe line of some target."""
+    recipes = "\n".join(
+        line for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+        if line.startswith("\t")
+    )  # fmt: skip
+    scripts = sorted(ROOT.glob("tools/*.py")) + [
+        ROOT / "bench" / n for n in ("bench.py", "inference.py")
+    ]
+    missing = [str(p.relative_to(ROOT)) for p in scripts if str(p.relative_to(ROOT)) not in recipes]
+    assert scripts and not missing, missing
+
+
 def test_make_help_names_every_variable_the_makefile_reads():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     read = set(re.findall(r"\$\(([A-Z][A-Z_0-9]*)\)|\$\$([A-Z][A-Z_0-9]*)", makefile))
