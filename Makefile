@@ -130,7 +130,7 @@ push: setup ## upload MODEL to the Hub as REPO_ID (a checked dry run while offli
 		$(if $(filter 1 true,$(DRY_RUN)),--dry_run) $(ARGS)
 
 # SQuAD 2.0 models side by side from their saved predictions (tools/compare_qa.py says how), e.g.
-# make compare ARGS='--out results/cmp --model "1.1=runs/a/eval" --model "2.0=runs/b/eval+runs/b"'
+# make compare ARGS='--out results/cmp --model "1.1=runs/a/eval" --model "2.0=runs/b/eval+runs/b" --baseline 1.1'
 compare: setup split ## SQuAD 2.0 models side by side on the held-out questions (ARGS: --out, --model)
 	$(BIN)/python tools/compare_qa.py $(ARGS)
 

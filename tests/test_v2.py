@@ -278,14 +278,16 @@ def test_the_committed_comparison_recomputes_from_the_committed_predictions(tmp_
     split = tmp_path / "split"
     qa.split.ensure_split(str(split), str(DEV_V2))
     command = json.loads((folder / "comparison-command.json").read_text())
+    models = command["models"]
     result = compare_qa.compare(
-        {name: tuple(str(ROOT / f) for f in folders) for name, folders in command.items()},
+        {name: tuple(str(ROOT / f) for f in folders) for name, folders in models.items()},
         str(split / "heldout.json"),
         str(split / "tune.json"),
+        command["baseline"],
     )
     assert result == json.loads((folder / "comparison.json").read_text())
     # Each 2.0 model's tuned threshold is the one saved with it.
-    for name, (heldout_dir, _) in command.items():
+    for name, (heldout_dir, _) in models.items():
         saved = ROOT / heldout_dir / ".." / "qa_settings.json"
         if "2.0 model" in name:
             threshold = json.loads(saved.read_text())["null_score_diff_threshold"]

@@ -11,6 +11,10 @@ covering the questions scored. Each model is scored twice on the held-out part:
 * honest: at the threshold tuned on the tuning part (the best F1 there), as a user would;
 * optimistic: the official `best_*`, its threshold chosen on the held-out questions themselves.
 
+Each model's honest row also gives the AUC of its null odds (how well they rank unanswerable above
+answerable questions, whatever the threshold), and with `--baseline NAME` its honest F1 minus that
+model's, with a 95% interval from a paired bootstrap over the held-out articles (qa/abstention.py).
+
 The always-"no answer" floor is the first row. Threshold and odds are the null score minus the
 best span score, the quantity run_qa.py tunes and tools/predict_qa.py applies.
 """
@@ -20,6 +24,9 @@ import math
 import os
 import sys
 
+import numpy as np
+
+from qa.abstention import RESAMPLES, null_score_auc, paired_article_bootstrap
 from qa.atomic import write_json_atomic, write_text_atomic
 from qa.metric import load_metric_functions
 from qa.squad_data import SquadDataError, load_squad_file, resolve_data_path
@@ -50,7 +57,14 @@ def references(path: str) -> list[dict]:
         examples = load_squad_file(resolve_data_path(path), allow_unanswerable=True)
     except SquadDataError as err:
         raise SystemExit(f"error: {err}") from None
-    return [{"id": i, "answers": a} for i, a in zip(examples["id"], examples["answers"])]
+    return [
+        {"id": i, "answers": a, "title": t}
+        for i, a, t in zip(examples["id"], examples["answers"], examples["title"])
+    ]
+
+
+def metric_references(refs: list[dict]) -> list[dict]:
+    return [{"id": r["id"], "answers": r["answers"]} for r in refs]
 
 
 def score(spans: dict, odds: dict, refs: list[dict], threshold: float) -> dict:
@@ -67,47 +81,96 @@ def score(spans: dict, odds: dict, refs: list[dict], threshold: float) -> dict:
     ]
     squad = load_metric_functions()
     return squad.compute_squad(
-        predictions, refs, version_2_with_negative=True, no_answer_threshold=threshold
-    )
+        predictions, metric_references(refs), version_2_with_negative=True,
+        no_answer_threshold=threshold,
+    )  # fmt: skip
 
 
-def compare(models: dict[str, tuple[str, str]], heldout: str = HELDOUT, tune: str = TUNE) -> dict:
+def question_f1(spans: dict, odds: dict, refs: list[dict], threshold: float) -> np.ndarray:
+    """Each question's F1 (0 to 1) at `threshold`, by the official rules: their mean is the F1
+    that score() reports."""
+    squad = load_metric_functions()
+    raw = np.array([
+        squad.score_question(spans[r["id"]], squad.gold_answers(r["answers"]["text"], True), True)[1]
+        for r in refs
+    ])  # fmt: skip
+    has_answer = np.array([bool(r["answers"]["text"]) for r in refs])
+    na = np.array([odds[r["id"]] for r in refs], dtype=float)
+    return squad.apply_no_answer_threshold(raw, na, has_answer, threshold)
+
+
+def compare(
+    models: dict[str, tuple[str, str]], heldout: str = HELDOUT, tune: str = TUNE,
+    baseline: str | None = None,
+) -> dict:  # fmt: skip
     """{row name: scores}: the floor, then each model's honest and optimistic scores."""
+    if baseline is not None and baseline not in models:
+        raise SystemExit(f"error: --baseline {baseline!r} is not one of the --model names.")
     heldout_refs, tune_refs = references(heldout), references(tune)
     floor = score(
         {r["id"]: "" for r in heldout_refs}, {r["id"]: math.inf for r in heldout_refs},
         heldout_refs, 0.0,
     )  # fmt: skip
     rows = {"always no answer": {k: floor[k] for k in KEYS if k in floor}}
+    has_answer = np.array([bool(r["answers"]["text"]) for r in heldout_refs])
+    per_question = {}
     for name, (heldout_dir, tune_dir) in models.items():
         held_spans, held_odds = load_predictions(heldout_dir)
         tune_spans, tune_odds = load_predictions(tune_dir)
         tuned = score(tune_spans, tune_odds, tune_refs, 0.0)["best_f1_thresh"]
         honest = score(held_spans, held_odds, heldout_refs, tuned)
+        per_question[name] = question_f1(held_spans, held_odds, heldout_refs, tuned)
+        odds = np.array([held_odds[r["id"]] for r in heldout_refs], dtype=float)
         rows[f"{name}, threshold from the tuning part"] = {
             **{k: honest[k] for k in KEYS},
             "threshold": tuned,
+            "null_auc": null_score_auc(odds, has_answer),
         }
         rows[f"{name}, best threshold on held-out (optimistic)"] = {
             "exact": honest["best_exact"],
             "f1": honest["best_f1"],
             "threshold": honest["best_f1_thresh"],
         }
-    return {"questions": len(heldout_refs), "rows": rows}
+    result = {"questions": len(heldout_refs), "rows": rows}
+    if baseline is not None:
+        articles = [r["title"] for r in heldout_refs]
+        result["baseline"] = baseline
+        for name, scores in per_question.items():
+            if name != baseline:
+                paired = paired_article_bootstrap(scores, per_question[baseline], articles)
+                rows[f"{name}, threshold from the tuning part"]["vs_baseline"] = paired
+    return result
 
 
 def render_markdown(result: dict) -> str:
     columns = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "threshold")
+    baseline = result.get("baseline")
+    extra = ["null AUC"] + ([f"F1 minus {baseline} [95% interval]"] if baseline else [])
     lines = [
         f"Held-out part of the dev-v2.0 split: {result['questions']} questions.",
         "",
-        "| | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
-        "| --- |" + " ---: |" * len(columns),
+        "| | " + " | ".join([*(c.replace("_", " ") for c in columns), *extra]) + " |",
+        "| --- |" + " ---: |" * (len(columns) + len(extra)),
     ]
     for name, values in result["rows"].items():
         cells = [f"{values[c]:.2f}" if c in values else "" for c in columns]
+        cells.append(f"{values['null_auc']:.3f}" if "null_auc" in values else "")
+        if baseline:
+            paired = values.get("vs_baseline")
+            cells.append(
+                f"{paired['difference']:+.2f} [{paired['low']:+.2f}, {paired['high']:+.2f}]"
+                if paired else ""
+            )  # fmt: skip
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if baseline:
+        lines += ["", f"Intervals: {RESAMPLES_NOTE}"]
     return "\n".join(lines) + "\n"
+
+
+RESAMPLES_NOTE = (
+    f"paired bootstrap over the held-out articles ({RESAMPLES:,} draws of the articles with "
+    "replacement, seed 0; both models scored on each draw), the 2.5th and 97.5th percentiles."
+)
 
 
 def parse_model(text: str) -> tuple[str, tuple[str, str]]:
@@ -123,17 +186,21 @@ def main(argv=None):
     parser.add_argument("--model", action="append", default=[], help="NAME=FOLDER[+TUNE_FOLDER]")
     parser.add_argument("--heldout", default=HELDOUT)
     parser.add_argument("--tune", default=TUNE)
+    parser.add_argument("--baseline", help="a --model NAME: the others' F1 minus its, paired")
     parser.add_argument("--out", help="write OUT.json and OUT.md")
     args = parser.parse_args(argv)
     models = dict(map(parse_model, args.model))
-    result = compare(models, args.heldout, args.tune)
+    result = compare(models, args.heldout, args.tune, args.baseline)
     markdown = render_markdown(result)
     print(markdown)
     if args.out:
         write_json_atomic(args.out + ".json", result)
         write_text_atomic(args.out + ".md", markdown)
         # What was compared, so that a test can recompute the table from the same folders.
-        write_json_atomic(args.out + "-command.json", {k: list(v) for k, v in models.items()})
+        models_run = {k: list(v) for k, v in models.items()}
+        write_json_atomic(
+            args.out + "-command.json", {"models": models_run, "baseline": args.baseline}
+        )
     return result
 
 

@@ -1,0 +1,101 @@
+"""Known answers and brute-force references for the abstention measures (qa/abstention.py) and
+for the per-question F1 that the paired comparison resamples (tools/compare_qa.py)."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from qa.abstention import null_score_auc, paired_article_bootstrap
+
+
+def pairwise_auc(odds, has_answer):
+    """The definition, pair by pair: an unanswerable question above an answerable one scores 1,
+    a tie 1/2."""
+    wins = [
+        1.0 if u > a else 0.5 if u == a else 0.0
+        for u, a in itertools.product(odds[~has_answer], odds[has_answer])
+    ]
+    return sum(wins) / len(wins)
+
+
+def test_the_auc_of_a_perfect_a_reversed_and_a_tied_ranking():
+    has_answer = np.array([True, True, False, False])
+    assert null_score_auc([-3.0, -2.0, 1.0, 4.0], has_answer) == 1.0
+    assert null_score_auc([4.0, 1.0, -2.0, -3.0], has_answer) == 0.0
+    assert null_score_auc([0.5, 0.5, 0.5, 0.5], has_answer) == 0.5
+    # One unanswerable question above both answerable ones, the other below one of them: 3 of 4.
+    assert null_score_auc([0.0, 2.0, 1.0, 3.0], has_answer) == 0.75
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_auc_matches_the_pairwise_definition_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(2, 60))
+    odds = rng.integers(-5, 6, size=size).astype(float)  # few values: many ties
+    has_answer = rng.random(size) < 0.5
+    has_answer[0], has_answer[1] = True, False  # both kinds present
+    assert null_score_auc(odds, has_answer) == pytest.approx(pairwise_auc(odds, has_answer))
+
+
+def test_the_auc_needs_both_kinds_of_question():
+    with pytest.raises(ValueError, match="both answerable and unanswerable"):
+        null_score_auc([1.0, 2.0], np.array([True, True]))
+
+
+def loop_bootstrap(scores, baseline, articles, resamples, seed):
+    """The same resampling, article by article in Python, from the same random draws."""
+    names = sorted(set(articles))
+    draws = np.random.default_rng(seed).integers(0, len(names), size=(resamples, len(names)))
+    out = []
+    for draw in draws:
+        chosen = [i for a in draw for i, art in enumerate(articles) if art == names[a]]
+        out.append(100.0 * sum(scores[i] - baseline[i] for i in chosen) / len(chosen))
+    return np.percentile(out, [2.5, 97.5])
+
+
+def test_the_bootstrap_matches_a_loop_over_articles_and_repeats_with_its_seed():
+    rng = np.random.default_rng(7)
+    articles = [f"article {i % 5}" for i in range(40)]
+    scores, baseline = rng.random(40), rng.random(40)
+    paired = paired_article_bootstrap(scores, baseline, articles, resamples=300, seed=3)
+    low, high = loop_bootstrap(scores, baseline, articles, 300, 3)
+    assert (paired["low"], paired["high"]) == pytest.approx((low, high))
+    assert paired["difference"] == pytest.approx(100.0 * (scores - baseline).mean())
+    assert paired["articles"] == 5 and paired["low"] <= paired["difference"] <= paired["high"]
+    assert paired == paired_article_bootstrap(scores, baseline, articles, resamples=300, seed=3)
+
+
+def test_the_bootstrap_of_a_model_against_itself_or_a_constant_shift_has_no_width():
+    articles = ["a", "a", "b", "c", "c", "c"]
+    scores = np.array([1.0, 0.0, 0.5, 1.0, 0.25, 0.0])
+    same = paired_article_bootstrap(scores, scores, articles)
+    assert (same["difference"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
+    shifted = paired_article_bootstrap(scores, scores - 0.1, articles)
+    assert shifted["low"] == pytest.approx(10.0) and shifted["high"] == pytest.approx(10.0)
+
+
+def test_the_bootstrap_refuses_scores_of_other_questions():
+    with pytest.raises(ValueError, match="same questions"):
+        paired_article_bootstrap([1.0, 0.0], [1.0], ["a", "b"])
+
+
+def test_per_question_f1_averages_to_the_official_f1_at_a_threshold():
+    import compare_qa
+
+    refs = [
+        {"id": "a", "answers": {"text": ["Denver Broncos"], "answer_start": [0]}, "title": "x"},
+        {"id": "b", "answers": {"text": ["in 1990", "1990"], "answer_start": [0, 3]}, "title": "x"},
+        {"id": "c", "answers": {"text": [], "answer_start": []}, "title": "y"},
+        {"id": "d", "answers": {"text": [], "answer_start": []}, "title": "y"},
+        {"id": "e", "answers": {"text": ["the red fox"], "answer_start": [0]}, "title": "z"},
+    ]
+    spans = {"a": "the Denver Broncos", "b": "1990 season", "c": "something", "d": "x", "e": "fox"}
+    odds = {"a": -2.0, "b": 0.5, "c": 3.0, "d": -1.0, "e": 1.5}
+    for threshold in (-3.0, 0.0, 1.0, 2.0, 5.0):
+        per_question = compare_qa.question_f1(spans, odds, refs, threshold)
+        official = compare_qa.score(spans, odds, refs, threshold)["f1"]
+        assert 100.0 * per_question.mean() == pytest.approx(official)
+    # At 1.0: a answered (1), b answered (F1 2/3), c abstains (1), d answers wrongly (0), e
+    # abstains on an answerable question (0).
+    assert compare_qa.question_f1(spans, odds, refs, 1.0) == pytest.approx([1, 2 / 3, 1, 0, 0])
