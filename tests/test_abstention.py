@@ -2,6 +2,7 @@
 for the per-question F1 that the paired comparison resamples (tools/compare_qa.py)."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -99,3 +100,45 @@ def test_per_question_f1_averages_to_the_official_f1_at_a_threshold():
     # At 1.0: a answered (1), b answered (F1 2/3), c abstains (1), d answers wrongly (0), e
     # abstains on an answerable question (0).
     assert compare_qa.question_f1(spans, odds, refs, 1.0) == pytest.approx([1, 2 / 3, 1, 0, 0])
+
+
+def squad_file(path, questions):
+    """A SQuAD 2.0 file of one paragraph per (id, question, answers) on its own article."""
+    context = "The Denver Broncos won in 1990 and the red fox ran."
+    data = [
+        {"title": f"article {i % 2}", "paragraphs": [{"context": context, "qas": [{
+            "id": qid, "question": "What?", "is_impossible": not answers,
+            "answers": [{"text": a, "answer_start": context.index(a)} for a in answers],
+        }]}]}
+        for i, (qid, answers) in enumerate(questions)
+    ]  # fmt: skip
+    path.write_text(json.dumps({"version": "v2.0", "data": data}))
+    return str(path)
+
+
+def test_a_training_runs_folder_serves_alone_with_its_tune_files(tmp_path):
+    """compare reads the tuning part of a `--results_dir` folder from its tune_* files: the same
+    result as the two parts given as two folders."""
+    import compare_qa
+
+    heldout = squad_file(tmp_path / "heldout.json", [("h1", ["Denver Broncos"]), ("h2", []),
+                                                     ("h3", ["red fox"]), ("h4", [])])  # fmt: skip
+    tune = squad_file(tmp_path / "tune.json", [("t1", ["1990"]), ("t2", []), ("t3", [])])
+    run, tune_only = tmp_path / "run", tmp_path / "tune-only"
+    run.mkdir(), tune_only.mkdir()
+    files = {
+        "span_predictions.json": {"h1": "Denver Broncos", "h2": "fox", "h3": "1990", "h4": "ran"},
+        "null_odds.json": {"h1": -3.0, "h2": 1.0, "h3": -0.5, "h4": -2.0},
+        "tune_span_predictions.json": {"t1": "1990", "t2": "won", "t3": "fox"},
+        "tune_null_odds.json": {"t1": -1.0, "t2": 0.5, "t3": -0.2},
+    }
+    for name, content in files.items():
+        (run / name).write_text(json.dumps(content))
+        if name.startswith("tune_"):
+            (tune_only / name.removeprefix("tune_")).write_text(json.dumps(content))
+    alone = compare_qa.compare({"m": (str(run), str(run))}, heldout, tune)
+    apart = compare_qa.compare({"m": (str(run), str(tune_only))}, heldout, tune)
+    assert alone == apart
+    # Tuned on t1-t3: best where t1 answers and t2, t3 abstain, i.e. at t1's odds (no answer
+    # above -1.0); the tune_ files were read, not the held-out ones (whose odds have no -1.0).
+    assert alone["rows"]["m, threshold from the tuning part"]["threshold"] == -1.0

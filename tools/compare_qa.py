@@ -6,7 +6,8 @@
 
 A model is a folder (or `held-out folder+tuning folder`) with null_odds.json and
 span_predictions.json (each question's best real span; predictions.json where that is missing)
-covering the questions scored. Each model is scored twice on the held-out part:
+covering the questions scored. A training run's folder (`--results_dir`) serves alone: its
+tune_null_odds.json and tune_span_predictions.json are the tuning part. Each model is scored twice on the held-out part:
 
 * honest: at the threshold tuned on the tuning part (the best F1 there), as a user would;
 * optimistic: the official `best_*`, its threshold chosen on the held-out questions themselves.
@@ -44,12 +45,21 @@ def read_json(path: str) -> dict:
         raise SystemExit(f"error: {err}") from None
 
 
-def load_predictions(folder: str) -> tuple[dict, dict]:
-    """({id: best span text}, {id: null odds}) saved by a SQuAD 2.0 evaluation in `folder`."""
-    spans = os.path.join(folder, "span_predictions.json")
+def load_predictions(folder: str, prefix: str = "") -> tuple[dict, dict]:
+    """({id: best span text}, {id: null odds}) saved by a SQuAD 2.0 evaluation in `folder`;
+    prefix "tune_" reads the tuning part a training run scored (tune_null_odds.json, ...)."""
+    spans = os.path.join(folder, f"{prefix}span_predictions.json")
     if not os.path.isfile(spans):  # older runs: the answer at threshold 0 stands in for the span
-        spans = os.path.join(folder, "predictions.json")
-    return read_json(spans), read_json(os.path.join(folder, "null_odds.json"))
+        spans = os.path.join(folder, f"{prefix}predictions.json")
+    return read_json(spans), read_json(os.path.join(folder, f"{prefix}null_odds.json"))
+
+
+def tune_prefix(heldout_dir: str, tune_dir: str) -> str:
+    """A training run's results folder holds both parts: the held-out one as the evaluation's
+    files, the tuning one as tune_*. A folder given once without tune_* files (a model scored on
+    the whole dev set) serves both parts as is."""
+    same = os.path.normpath(heldout_dir) == os.path.normpath(tune_dir)
+    return "tune_" if same and os.path.isfile(os.path.join(tune_dir, "tune_null_odds.json")) else ""
 
 
 def references(path: str) -> list[dict]:
@@ -116,7 +126,7 @@ def compare(
     per_question = {}
     for name, (heldout_dir, tune_dir) in models.items():
         held_spans, held_odds = load_predictions(heldout_dir)
-        tune_spans, tune_odds = load_predictions(tune_dir)
+        tune_spans, tune_odds = load_predictions(tune_dir, tune_prefix(heldout_dir, tune_dir))
         tuned = score(tune_spans, tune_odds, tune_refs, 0.0)["best_f1_thresh"]
         honest = score(held_spans, held_odds, heldout_refs, tuned)
         per_question[name] = question_f1(held_spans, held_odds, heldout_refs, tuned)
