@@ -2,12 +2,14 @@
 
 import json
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from recipe_runner import SQUAD_DIR, environment, needs_squad
 
 from qa.config import resolve_model_path
 
@@ -113,3 +115,51 @@ def test_the_onnx_variants_without_onnxruntime_say_what_to_install(monkeypatch):
     with pytest.raises(SystemExit, match=r"need onnxruntime: pip install -r requirements-dev\.txt"):
         run_script(ROOT / "bench" / "inference.py",
                    ["unused-model", "--variants", "fp32,onnx"], monkeypatch)  # fmt: skip
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Stands in for python in bench/standin_controls.sh: no split, stand-in or training; a "run"
+# gets the committed x3 predictions as its own, so every control equals x3 exactly.
+echo "$*" >>"$CALLS"
+case "$1 $2" in
+  "-m qa.split" | "-m qa.standin") exit 0 ;;
+  "-m accelerate.commands.launch")
+    while [ "$1" != --results_dir ]; do shift; done
+    mkdir -p "$2"
+    for f in null_odds span_predictions; do
+      cp "$X3/eval-heldout/$f.json" "$2/$f.json"; cp "$X3/eval-tune/$f.json" "$2/tune_$f.json"
+    done
+    echo {} >"$2/all_results.json"; exit 0 ;;
+esac
+exec "$REAL_PYTHON" "$@"
+"""
+
+
+@pytest.mark.slow
+@needs_squad
+def test_the_controls_script_runs_each_once_and_compares_them_with_x3(tmp_path):
+    import qa.split
+
+    split = tmp_path / "split"
+    qa.split.ensure_split(str(split), str(SQUAD_DIR / "dev-v2.0.json"))
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    out, calls = tmp_path / "controls", tmp_path / "calls.txt"
+    env = {**environment(), "PYTHON": str(fake), "CALLS": str(calls), "REAL_PYTHON": sys.executable,
+           "X3": str(ROOT / "results" / "runs" / "squad-v2-devsplit-x3"),
+           "SQUAD_V2_SPLIT_DIR": str(split)}  # fmt: skip
+    script = [str(ROOT / "bench" / "standin_controls.sh"), str(out)]
+    names = ["squad-v2-devsplit-x3", "squad-v2-standin-copies"]
+    subprocess.run(["bash", *script, *names], env=env, check=True, capture_output=True)
+    launched = [line for line in calls.read_text().splitlines() if "launch" in line]
+    assert [line.split("configs/")[1].split(".json")[0] for line in launched] == names
+    rows = json.loads((out / "comparison.json").read_text())["rows"]
+    paired = rows["squad-v2-standin-copies, threshold from the tuning part"]["vs_baseline"]
+    assert (paired["difference"], paired["low"], paired["high"]) == (0.0, 0.0, 0.0)
+    assert rows["squad-v2-devsplit-x3, threshold from the tuning part"]["f1"] == pytest.approx(
+        57.60, abs=0.005)  # the committed x3 figure, re-scored  # fmt: skip
+    again = subprocess.run(["bash", *script, *names], env=env, check=True, capture_output=True,
+                           text=True)  # fmt: skip
+    assert again.stdout.count("not run again") == 2
+    assert len([line for line in calls.read_text().splitlines() if "launch" in line]) == 2
