@@ -9,7 +9,7 @@ import logging
 import os
 import re
 
-logger = logging.getLogger("run_qa.inputs")  # a child of run_qa's logger: lands in train.log
+logger = logging.getLogger("run_qa.user_files")  # a child of run_qa's logger: lands in train.log
 BOM = "\ufeff"
 
 

@@ -108,7 +108,7 @@ def test_unreadable_data_file(tmp_path, monkeypatch):
 def test_byte_order_mark_is_dropped_and_logged(tmp_path, caplog):
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(nested()).encode())
-    with caplog.at_level(logging.WARNING, logger="run_qa.inputs"):
+    with caplog.at_level(logging.WARNING, logger="run_qa.user_files"):
         dataset = load_squad_file(str(path))
     assert dataset["id"] == ["q1"] and dataset[0]["answers"]["answer_start"] == [27]
     assert f"{path} starts with a UTF-8 byte-order mark" in caplog.text
@@ -179,7 +179,7 @@ def test_unreadable_config(tmp_path, monkeypatch):
 def test_config_with_a_byte_order_mark_is_read(tmp_path, caplog):
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + SMOKE.read_bytes())
-    with caplog.at_level(logging.WARNING, logger="run_qa.inputs"):
+    with caplog.at_level(logging.WARNING, logger="run_qa.user_files"):
         _, data_args, training_args = parse_arguments([str(path)])
     assert data_args.max_seq_length == 256 and training_args.seed == 42
     assert "byte-order mark" in caplog.text
