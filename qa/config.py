@@ -209,8 +209,9 @@ def parse_arguments(argv: list[str]):
 EXTENDS = "extends"
 
 
-def read_config(path: str, _chain: tuple[str, ...] = ()) -> dict:
-    """One config file as a dict of settings, its `extends` chain merged in (base first)."""
+def read_config(path: str, known: set[str], _chain: tuple[str, ...] = ()) -> dict:
+    """One config file as a dict of settings, its `extends` chain merged in (base first). Each
+    file's own keys are checked against `known`, so an error names the file that holds the key."""
     try:
         text = read_text_file(path)
     except ValueError as err:  # missing, a folder, unreadable, not UTF-8
@@ -230,6 +231,11 @@ def read_config(path: str, _chain: tuple[str, ...] = ()) -> dict:
             f"error: cannot read config {path}: it must be one JSON object of settings "
             '({"key": value, ...}).'
         )
+    unknown = sorted(set(config) - known - {EXTENDS})
+    if unknown:
+        raise SystemExit(
+            f"error: {path}: unknown key(s) {unknown}; see `python run_qa.py --help` for the names."
+        )
     if EXTENDS not in config:
         return config
     base = config.pop(EXTENDS)
@@ -244,18 +250,12 @@ def read_config(path: str, _chain: tuple[str, ...] = ()) -> dict:
             f"error: {path}: configs extend each other in a loop "
             f'({" -> ".join([*chain, base_path])}); remove one "{EXTENDS}".'
         )
-    return {**read_config(base_path, chain), **config}
+    return {**read_config(base_path, known, chain), **config}
 
 
 def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
     """Read a JSON config as command-line flags, so argparse checks each value's type."""
-    config = read_config(path)
-    known = {f.name for dtype in parser.dataclass_types for f in fields(dtype)}
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise SystemExit(
-            f"error: {path}: unknown key(s) {unknown}; see `python run_qa.py --help` for the names."
-        )
+    config = read_config(path, {f.name for dtype in parser.dataclass_types for f in fields(dtype)})
     flags = []
     for key, value in config.items():
         if value is None:

@@ -86,6 +86,15 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path):
     assert str(path) in str(excinfo.value)
 
 
+def test_an_unknown_key_in_a_base_config_names_the_base(tmp_path):
+    base = write_config(tmp_path, learning_rat=1e-4)  # config.json
+    child = tmp_path / "child.json"
+    child.write_text(json.dumps({"extends": base.name, "seed": 3}))
+    with pytest.raises(SystemExit, match=r"unknown key\(s\) \['learning_rat'\]") as excinfo:
+        parse(child)
+    assert str(excinfo.value).startswith(f"error: {base}: ")
+
+
 def test_wrong_type_names_the_key(tmp_path):
     with pytest.raises(SystemExit, match="--max_seq_length.*: invalid int value: 'long'"):
         parse(write_config(tmp_path, max_seq_length="long"))
