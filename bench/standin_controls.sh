@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # The SQuAD 2.0 stand-in controls (docs/squad-v2.md) against the x3 run, each on the same budget
-# and threshold rule, then one table: honest held-out F1, HasAns/NoAns F1, null-score AUC, and
-# each control's F1 minus x3's with a paired article-bootstrap interval.
+# and threshold rule, then two tables: honest held-out F1, HasAns/NoAns F1, null-score AUC, and
+# each model's F1 minus the baseline's with a paired article-bootstrap interval; the baseline is
+# x3 in OUT_DIR/comparison.md and the copies control in OUT_DIR/comparison-vs-copies.md (the
+# copies differ from the other two controls only in what the added unanswerables are).
 #   bash bench/standin_controls.sh OUT_DIR [NAME ...]
-# NAME: squad-v2-devsplit-x3 and squad-v2-standin-{copies,other-paragraph,perturbed} (all four by
-# default), each configs/NAME.json, its small outputs in OUT_DIR/NAME. A name whose folder
-# already holds a finished run is not trained again, so the runs can be spread over several
-# calls (a GPU session's time limit, say); the table is written once x3 and a control are there.
-# About 2 minutes a run on one H200; an hour or more each on 2 CPU cores.
+# NAME: squad-v2-standin-{copies,other-paragraph,perturbed} (all three by default) or
+# squad-v2-devsplit-x3, each configs/NAME.json, its small outputs in OUT_DIR/NAME. Unless x3 is
+# run into OUT_DIR, the committed x3 run (results/runs/squad-v2-devsplit-x3) is the baseline.
+# A name whose folder already holds a finished run is not trained again, so the runs can be
+# spread over several calls (a GPU session's time limit, say); the tables are written once a
+# control is there. About 2 minutes a run on one H200; 20 minutes to hours each on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: bench/standin_controls.sh OUT_DIR [NAME ...]}
 shift
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(squad-v2-devsplit-x3 squad-v2-standin-copies
-  squad-v2-standin-other-paragraph squad-v2-standin-perturbed)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(squad-v2-standin-copies squad-v2-standin-other-paragraph
+  squad-v2-standin-perturbed)
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-1}
 PYTHON=${PYTHON:-python}
 "$PYTHON" -m qa.split --v1_outside
@@ -29,11 +32,26 @@ for name in "${NAMES[@]}"; do
     --mixed_precision no --dynamo_backend no run_qa.py "configs/$name.json" \
     --output_dir "runs/controls/$name" --results_dir "$OUT/$name" --overwrite_output_dir true
 done
+X3=squad-v2-devsplit-x3
 models=()
-for folder in "$OUT"/squad-v2-*/; do
+if [ -f "$OUT/$X3/all_results.json" ]; then
+  models+=(--model "$X3=$OUT/$X3")
+else
+  committed=results/runs/$X3
+  models+=(--model "$X3=$committed/eval-heldout+$committed/eval-tune")
+fi
+controls=0
+for folder in "$OUT"/squad-v2-standin-*/; do
   name=$(basename "$folder")
-  [ -f "$folder/all_results.json" ] && models+=(--model "$name=${folder%/}")
+  if [ -f "$folder/all_results.json" ]; then
+    models+=(--model "$name=${folder%/}")
+    controls=$((controls + 1))
+  fi
 done
-if [ -f "$OUT/squad-v2-devsplit-x3/all_results.json" ] && [ ${#models[@]} -ge 4 ]; then
-  "$PYTHON" tools/compare_qa.py --out "$OUT/comparison" --baseline squad-v2-devsplit-x3 "${models[@]}"
+if [ $controls -ge 1 ]; then
+  "$PYTHON" tools/compare_qa.py --out "$OUT/comparison" --baseline "$X3" "${models[@]}"
+fi
+copies=squad-v2-standin-copies
+if [ -f "$OUT/$copies/all_results.json" ] && [ $controls -ge 2 ]; then
+  "$PYTHON" tools/compare_qa.py --out "$OUT/comparison-vs-copies" --baseline "$copies" "${models[@]}"
 fi

@@ -150,16 +150,32 @@ def test_the_controls_script_runs_each_once_and_compares_them_with_x3(tmp_path):
            "X3": str(ROOT / "results" / "runs" / "squad-v2-devsplit-x3"),
            "SQUAD_V2_SPLIT_DIR": str(split)}  # fmt: skip
     script = [str(ROOT / "bench" / "standin_controls.sh"), str(out)]
-    names = ["squad-v2-devsplit-x3", "squad-v2-standin-copies"]
-    subprocess.run(["bash", *script, *names], env=env, check=True, capture_output=True)
-    launched = [line for line in calls.read_text().splitlines() if "launch" in line]
-    assert [line.split("configs/")[1].split(".json")[0] for line in launched] == names
+
+    def launched() -> list[str]:
+        lines = [line for line in calls.read_text().splitlines() if "launch" in line]
+        return [line.split("configs/")[1].split(".json")[0] for line in lines]
+
+    def paired(comparison: str, name: str) -> tuple:
+        rows = json.loads((out / f"{comparison}.json").read_text())["rows"]
+        diff = rows[f"{name}, threshold from the tuning part"]["vs_baseline"]
+        return diff["difference"], diff["low"], diff["high"]
+
+    # Controls only: the committed x3 run is the baseline, the copies control the second one.
+    controls = ["squad-v2-standin-copies", "squad-v2-standin-perturbed"]
+    subprocess.run(["bash", *script, *controls], env=env, check=True, capture_output=True)
+    assert launched() == controls
+    command = json.loads((out / "comparison-command.json").read_text())
+    assert command["models"]["squad-v2-devsplit-x3"][0].startswith("results/runs/")
     rows = json.loads((out / "comparison.json").read_text())["rows"]
-    paired = rows["squad-v2-standin-copies, threshold from the tuning part"]["vs_baseline"]
-    assert (paired["difference"], paired["low"], paired["high"]) == (0.0, 0.0, 0.0)
     assert rows["squad-v2-devsplit-x3, threshold from the tuning part"]["f1"] == pytest.approx(
         57.60, abs=0.005)  # the committed x3 figure, re-scored  # fmt: skip
-    again = subprocess.run(["bash", *script, *names], env=env, check=True, capture_output=True,
-                           text=True)  # fmt: skip
+    assert paired("comparison", "squad-v2-standin-perturbed") == (0.0, 0.0, 0.0)
+    assert paired("comparison-vs-copies", "squad-v2-standin-perturbed") == (0.0, 0.0, 0.0)
+    # x3 run here as well: only x3 is launched, and it becomes the baseline from its own folder.
+    again = subprocess.run(["bash", *script, "squad-v2-devsplit-x3", *controls], env=env,
+                           check=True, capture_output=True, text=True)  # fmt: skip
     assert again.stdout.count("not run again") == 2
-    assert len([line for line in calls.read_text().splitlines() if "launch" in line]) == 2
+    assert launched() == [*controls, "squad-v2-devsplit-x3"]
+    command = json.loads((out / "comparison-command.json").read_text())
+    assert command["models"]["squad-v2-devsplit-x3"] == [str(out / "squad-v2-devsplit-x3")] * 2
+    assert paired("comparison", "squad-v2-standin-copies") == (0.0, 0.0, 0.0)
