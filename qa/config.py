@@ -88,6 +88,14 @@ class DataArguments:
     train_fraction: float = field(
         default=1.0, metadata={"help": "Seeded random share of training questions, in (0, 1]."}
     )
+    train_fraction_seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "Seed of the train_fraction draw (default: seed). Fixing it lets a run with "
+            "another seed train on the same questions, e.g. the ones the SQuAD 2.0 stand-in was "
+            "made from."
+        },
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Cap, after the fraction."}
     )

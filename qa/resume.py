@@ -33,6 +33,7 @@ DATA_SETTINGS = (
     "dataset_name",
     "dataset_config_name",
     "train_fraction",
+    "train_fraction_seed",
     "max_train_samples",
     "extra_train_repeats",
     "version_2_with_negative",

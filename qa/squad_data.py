@@ -303,7 +303,10 @@ def load_raw_datasets(data_args, model_args, training_args):
     train = splits.get("train") if training_args.do_train else None
     validation = splits.get("validation") if training_args.do_eval else None
     if train is not None:
-        train = take_fraction(train, data_args.train_fraction, seed)
+        fraction_seed = data_args.train_fraction_seed
+        train = take_fraction(
+            train, data_args.train_fraction, seed if fraction_seed is None else fraction_seed
+        )
         if data_args.max_train_samples is not None:
             train = train.select(range(min(data_args.max_train_samples, len(train))))
         extras = [

@@ -433,3 +433,22 @@ def test_each_control_config_trains_on_the_budget(real_standin, monkeypatch):
         assert len(train) == manifest["budget"]["total_questions"] == 29385, mode
         unanswerable = sum(not a["text"] for a in train["answers"])
         assert unanswerable == manifest["budget"]["unanswerable"] == 8763, mode
+
+
+@needs_squad
+@pytest.mark.slow
+def test_a_second_seed_trains_on_the_questions_the_standin_was_made_from(real_standin, monkeypatch):
+    import qa.squad_data
+
+    folder, out, _ = real_standin
+    monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
+    monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(folder / "split"))
+    monkeypatch.setenv("SQUAD_V2_STANDIN_DIR", str(out))
+
+    def training_ids(*overrides: str) -> list[str]:
+        args = parse_arguments([str(CONFIGS["perturbed"]), "--do_eval", "false", *overrides])
+        return qa.squad_data.load_raw_datasets(args[1], args[0], args[2])[0]["train"]["id"]
+
+    first = training_ids()
+    assert training_ids("--seed", "43", "--train_fraction_seed", "42") == first
+    assert training_ids("--seed", "43") != first  # the seed alone draws other v1.1 questions
