@@ -51,6 +51,7 @@ from qa.resume import check_resume_settings
 from qa.samples import show_samples
 from qa.split import ensure_split
 from qa.squad_data import SquadDataError, load_raw_datasets, resolve_data_path, uses_split
+from qa.standin import ensure_standin
 from qa.storage import check_writable, stop_cleanly_when_the_disk_is_full
 from trainer_qa import LossNotFinite, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
@@ -59,13 +60,18 @@ logger = logging.getLogger("run_qa")
 
 
 def prepare_split(data_args, training_args) -> dict | None:
-    """Build the dev-v2.0 article split if a configured file lies in it; its manifest."""
+    """Build the dev-v2.0 article split if a configured file lies in it, and the stand-in made
+    from its training part if a training file lies in that; the split's manifest."""
     paths = [data_args.train_file, data_args.validation_file, data_args.threshold_file]
-    if not any(uses_split(p) for p in paths + data_args.extra_train_files):
+    standin = any(uses_split(p, "SQUAD_V2_STANDIN_DIR") for p in data_args.extra_train_files)
+    if not standin and not any(uses_split(p) for p in paths + data_args.extra_train_files):
         return None
-    # local=False: the main process of the whole run builds it, once, on the shared filesystem.
+    # local=False: the main process of the whole run builds them, once, on the shared filesystem.
     with training_args.main_process_first(local=False, desc="building the dev-v2.0 split"):
-        return ensure_split(resolve_data_path("$SQUAD_V2_SPLIT_DIR"))
+        manifest = ensure_split(resolve_data_path("$SQUAD_V2_SPLIT_DIR"))
+        if standin:
+            ensure_standin(resolve_data_path("$SQUAD_V2_STANDIN_DIR"))
+        return manifest
 
 
 def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPadding:

@@ -55,9 +55,10 @@ def resolve_data_path(path: str) -> str:
     return os.path.expanduser(path)
 
 
-def uses_split(path: str | None) -> bool:
-    """Does a configured path point into the dev-v2.0 article split (built on demand)?"""
-    return bool(path) and ("$SQUAD_V2_SPLIT_DIR" in path or "${SQUAD_V2_SPLIT_DIR}" in path)
+def uses_split(path: str | None, variable: str = "SQUAD_V2_SPLIT_DIR") -> bool:
+    """Does a configured path point into the dev-v2.0 article split (built on demand), or with
+    variable SQUAD_V2_STANDIN_DIR into the stand-in made from its training part?"""
+    return bool(path) and (f"${variable}" in path or f"${{{variable}}}" in path)
 
 
 def sha256_of(path: str) -> str:

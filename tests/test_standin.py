@@ -452,3 +452,22 @@ def test_a_second_seed_trains_on_the_questions_the_standin_was_made_from(real_st
     first = training_ids()
     assert training_ids("--seed", "43", "--train_fraction_seed", "42") == first
     assert training_ids("--seed", "43") != first  # the seed alone draws other v1.1 questions
+
+
+@needs_squad
+@pytest.mark.slow
+def test_a_control_run_builds_its_standin_on_demand(real_standin, tmp_path, monkeypatch):
+    """`make train CONFIG=configs/squad-v2-standin-perturbed.json` on a fresh checkout: the run
+    itself builds the split and then the stand-in, the same files `make standin` makes."""
+    import run_qa
+
+    _, _, manifest = real_standin
+    monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
+    monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(tmp_path / "split"))
+    monkeypatch.setenv("SQUAD_V2_STANDIN_DIR", str(tmp_path / "standin"))
+    _, data_args, training_args = parse_arguments([str(CONFIGS["perturbed"]), "--do_eval", "false"])
+    run_qa.prepare_split(data_args, training_args)
+    built = json.loads((tmp_path / "standin" / qa.standin.MANIFEST).read_text())
+    assert built["files"] == manifest["files"]
+    for name in manifest["files"]:
+        assert (tmp_path / "standin" / name).is_file()

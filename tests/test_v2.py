@@ -268,16 +268,18 @@ def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path)
 
 @needs_squad
 @pytest.mark.slow
-def test_the_committed_comparison_recomputes_from_the_committed_predictions(tmp_path):
+@pytest.mark.parametrize(
+    "command_file", sorted((ROOT / "results" / "runs").glob("*/comparison*-command.json")),
+    ids=lambda p: f"{p.parent.name}/{p.name.removesuffix('-command.json')}",
+)  # fmt: skip
+def test_the_committed_comparisons_recompute_from_the_committed_predictions(command_file, tmp_path):
     import compare_qa
 
-    folder = ROOT / "results" / "runs" / COMMITTED_RUNS[0]
-    assert (folder / "comparison.json").is_file(), (
-        f"the committed comparison in {folder} is missing"
-    )
+    table = command_file.with_name(command_file.name.replace("-command.json", ".json"))
+    assert table.is_file(), f"{command_file} has no table beside it"
     split = tmp_path / "split"
     qa.split.ensure_split(str(split), str(DEV_V2))
-    command = json.loads((folder / "comparison-command.json").read_text())
+    command = json.loads(command_file.read_text())
     models = command["models"]
     result = compare_qa.compare(
         {name: tuple(str(ROOT / f) for f in folders) for name, folders in models.items()},
@@ -285,15 +287,25 @@ def test_the_committed_comparison_recomputes_from_the_committed_predictions(tmp_
         str(split / "tune.json"),
         command["baseline"],
     )
-    assert result == json.loads((folder / "comparison.json").read_text())
-    # Each 2.0 model's tuned threshold is the one saved with it.
+    assert result == json.loads(table.read_text())
+    # Each 2.0 model's tuned threshold is the one saved with it (beside a training run's
+    # predictions, or one folder up from an evaluation's).
     for name, (heldout_dir, _) in models.items():
-        saved = ROOT / heldout_dir / ".." / "qa_settings.json"
-        if "2.0 model" in name:
+        own, parent = (
+            ROOT / heldout_dir / "qa_settings.json",
+            ROOT / heldout_dir / ".." / "qa_settings.json",
+        )
+        saved = own if (ROOT / heldout_dir / "tune_null_odds.json").is_file() else parent
+        if "2.0 model" in name or saved is own:
             threshold = json.loads(saved.read_text())["null_score_diff_threshold"]
             assert (
                 result["rows"][f"{name}, threshold from the tuning part"]["threshold"] == threshold
             )
+
+
+def test_the_squad_v2_comparison_and_the_controls_are_committed():
+    names = {p.parent.name for p in (ROOT / "results" / "runs").glob("*/comparison-command.json")}
+    assert {COMMITTED_RUNS[0], "standin-controls"} <= names
 
 
 @needs_squad
