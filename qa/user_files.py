@@ -64,6 +64,7 @@ RANGES = {
     "warmup_steps": (0, None),
     "weight_decay": (0, None),
     "seed": (0, 2**32 - 1),
+    "train_fraction_seed": (0, 2**32 - 1),
     "logging_steps": (0, None),
     "eval_steps": (0, None),
     "save_steps": (0, None),
