@@ -137,6 +137,13 @@ class DataArguments:
         default=DEFAULTS["max_answer_length"], metadata={"help": "Longest answer, in tokens."}
     )
     num_samples: int = field(default=5, metadata={"help": "Dev questions shown after evaluation."})
+    samples_seed: int = field(
+        default=42,
+        metadata={
+            "help": "Seed of that draw. Not the training seed, so that runs with other seeds show "
+            "the same dev questions side by side."
+        },
+    )
     features_cache_dir: str = field(
         default=str(ROOT / ".cache" / "features"),
         metadata={"help": "Tokenised windows are kept here and reused by later runs."},

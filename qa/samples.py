@@ -111,7 +111,7 @@ def show_samples(examples, answers, data_args, training_args) -> str:
         exact, f1 = squad.score_question(prediction, squad.gold_answers(texts, v2), v2)
         return 100.0 * exact, 100.0 * f1
 
-    samples = pick_samples(examples, answers, data_args.num_samples, training_args.seed, score)
+    samples = pick_samples(examples, answers, data_args.num_samples, data_args.samples_seed, score)
     markdown = render_markdown(samples)
     write_json_atomic(os.path.join(training_args.output_dir, "samples.json"), samples)
     write_text_atomic(os.path.join(training_args.output_dir, "samples.md"), markdown)

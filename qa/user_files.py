@@ -55,6 +55,7 @@ RANGES = {
     "max_train_samples": (0, None),
     "max_eval_samples": (0, None),
     "num_samples": (0, None),
+    "samples_seed": (0, 2**32 - 1),
     "eval_questions_during_training": (0, None),
     "learning_rate": (0, None),
     "num_train_epochs": (0, None),

@@ -1,5 +1,7 @@
 """Sample rendering: markers land on the right characters and nest."""
 
+import json
+
 from qa.samples import mark_excerpt
 
 CONTEXT = "The tentacles are fringed with tentilla, little tentacles."
@@ -31,3 +33,30 @@ def test_span_inside_another_nests():
 
 def test_no_answer_prediction_leaves_the_context_unmarked():
     assert mark_excerpt(CONTEXT, [(-1, -1, "**", "**")]) == CONTEXT
+
+
+def test_runs_with_other_training_seeds_show_the_same_questions(tmp_path, capsys):
+    """The draw follows samples_seed, not the training seed: a second seed's samples sit beside
+    the first's question for question."""
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+
+    from qa.postprocess import QuestionPrediction
+    from qa.samples import show_samples
+
+    rows = [{"id": f"q{i}", "title": "T", "question": f"Question {i}?", "context": CONTEXT,
+             "answers": {"text": ["tentilla"] if i % 2 else [], "answer_start": [31] if i % 2 else []}}
+            for i in range(40)]  # fmt: skip
+    examples = Dataset.from_list(rows)
+    answers = {r["id"]: QuestionPrediction("", 0.9, -1, -1) for r in rows}
+
+    def shown(training_seed: int, samples_seed: int = 42) -> list[str]:
+        data_args = SimpleNamespace(version_2_with_negative=True, num_samples=5,
+                                    samples_seed=samples_seed)  # fmt: skip
+        training_args = SimpleNamespace(seed=training_seed, output_dir=str(tmp_path))
+        show_samples(examples, answers, data_args, training_args)
+        return [s["id"] for s in json.loads((tmp_path / "samples.json").read_text())]
+
+    assert shown(43) == shown(42)
+    assert shown(42, samples_seed=7) != shown(42)
