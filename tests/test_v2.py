@@ -18,6 +18,10 @@ from qa.squad_data import load_squad_file
 HEADLINE_IDS_SHA256 = "566c317d98adfeeeb2fc00f234d629d5c0e807d02946246a74c4c360e95f741c"
 DEV_V2 = SQUAD_DIR / "dev-v2.0.json"
 COMMITTED_RUNS = ["squad-v2-devsplit", "squad-v2-devsplit-x3"]
+# The stand-in controls (docs/squad-v2.md), as run_qa.py --results_dir wrote them: the held-out
+# part's files at the top, the tuning part's as tune_*.
+STANDIN_RUNS = [f"standin-controls/squad-v2-standin-{name}"
+                for name in ("copies", "other-paragraph", "perturbed", "perturbed-seed43")]  # fmt: skip
 
 
 def ids_digest(ids) -> str:
@@ -145,12 +149,13 @@ def test_samples_of_answerable_questions_only_are_the_plain_seeded_draw():
     assert len(draw_questions([False, True, True], 1, 0)) == 1
 
 
-def rescore(folder, refs_file, threshold, first=None):
+def rescore(folder, refs_file, threshold, first=None, prefix=""):
     """Official 2.0 scores of a folder's saved spans and null odds at `threshold`, on the
-    questions of refs_file (its first `first` ones if given)."""
+    questions of refs_file (its first `first` ones if given); prefix "tune_" for the tuning
+    part a training run saved."""
     import compare_qa
 
-    spans, odds = compare_qa.load_predictions(str(folder))
+    spans, odds = compare_qa.load_predictions(str(folder), prefix)
     refs = compare_qa.references(str(refs_file))[:first]
     return compare_qa.score(spans, odds, refs, threshold)
 
@@ -249,7 +254,7 @@ def test_predict_abstains_at_the_threshold_saved_with_the_model(smoke_v2_run, tm
 
 @needs_squad
 @pytest.mark.slow
-@pytest.mark.parametrize("run", COMMITTED_RUNS)
+@pytest.mark.parametrize("run", COMMITTED_RUNS + STANDIN_RUNS)
 def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path):
     folder = ROOT / "results" / "runs" / run
     assert folder.is_dir(), f"the committed results {folder} are missing"
@@ -259,11 +264,31 @@ def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path)
     settings = json.loads((folder / "qa_settings.json").read_text())
     tuned = json.loads((folder / "tune_results.json").read_text())
     assert settings["null_score_diff_threshold"] == tuned["tune_best_f1_thresh"]
-    for part, refs in (("eval-heldout", "heldout.json"), ("eval-tune", "tune.json")):
-        reported = json.loads((folder / part / "eval_results.json").read_text())
-        again = rescore(folder / part, split / refs, settings["null_score_diff_threshold"])
+    stored = settings["null_score_diff_threshold"]
+    # (folder of the predictions, their prefix, results file, its key prefix, the questions, the
+    # threshold they were scored at): a training run scores its tuning part before it has a
+    # threshold, at 0; a later evaluation of that part uses the stored one.
+    if (folder / "eval-heldout").is_dir():
+        parts = [(folder / "eval-heldout", "", "eval_results.json", "eval_", "heldout.json", stored),
+                 (folder / "eval-tune", "", "eval_results.json", "eval_", "tune.json", stored)]  # fmt: skip
+    else:
+        parts = [(folder, "", "eval_results.json", "eval_", "heldout.json", stored),
+                 (folder, "tune_", "tune_results.json", "tune_", "tune.json", 0.0)]  # fmt: skip
+    for files, prefix, results, key_prefix, refs, threshold in parts:
+        reported = json.loads((files / results).read_text())
+        again = rescore(files, split / refs, threshold, prefix=prefix)
         for key in ("exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh"):
-            assert again[key] == pytest.approx(reported[f"eval_{key}"], abs=1e-9), (part, key)
+            assert again[key] == pytest.approx(reported[f"{key_prefix}{key}"], abs=1e-9), (
+                refs, key)  # fmt: skip
+
+
+# The seed-43 run drew its samples with its training seed (before samples_seed): five
+# questions of its own, on all of which it abstained.
+@pytest.mark.parametrize("run", COMMITTED_RUNS + STANDIN_RUNS[:3])
+def test_committed_v2_samples_show_an_abstention_and_an_answer(run):
+    samples = json.loads((ROOT / "results" / "runs" / run / "samples.json").read_text())
+    predictions = [sample["prediction"] for sample in samples]
+    assert len(predictions) == 5 and "" in predictions and any(predictions), predictions
 
 
 @needs_squad
