@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -141,3 +143,15 @@ def test_no_committed_result_is_a_byte_identical_copy_of_another():
             by_digest.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), []).append(path)
     copies = [[str(p.relative_to(ROOT)) for p in ps] for ps in by_digest.values() if len(ps) > 1]
     assert not copies, copies
+
+
+def test_run_outputs_are_ignored_but_committed_results_are_not():
+    """runs/ holds the weights and checkpoints; results/runs/ what is committed of them."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
+
+    assert ignored("runs/squad20pct/model.safetensors")
+    assert not ignored("results/runs/a-new-run/all_results.json")
