@@ -418,15 +418,22 @@ def test_the_committed_manifest_is_what_the_real_data_gives(real_standin):
         assert not {c for _, c, _ in held} & made_contexts, part
 
 
-@needs_squad
-@pytest.mark.slow
-def test_each_control_config_trains_on_the_budget(real_standin, monkeypatch):
-    import qa.squad_data
-
+@pytest.fixture
+def standin_env(real_standin, monkeypatch):
+    """The real stand-in, with the variables the configs read pointing at it."""
     folder, out, manifest = real_standin
     monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
     monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(folder / "split"))
     monkeypatch.setenv("SQUAD_V2_STANDIN_DIR", str(out))
+    return real_standin
+
+
+@needs_squad
+@pytest.mark.slow
+def test_each_control_config_trains_on_the_budget(standin_env):
+    import qa.squad_data
+
+    manifest = standin_env[2]
     for mode, config in CONFIGS.items():
         model_args, data_args, training_args = parse_arguments([str(config), "--do_eval", "false"])
         train = qa.squad_data.load_raw_datasets(data_args, model_args, training_args)[0]["train"]
@@ -437,13 +444,8 @@ def test_each_control_config_trains_on_the_budget(real_standin, monkeypatch):
 
 @needs_squad
 @pytest.mark.slow
-def test_a_second_seed_trains_on_the_questions_the_standin_was_made_from(real_standin, monkeypatch):
+def test_a_second_seed_trains_on_the_questions_the_standin_was_made_from(standin_env):
     import qa.squad_data
-
-    folder, out, _ = real_standin
-    monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
-    monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(folder / "split"))
-    monkeypatch.setenv("SQUAD_V2_STANDIN_DIR", str(out))
 
     def training_ids(*overrides: str) -> list[str]:
         args = parse_arguments([str(CONFIGS["perturbed"]), "--do_eval", "false", *overrides])
