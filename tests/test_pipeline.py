@@ -101,7 +101,10 @@ def test_one_question_and_one_context_for_several(folder):
     assert context[one["start"] : one["end"]] == one["answer"]
     both = answer(question=["Who founded Bramford?", "Where is Bramford?"], context=context,
                   bf16=False)  # fmt: skip
-    assert both[0] == one and len(both) == 2
+    # Batched with another question, the kernels may block the sums differently (oneDNN on AMX
+    # does): the same answer, a score equal to float precision.
+    assert len(both) == 2 and {**both[0], "score": None} == {**one, "score": None}
+    assert both[0]["score"] == pytest.approx(one["score"], rel=1e-5)
     assert answer({"question": "Who founded Bramford?", "context": context}, bf16=False) == one
 
 
