@@ -50,7 +50,7 @@ from qa.outputs import finish_run, parallelism, setup_logging
 from qa.resume import check_resume_settings
 from qa.samples import show_samples
 from qa.split import ensure_split
-from qa.squad_data import SquadDataError, load_raw_datasets, resolve_data_path, uses_split
+from qa.squad_data import SquadDataError, load_raw_datasets, points_into, resolve_data_path
 from qa.standin import ensure_standin
 from qa.storage import check_writable, stop_cleanly_when_the_disk_is_full
 from trainer_qa import LossNotFinite, QuestionAnsweringTrainer
@@ -63,8 +63,9 @@ def prepare_split(data_args, training_args) -> dict | None:
     """Build the dev-v2.0 article split if a configured file lies in it, and the stand-in made
     from its training part if a training file lies in that; the split's manifest."""
     paths = [data_args.train_file, data_args.validation_file, data_args.threshold_file]
-    standin = any(uses_split(p, "SQUAD_V2_STANDIN_DIR") for p in data_args.extra_train_files)
-    if not standin and not any(uses_split(p) for p in paths + data_args.extra_train_files):
+    standin = any(points_into(p, "SQUAD_V2_STANDIN_DIR") for p in data_args.extra_train_files)
+    split = any(points_into(p, "SQUAD_V2_SPLIT_DIR") for p in paths + data_args.extra_train_files)
+    if not (split or standin):
         return None
     # local=False: the main process of the whole run builds them, once, on the shared filesystem.
     with training_args.main_process_first(local=False, desc="building the dev-v2.0 split"):

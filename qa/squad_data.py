@@ -55,9 +55,9 @@ def resolve_data_path(path: str) -> str:
     return os.path.expanduser(path)
 
 
-def uses_split(path: str | None, variable: str = "SQUAD_V2_SPLIT_DIR") -> bool:
-    """Does a configured path point into the dev-v2.0 article split (built on demand), or with
-    variable SQUAD_V2_STANDIN_DIR into the stand-in made from its training part?"""
+def points_into(path: str | None, variable: str) -> bool:
+    """Does a configured path point into the folder of `variable`, e.g. SQUAD_V2_SPLIT_DIR (the
+    dev-v2.0 article split) or SQUAD_V2_STANDIN_DIR (the stand-in), both built on demand?"""
     return bool(path) and (f"${variable}" in path or f"${{{variable}}}" in path)
 
 

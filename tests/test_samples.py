@@ -35,7 +35,7 @@ def test_no_answer_prediction_leaves_the_context_unmarked():
     assert mark_excerpt(CONTEXT, [(-1, -1, "**", "**")]) == CONTEXT
 
 
-def test_runs_with_other_training_seeds_show_the_same_questions(tmp_path, capsys):
+def test_runs_with_other_training_seeds_show_the_same_questions(tmp_path):
     """The draw follows samples_seed, not the training seed: a second seed's samples sit beside
     the first's question for question."""
     from types import SimpleNamespace
