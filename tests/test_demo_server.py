@@ -169,8 +169,10 @@ def test_soak_keeps_answering_refuses_abuse_quickly_and_holds_its_memory(demo):
     assert statuses["lying-length"] == 408 and statuses["no-length"] == 411
 
     assert raw_request(url, *KINDS["valid"])[0] == 200  # still answering
+    # With every forward pass on the demo's one model thread the soak grows it by about 5 MiB;
+    # passes on the clients' own threads grew it by 30 to 67 MiB, a malloc arena per thread.
     grown = rss_mib(process.pid) - before
-    assert grown <= 50, f"the server grew by {grown:.0f} MiB over the soak"
+    assert grown <= 20, f"the server grew by {grown:.0f} MiB over the soak"
     assert process.poll() is None
     assert "Traceback" not in log.read_text() and "BrokenPipe" not in log.read_text()
 
