@@ -76,12 +76,12 @@ def prepare_split(data_args, training_args) -> dict | None:
 
 
 def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPadding:
-    """Pad each batch to its longest window, rounded up to a multiple of 8 for the kernels."""
+    """Pad each batch to its longest window, rounded up to a multiple of pad_to_multiple_of."""
     if data_args.pad_to_max_length:
         return DataCollatorWithPadding(
             tokenizer, padding="max_length", max_length=data_args.max_seq_length
         )
-    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=data_args.pad_to_multiple_of)
 
 
 def load_model(model_args):

@@ -27,7 +27,7 @@ SETTINGS_FILE = "training_settings.json"
 # changes no weight: paths (output_dir, results_dir, caches; data files count by their content,
 # below), logging, report_to, evaluation and saving settings, num_samples, threads, dataloader
 # workers, and kernels that compute the same thing (attn_implementation, pad_to_max_length,
-# gradient_checkpointing, torch_compile).
+# pad_to_multiple_of, gradient_checkpointing, torch_compile).
 MODEL_SETTINGS = ("model_name_or_path", "tokenizer_name", "attention_dropout", "hidden_dropout")
 DATA_SETTINGS = (
     "dataset_name",

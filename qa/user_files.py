@@ -49,6 +49,7 @@ def read_text_file(path: str, error: type[Exception] = ValueError, missing_hint:
 # negative count or size stops the run with its name instead of failing somewhere inside.
 RANGES = {
     "max_seq_length": (1, None),
+    "pad_to_multiple_of": (1, None),
     "doc_stride": (0, None),
     "n_best_size": (1, None),
     "max_answer_length": (1, None),
