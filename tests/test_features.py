@@ -460,3 +460,20 @@ def test_real_labels_decode_to_the_first_answer(tokenizer, dev_sample):
     # No dev answer is anywhere near a 384-token window's length, so each must be labelled.
     assert answered == whole_in_some_window == set(dev_sample["id"])
     assert mid_word < 10  # a handful at most; more means the spans are off, not the data
+
+
+@pytest.mark.parametrize("multiple, padded", [(8, 72), (32, 96), (None, 384)])
+def test_batches_pad_to_the_configured_multiple(tokenizer, multiple, padded):
+    """pad_to_multiple_of rounds each batch's length up (fewer kernel shapes for a larger
+    multiple); pad_to_max_length (None here) pads every batch to max_seq_length instead."""
+    from qa.config import DataArguments
+    from run_qa import make_collator
+
+    if multiple is None:
+        data_args = DataArguments(pad_to_max_length=True, max_seq_length=384)
+    else:
+        data_args = DataArguments(pad_to_multiple_of=multiple)
+    windows = [{"input_ids": [101] + [2000] * (n - 2) + [102]} for n in (40, 70)]
+    batch = make_collator(tokenizer, data_args)(windows)
+    assert batch["input_ids"].shape == (2, padded)
+    assert batch["attention_mask"].sum(dim=1).tolist() == [40, 70]
