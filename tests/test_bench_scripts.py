@@ -179,3 +179,21 @@ def test_the_controls_script_runs_each_once_and_compares_them_with_x3(tmp_path):
     command = json.loads((out / "comparison-command.json").read_text())
     assert command["models"]["squad-v2-devsplit-x3"] == [str(out / "squad-v2-devsplit-x3")] * 2
     assert paired("comparison", "squad-v2-standin-copies") == (0.0, 0.0, 0.0)
+
+
+def test_the_kernel_shapes_table_is_the_committed_measurement():
+    """The table docs/speed.md quotes is drawn from the bench's JSON, row by row, and its
+    cases are the bench's: nothing in it was typed in by hand."""
+    bench = runpy.run_path(str(ROOT / "bench" / "kernel_shapes.py"))
+    folder = ROOT / "results" / "benches" / "kernel-shapes"
+    cases = json.loads((folder / "kernel-shapes.json").read_text())["cases"]
+    table = (folder / "kernel-shapes.md").read_text()
+    assert [(c["multiple"], c["cache"]) for c in cases] == [
+        (multiple, "off" if capacity == "0" else "as is")
+        for multiple, capacity, _ in bench["CASES"]
+    ]
+    for case in cases:
+        assert case["shapes"] == len(
+            range(bench["SHORTEST"], bench["LONGEST"] + 1, case["multiple"])
+        )
+        assert bench["row"](case) in table.splitlines()
