@@ -14,8 +14,8 @@ first, then a second time, each case in a child process of its own, every round 
    as every step rebuilds its kernels), which tells the cache's memory from the rest;
 3. multiple 8 with glibc's allocator as it is (no keep_freed_memory), which tells the
    allocator setting's share.
-Resident memory after the model is built and after each pass, the peak, and seconds per pass. A leak would
-keep growing in the second pass; a cache stops once every shape has been seen.
+Resident memory after the model is built and after each pass, the peak, and seconds per pass.
+A leak would keep growing in the second pass; a cache stops once every shape has been seen.
 Writes OUT/kernel-shapes.md and OUT/kernel-shapes.json.
 """
 
@@ -76,6 +76,14 @@ def run_case(multiple: int, keep: bool, passes: int) -> dict:
     return result
 
 
+def labels(capacity: str | None, keep: bool) -> dict:
+    """How a case's oneDNN cache and allocator are named in the JSON and the table."""
+    return {
+        "cache": "off" if capacity == "0" else "as is",
+        "allocator": "keeps freed memory" if keep else "glibc as is",
+    }
+
+
 def ratio(case: dict, base: dict) -> float:
     return case["peak_rss_mib"] / base["peak_rss_mib"]
 
@@ -125,19 +133,19 @@ def main():
                 capture_output=True, text=True, check=True, env=env,
             )  # fmt: skip
             case = json.loads(child.stdout.splitlines()[-1])
-            case["cache"] = "off" if capacity == "0" else "as is"
-            case["allocator"] = "keeps freed memory" if keep else "glibc as is"
-            case["repeat"] = repeat
+            case |= labels(capacity, keep) | {"repeat": repeat}
             cases.append(case)
             print(row(case), flush=True)
     import torch
+
+    from qa.threads import cpu_threads  # the count each child set, not this process's
 
     rounds = [cases[i : i + len(CASES)] for i in range(0, len(cases), len(CASES))]
     lines = [
         "`python bench/kernel_shapes.py`: the bundled model's training step (batch 16) once at",
         f"every batch length from {SHORTEST} to {LONGEST} tokens in steps of the multiple, "
         f"shortest first, then again; each case {args.repeats} times, in a fresh process each;",
-        f"{precision_path()[1]}; {torch.get_num_threads()} threads, torch {torch.__version__}.",
+        f"{precision_path()[1]}; {cpu_threads(0)} threads, torch {torch.__version__}.",
         "",
         "| run | multiple | shapes | oneDNN cache | allocator | RSS, model built (MiB) "
         "| after pass 1 | after pass 2 | peak | pass 1 (s) | pass 2 (s) |",

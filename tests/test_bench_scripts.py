@@ -189,11 +189,7 @@ def test_the_kernel_shapes_table_is_the_committed_measurement():
     cases = json.loads((folder / "kernel-shapes.json").read_text())["cases"]
     table = (folder / "kernel-shapes.md").read_text().splitlines()
     kinds = [
-        (
-            multiple,
-            "off" if capacity == "0" else "as is",
-            "keeps freed memory" if keep else "glibc as is",
-        )
+        (multiple, *bench["labels"](capacity, keep).values())
         for multiple, capacity, keep, _ in bench["CASES"]
     ]
     rounds = len(cases) // len(kinds)
