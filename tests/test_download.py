@@ -2,6 +2,7 @@
 127.0.0.1 standing in for the SQuAD site (good files, cut short, wrong bytes, 404, a server that
 dies mid-file), and the folder choice that run_qa.py shares with it. Never the internet."""
 
+import contextlib
 import hashlib
 import http.server
 import os
@@ -53,6 +54,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if body is None or mode == "404":
             self.send_error(404)
             return
+        if mode in ("endless", "bigger", "trickle", "badlength"):
+            # The client stops reading (what these tests want): the pipe breaks, quietly.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                getattr(self, mode)(body)
+            return
         self.send_response(200)
         honest = mode == "short"  # a short file with a matching Content-Length
         half = body[: len(body) // 2]
@@ -73,6 +79,45 @@ class Handler(http.server.BaseHTTPRequestHandler):
             threading.Event().wait(3)
         else:
             self.wfile.write(body)
+
+    ENDLESS_CAP = 64 << 20  # "endless" stops here, so that a client without a limit still ends
+
+    def endless(self, body):
+        """The file, then more for as long as the client reads; no Content-Length."""
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+        sent, block = len(body), b"x" * (1 << 16)
+        while sent < self.ENDLESS_CAP:
+            self.wfile.write(block)
+            sent += len(block)
+        self.server.sent = sent
+
+    def bigger(self, body):
+        """Announces ten times the file's size, and sends that much."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(10 * len(body)))
+        self.end_headers()
+        self.wfile.write(body * 10)
+
+    def trickle(self, body):
+        """An honest length, then a byte every 50 ms, for 5 s at most (a client with no
+        deadline still ends, cut short)."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for byte in body[:100]:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            threading.Event().wait(0.05)
+
+    def badlength(self, body):
+        """A Content-Length that is not a number, then the whole file and a close."""
+        self.send_response(200)
+        self.send_header("Content-Length", "lots")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
 
 @pytest.fixture
@@ -181,6 +226,62 @@ def test_a_stalled_server_times_out_and_keeps_nothing(site, files, tmp_path):
         download(f"{site.url}/dev-v2.0.json", tmp_path / "dev-v2.0.json", official.size,
                  official.sha256, timeout=0.5)  # fmt: skip
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["endless", "bigger"])
+def test_a_server_sending_past_the_official_size_is_cut_off(site, files, tmp_path, mode):
+    """An endless server would fill the disk: reading stops one block past the official size."""
+    site.modes["dev-v2.0.json"] = mode
+    with pytest.raises(DataFolderError) as caught:
+        prepare(tmp_path / "squad", list(NAMES))
+    message = str(caught.value)
+    size = f"{len(files['dev-v2.0.json']):,}"
+    assert f"could not get dev-v2.0.json: {site.url}/dev-v2.0.json: it " in message, message
+    assert f"the official file has {size}" in message or f"official file's {size} bytes" in message
+    assert "\n" not in message.split(". Nothing partial")[0]  # the reason is one line
+    assert leftovers(tmp_path / "squad") == sorted(NAMES[:2])
+
+
+@pytest.mark.slow
+def test_a_trickling_server_meets_the_overall_deadline(site, files, tmp_path, monkeypatch):
+    """A byte every 50 ms never trips the per-read timeout; SQUAD_DOWNLOAD_TIMEOUT ends it."""
+    site.modes["dev-v2.0.json"] = "trickle"
+    monkeypatch.setenv("SQUAD_DOWNLOAD_TIMEOUT", "0.5")
+    with pytest.raises(DataFolderError) as caught:
+        prepare(tmp_path / "squad", list(NAMES))
+    message = str(caught.value)
+    assert "dev-v2.0.json: not finished within 0.5 s (" in message, message
+    assert "SQUAD_DOWNLOAD_TIMEOUT=<seconds>" in message and "Nothing partial" in message
+    assert leftovers(tmp_path / "squad") == sorted(NAMES[:2])
+
+
+@pytest.mark.slow
+def test_a_malformed_content_length_is_not_a_traceback(site, files, tmp_path):
+    site.modes["dev-v2.0.json"] = "badlength"  # the bytes are right: the download is kept
+    assert "3 downloaded" in prepare(tmp_path / "squad", list(NAMES))
+
+
+def test_the_overall_deadline_scales_with_the_size_and_can_be_set(monkeypatch):
+    monkeypatch.delenv("SQUAD_DOWNLOAD_TIMEOUT", raising=False)
+    assert qa.download.download_deadline(0) == 60
+    train = OFFICIAL_FILES["train-v1.1.json"].size  # 30 MB: 60 s + 606 s at 50 kB/s
+    assert 600 < qa.download.download_deadline(train) < 700
+    monkeypatch.setenv("SQUAD_DOWNLOAD_TIMEOUT", " 7200 ")
+    assert qa.download.download_deadline(train) == 7200
+
+
+@pytest.mark.parametrize("setting", ["soon", "0", "-5", "nan", "inf"])
+def test_a_bad_deadline_setting_is_one_line(files, tmp_path, monkeypatch, setting):
+    monkeypatch.setenv("SQUAD_BASE_URL", "http://127.0.0.1:9/none")
+    monkeypatch.setenv("SQUAD_DOWNLOAD_TIMEOUT", setting)
+    with pytest.raises(SystemExit) as caught:
+        qa.download.main(["--dir", str(tmp_path / "squad")])
+    assert str(caught.value) == (
+        f"error: SQUAD_DOWNLOAD_TIMEOUT={setting!r} is not a number of seconds; set it to one "
+        "(e.g. 3600) or unset it for the default (60 s plus 1 s per 50 kB)."
+    )
+    assert leftovers(tmp_path / "squad") == []
 
 
 @pytest.mark.slow
