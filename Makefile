@@ -47,6 +47,7 @@ help: ## list every target (this text)
 	  "  PORT             demo port (7860)" \
 	  "  REPO_ID DRY_RUN  push: Hub repository; 1 lists files without uploading (default offline)" \
 	  "  SQUAD_DIR SQUAD_BASE_URL   SQuAD folder (../shared/squad or a cache); download site" \
+	  "  SQUAD_DOWNLOAD_TIMEOUT   seconds one download may take (60 + 1 per 50 kB of the file)" \
 	  "  SQUAD_V2_SPLIT_DIR SQUAD_V2_STANDIN_DIR   built dev-v2.0 split and 2.0 stand-in (.cache/)" \
 	  "  HF_HUB_OFFLINE HF_DATASETS_OFFLINE HF_EVALUATE_OFFLINE   1 (no network); 0 to use the Hub" \
 	  "  TOKENIZERS_PARALLELISM   false (tokenizer threads off; the data loader forks)" \
