@@ -9,6 +9,7 @@ answers and `compute_metrics` scores them.
 import math
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch.utils.data import SequentialSampler
@@ -16,6 +17,7 @@ from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
 from qa.features import TRAINING_EVAL_PREFIX
+from qa.hub import hub_errors, push_folder
 from qa.ranks import any_process, decided_on_main
 
 
@@ -84,6 +86,40 @@ class QuestionAnsweringTrainer(Trainer):
             return super().create_model_card(*args, **kwargs)
         if self.is_world_process_zero():
             self.model_card_writer()
+
+    def hub_repo_name(self) -> str:
+        return (
+            self.hub_model_id
+            or self.args.hub_model_id
+            or Path(self.args.output_dir).absolute().name
+        )
+
+    def init_hf_repo(self, token=None, private=None):
+        # With push_to_hub the Trainer creates the repository as it starts: a Hub that cannot be
+        # reached or refuses the token stops the run here, in one line, before any training.
+        then = "Nothing was trained: fix that, or train without push_to_hub and `make push` later."
+        with hub_errors(self.hub_repo_name(), then, token or self.args.hub_token):
+            super().init_hf_repo(token, private)
+
+    def push_to_hub(self, commit_message="End of training", blocking=True, token=None,
+                    revision=None, private=None, **kwargs):  # fmt: skip
+        """Trainer.push_to_hub, choosing the files as `make push` does (qa/hub.py: no
+        per-question dumps, locks or nested folders), and one line if the Hub fails."""
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        repo, folder = self.hub_repo_name(), self.args.output_dir
+        self.create_model_card(model_name=kwargs.pop("model_name", repo.split("/")[-1]), **kwargs)
+        self._finish_current_push()  # a checkpoint upload still under way
+        then = (
+            f"The run is saved in {folder}: `make push MODEL={folder} REPO_ID={repo} "
+            "HF_HUB_OFFLINE=0` uploads it later."
+        )
+        private = self.args.hub_private_repo if private is None else private
+        return push_folder(folder, repo, commit_message, then=then, private=private,
+                           token=token or self.args.hub_token, blocking=blocking,
+                           revision=revision or self.args.hub_revision)  # fmt: skip
 
     def _get_eval_sampler(self, eval_dataset):
         # Logits must come back in feature order: never let a length-grouping sampler shuffle them.

@@ -6,24 +6,23 @@
 
 Both first check the folder: a finished run (all_results.json), weights and tokenizer present,
 and a model card (README.md) whose metadata huggingface_hub's own parser accepts: license,
-datasets, base model, model-index with the dev scores. The files are chosen with the patterns
-Trainer.push_to_hub uses (checkpoints and _-prefixed files stay home), through huggingface_hub's
-own filter, so the dry-run list is the upload.
+datasets, base model, model-index with the dev scores. The files are chosen by qa/hub.py, as
+run_qa.py's push_to_hub chooses them: what loading and judging the model needs; per-question
+answer dumps, locks and nested folders (an eval/ of `make eval`) stay home unless --include_all,
+checkpoints and _-prefixed files always. huggingface_hub's own filter applies the patterns, so the
+dry-run list is the upload. A Hub that cannot be reached or refuses the token: one line.
 """
 
 import argparse
 import os
 import re
 import sys
-from pathlib import Path
 
-from huggingface_hub import HfApi, ModelCard
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from huggingface_hub import ModelCard
 
 from qa.checkpoints import FINISHED_MARKER
+from qa.hub import push_folder, upload_selection
 
-PUSH_IGNORE = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*"]  # as Trainer.push_to_hub
 REQUIRED = {  # file -> what its absence means
     FINISHED_MARKER: "the run did not finish (run_qa.py writes it last)",
     "config.json": "no model config: not a saved model folder",
@@ -35,14 +34,6 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 class PushError(Exception):
     pass
-
-
-def files_to_upload(folder: str) -> list[tuple[str, int]]:
-    """(path in the repo, bytes) of every file the upload takes, in upload order."""
-    root = Path(folder)
-    paths = {p.relative_to(root).as_posix(): p for p in sorted(root.glob("**/*")) if p.is_file()}
-    chosen = filter_repo_objects(paths, ignore_patterns=PUSH_IGNORE + DEFAULT_IGNORE_PATTERNS)
-    return [(name, paths[name].stat().st_size) for name in chosen]
 
 
 def check_card(folder: str) -> ModelCard:
@@ -90,11 +81,17 @@ def check_folder(folder: str) -> ModelCard:
     return check_card(folder)
 
 
-def describe(folder: str, repo_id: str, card: ModelCard) -> str:
-    files = files_to_upload(folder)
+def describe(folder: str, repo_id: str, card: ModelCard, include_all: bool = False) -> str:
+    files, kept = upload_selection(folder, include_all)
     lines = [f"Would upload {len(files)} files from {folder} to https://huggingface.co/{repo_id}:"]
     lines += [f"  {size:>12,}  {name}" for name, size in files]
     lines.append(f"  {sum(size for _, size in files):>12,}  bytes in all")
+    if kept:
+        lines.append(
+            f"Kept here: {len(kept)} files, {sum(size for _, size in kept):,} bytes "
+            f"({', '.join(sorted({name.split('/')[0] for name, _ in kept}))}): checkpoints "
+            "and _-prefixed files always; answer dumps, locks and subfolders unless --include_all."
+        )
     scores = ", ".join(f"{r.metric_name} {r.metric_value}" for r in card.data.eval_results or [])
     scores = scores or "no dev scores"
     lines.append(
@@ -104,15 +101,10 @@ def describe(folder: str, repo_id: str, card: ModelCard) -> str:
     return "\n".join(lines)
 
 
-def push(folder: str, repo_id: str, private: bool, commit_message: str) -> str:
-    api = HfApi()
-    repo = api.create_repo(repo_id, private=private, exist_ok=True)
-    commit = api.upload_folder(
-        folder_path=folder,
-        repo_id=repo.repo_id,
-        ignore_patterns=list(PUSH_IGNORE),
-        commit_message=commit_message,
-    )
+def push(folder: str, repo_id: str, args) -> str:
+    then = "No commit was made; fix that and run the same command again."
+    commit = push_folder(folder, repo_id, args.commit_message, then=then,
+                         private=args.private, include_all=args.include_all)  # fmt: skip
     return str(getattr(commit, "commit_url", commit))
 
 
@@ -123,13 +115,18 @@ def main(argv=None):
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--dry_run", action="store_true", help="check and list, upload nothing")
     parser.add_argument("--commit_message", default="Upload a SQuAD question-answering model")
+    parser.add_argument(
+        "--include_all",
+        action="store_true",
+        help="also upload per-question answer dumps, locks and subfolders (e.g. eval/)",
+    )
     args = parser.parse_args(argv)
     repo_id = args.repo_id or os.path.basename(os.path.normpath(args.folder))
     try:
         card = check_folder(args.folder)
     except PushError as err:
         raise SystemExit(f"error: {err}") from None
-    print(describe(args.folder, repo_id, card))
+    print(describe(args.folder, repo_id, card, args.include_all))
     if args.dry_run:
         print("Dry run: nothing uploaded.")
         return
@@ -138,7 +135,7 @@ def main(argv=None):
             "error: HF_HUB_OFFLINE is set, so nothing can be uploaded. Set HF_HUB_OFFLINE=0 "
             "(and log in with `hf auth login`), or pass --dry_run."
         )
-    print("Uploaded:", push(args.folder, repo_id, args.private, args.commit_message))
+    print("Uploaded:", push(args.folder, repo_id, args))
 
 
 if __name__ == "__main__":
