@@ -50,7 +50,13 @@ from qa.outputs import finish_run, parallelism, setup_logging
 from qa.resume import check_resume_settings
 from qa.samples import show_samples
 from qa.split import ensure_split
-from qa.squad_data import SquadDataError, load_raw_datasets, points_into, resolve_data_path
+from qa.squad_data import (
+    SquadDataError,
+    fetch_official_files,
+    load_raw_datasets,
+    points_into,
+    resolve_data_path,
+)
 from qa.standin import ensure_standin
 from qa.storage import check_writable, stop_cleanly_when_the_disk_is_full
 from trainer_qa import LossNotFinite, QuestionAnsweringTrainer
@@ -130,7 +136,9 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
     resume_from = check_output_dirs(training_args, data_args)
     if training_args.resume_from_checkpoint:
         resume_from = training_args.resume_from_checkpoint
-    # The split first: the settings a resume is checked against hash the files it trains on.
+    # The split and any official file not yet here first: the settings a resume is checked
+    # against hash the files it trains on.
+    fetch_official_files(data_args, training_args)
     split_manifest = prepare_split(data_args, training_args)
     if training_args.do_train:
         check_resume_settings(resume_from, model_args, data_args, training_args)

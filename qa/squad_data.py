@@ -11,15 +11,20 @@ Every problem is reported as a `SquadDataError` that names the file, the record 
 
 import hashlib
 import json
+import logging
 import os
+from pathlib import Path
 
 import datasets
 import numpy as np
 from datasets import Dataset, Features, List, Value
 
 from qa import ROOT
-from qa.squad_files import SHARED_SQUAD_DIR, default_squad_dir
+from qa.download import DataFolderError, download
+from qa.squad_files import MIRROR_SUMS, OFFICIAL_FILES, SHARED_SQUAD_DIR, default_squad_dir, url_of
 from qa.user_files import read_text_file
+
+logger = logging.getLogger("run_qa.squad_data")  # a child of run_qa's logger: lands in train.log
 
 SQUAD_FEATURES = Features(
     {
@@ -59,6 +64,56 @@ def points_into(path: str | None, variable: str) -> bool:
     """Does a configured path point into the folder of `variable`, e.g. SQUAD_V2_SPLIT_DIR (the
     dev-v2.0 article split) or SQUAD_V2_STANDIN_DIR (the stand-in), both built on demand?"""
     return bool(path) and (f"${variable}" in path or f"${{{variable}}}" in path)
+
+
+def official_files_to_fetch(data_args, training_args) -> list[str]:
+    """The files this run reads from $SQUAD_DIR that are official SQuAD files and missing there:
+    those `make data` does not fetch by default (train-v2.0.json), or a folder not yet filled."""
+    read = []
+    if training_args.do_train:
+        read += [data_args.train_file, *data_args.extra_train_files]
+    if training_args.do_eval:
+        read += [data_args.validation_file, data_args.threshold_file]
+    missing = []
+    for path in read:
+        resolved = resolve_data_path(path) if points_into(path, "SQUAD_DIR") else ""
+        if os.path.basename(resolved) in OFFICIAL_FILES and not os.path.exists(resolved):
+            missing.append(resolved)
+    return missing
+
+
+def fetch_official_file(path: str) -> None:
+    """Download one official file to `path`, checked against its official size and sha256;
+    SquadDataError, one line saying what to download and where, when that cannot be done."""
+    official, folder = OFFICIAL_FILES[os.path.basename(path)], os.path.dirname(path)
+    url = url_of(official.name)
+    fix = (
+        f"download {url} ({official.size:,} bytes, sha256 {official.sha256}) into {folder}, or "
+        "set SQUAD_DIR to a folder that holds it"
+    )
+    if os.path.isfile(os.path.join(folder, MIRROR_SUMS)):  # a mirror's files are its owner's
+        raise SquadDataError(
+            f"{path}: no such file, and {folder} is a local mirror (it has {MIRROR_SUMS}), which "
+            f"the recipe never downloads into: {fix} (and add its sha256 to {MIRROR_SUMS})."
+        )
+    logger.info("%s is missing: downloading %s", path, url)
+    try:
+        download(url, Path(path), official.size, official.sha256)
+    except DataFolderError as err:
+        raise SquadDataError(
+            f"{path}: no such file, and downloading it failed ({err}); {fix}."
+        ) from None
+
+
+def fetch_official_files(data_args, training_args) -> None:
+    """Fetch what official_files_to_fetch names, before anything reads or hashes it: once, by
+    the main process of the whole run, on the shared filesystem."""
+    if not official_files_to_fetch(data_args, training_args):
+        return
+    with training_args.main_process_first(local=False, desc="downloading SQuAD files"):
+        # Looked up again inside: the other processes find the files the main one fetched.
+        for path in official_files_to_fetch(data_args, training_args):
+            fetch_official_file(path)
 
 
 def sha256_of(path: str) -> str:

@@ -1,16 +1,28 @@
 """The original SQuAD 2.0 experiment on the official train file (configs/squad-v2-20pct.json):
-the official train 2.0 layout loads, its fraction is drawn by question, and the config is what
-configs/README.md and docs/squad-v2.md say."""
+the official train 2.0 layout loads, its fraction is drawn by question, the file is fetched when
+missing, and the config is what configs/README.md and docs/squad-v2.md say."""
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from recipe_runner import ROOT, SQUAD_DIR
 
+import qa.squad_files
 from qa.config import parse_arguments
-from qa.squad_data import SquadDataError, load_raw_datasets, load_squad_file
+from qa.squad_data import (
+    SquadDataError,
+    fetch_official_files,
+    load_raw_datasets,
+    load_squad_file,
+    official_files_to_fetch,
+)
+from qa.squad_files import OfficialFile
 
 CONFIGS = ROOT / "configs"
 RECIPE = CONFIGS / "squad-v2-20pct.json"
@@ -19,6 +31,7 @@ TEN_ARTICLES = CONFIGS / "squad-v2-first10articles.json"
 # answerable question, `plausible_answers` on the unanswerable ones, 24-hex ids.
 TINY_TRAIN = ROOT / "tests" / "fixtures" / "squad-v2.0-train-tiny.json"
 REAL_PREFIX = SQUAD_DIR / "train-v2.0-first10articles.json"
+OFFLINE = "http://127.0.0.1:9/none"  # the discard port: the connection is refused
 # No evaluation (the headline's evaluations during training would turn do_eval back on).
 TRAIN_ONLY = ("--do_eval", "false", "--eval_strategy", "no")
 
@@ -104,6 +117,90 @@ def test_train_fraction_of_it_is_seeded_and_drawn_by_question():
         for paragraph in article["paragraphs"]
     ]
     assert any(0 < share < 1 for share in taken), taken
+
+
+@pytest.fixture
+def empty_squad_dir(tmp_path, monkeypatch):
+    """SQUAD_DIR an empty folder (no SHA256SUMS) and the official train-v2.0.json entry made to
+    describe the tiny fixture, so a download of it can be served from a local folder."""
+    folder, site = tmp_path / "squad", tmp_path / "site"
+    folder.mkdir(), site.mkdir()
+    data = TINY_TRAIN.read_bytes()
+    (site / "train-v2.0.json").write_bytes(data)
+    tiny = OfficialFile("train-v2.0.json", len(data), hashlib.sha256(data).hexdigest(), "tiny")
+    monkeypatch.setitem(qa.squad_files.OFFICIAL_FILES, "train-v2.0.json", tiny)
+    monkeypatch.setenv("SQUAD_DIR", str(folder))
+    monkeypatch.setenv("SQUAD_BASE_URL", site.as_uri())
+    return folder
+
+
+def train_only(config=RECIPE):
+    _, data_args, training_args = parse(config, *TRAIN_ONLY)
+    return data_args, training_args
+
+
+def test_a_missing_official_train_file_is_fetched_and_checked(empty_squad_dir):
+    data_args, training_args = train_only()
+    assert official_files_to_fetch(data_args, training_args) == [
+        str(empty_squad_dir / "train-v2.0.json")
+    ]
+    fetch_official_files(data_args, training_args)
+    assert (empty_squad_dir / "train-v2.0.json").read_bytes() == TINY_TRAIN.read_bytes()
+    assert official_files_to_fetch(data_args, training_args) == []  # the next run reads it
+    # A file the config reads that is not an official one is the user's: never fetched.
+    assert official_files_to_fetch(*train_only(TEN_ARTICLES)) == []
+    # An evaluation reads no training file, so none is fetched for it.
+    _, data_args, training_args = parse(RECIPE, "--do_train", "false")
+    assert official_files_to_fetch(data_args, training_args) == [
+        str(empty_squad_dir / "dev-v2.0.json")
+    ]
+
+
+@pytest.mark.parametrize("served", ["nothing", "other bytes"])
+def test_without_the_file_the_run_stops_with_one_line_saying_what_and_where(
+    empty_squad_dir, monkeypatch, served
+):
+    if served == "nothing":
+        monkeypatch.setenv("SQUAD_BASE_URL", OFFLINE)
+    else:
+        site = Path(empty_squad_dir.parent / "site" / "train-v2.0.json")
+        site.write_bytes(site.read_bytes().replace(b"Lake", b"Loch"))  # same size, not the file
+    with pytest.raises(SquadDataError) as raised:
+        fetch_official_files(*train_only())
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"{empty_squad_dir / 'train-v2.0.json'}: no such file" in message
+    assert f"train-v2.0.json ({len(TINY_TRAIN.read_bytes()):,} bytes, sha256 " in message
+    assert f"into {empty_squad_dir}" in message
+    assert list(empty_squad_dir.iterdir()) == []  # nothing partial left
+
+
+def test_a_local_mirror_is_never_downloaded_into(empty_squad_dir):
+    (empty_squad_dir / "SHA256SUMS").write_text("")
+    with pytest.raises(SquadDataError, match="local mirror") as raised:
+        fetch_official_files(*train_only())
+    assert "train-v2.0.json" in str(raised.value) and "SHA256SUMS" in str(raised.value)
+    assert sorted(p.name for p in empty_squad_dir.iterdir()) == ["SHA256SUMS"]
+
+
+@pytest.mark.slow  # starts run_qa.py (the whole library's import) in a child process
+def test_run_qa_offline_without_train_v2_stops_before_anything_with_one_line(tmp_path):
+    folder = tmp_path / "squad"
+    folder.mkdir()
+    env = {"SQUAD_DIR": str(folder), "SQUAD_BASE_URL": OFFLINE, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "run_qa.py", str(RECIPE), "--output_dir", tmp_path / "out"],
+        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {folder / 'train-v2.0.json'}: no such file")
+    official = qa.squad_files.OFFICIAL_FILES["train-v2.0.json"]
+    assert f"download {OFFLINE}/train-v2.0.json ({official.size:,} bytes" in last
+    assert official.sha256 in last and f"into {folder}" in last
+    assert list(folder.iterdir()) == []
 
 
 @pytest.mark.slow  # reads ../shared
