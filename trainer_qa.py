@@ -117,9 +117,11 @@ class QuestionAnsweringTrainer(Trainer):
             "HF_HUB_OFFLINE=0` uploads it later."
         )
         private = self.args.hub_private_repo if private is None else private
+        # With push_to_hub set, the repository was made as the Trainer started (hub_model_id).
         return push_folder(folder, repo, commit_message, then=then, private=private,
                            token=token or self.args.hub_token, blocking=blocking,
-                           revision=revision or self.args.hub_revision)  # fmt: skip
+                           revision=revision or self.args.hub_revision,
+                           create=self.hub_model_id is None)  # fmt: skip
 
     def _get_eval_sampler(self, eval_dataset):
         # Logits must come back in feature order: never let a length-grouping sampler shuffle them.

@@ -53,15 +53,16 @@ def upload_selection(folder: str, include_all: bool = False):
 
 
 def push_folder(folder, repo_id, commit_message, *, then, token=None, private=None,
-                revision=None, include_all=False, blocking=True):  # fmt: skip
-    """Create `repo_id` if needed and upload the selection of `folder`; `then` ends the line
-    said when the Hub cannot be reached or refuses (what the user can do next)."""
+                revision=None, include_all=False, blocking=True, create=True):  # fmt: skip
+    """Create `repo_id` if needed (`create`) and upload the selection of `folder`; `then` ends
+    the line said when the Hub cannot be reached or refuses (what the user can do next)."""
     with hub_errors(repo_id, then, token):
         api = HfApi()
-        repo = api.create_repo(repo_id, token=token, private=private, exist_ok=True)
+        if create:
+            repo_id = api.create_repo(repo_id, token=token, private=private, exist_ok=True).repo_id
         return api.upload_folder(
             folder_path=folder,
-            repo_id=repo.repo_id,
+            repo_id=repo_id,
             ignore_patterns=ignore_patterns(folder, include_all),
             commit_message=commit_message,
             token=token,

@@ -207,7 +207,8 @@ def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch)
     upload = uploads[0]
     assert upload["repo_id"] == "me/bert-squad" and upload["folder_path"] == str(output)
     assert upload["commit_message"] == f"run: {qa.card.card_summary(results)}"
-    assert "checkpoint-*" in upload["ignore_patterns"]
+    assert upload["ignore_patterns"] == ignore_patterns(str(output))  # as make push
+    assert "nbest_predictions.json" in upload["files"]  # written, and left out by the patterns
     assert "model.safetensors" in upload["files"] and "all_results.json" in upload["files"]
     card = upload["card"]
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
