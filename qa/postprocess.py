@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from qa.answer_settings import DEFAULTS
@@ -53,6 +54,11 @@ def offsets_to_array(features, length: int) -> np.ndarray:
     Built from the Arrow column in a few array operations: this runs on every evaluation.
     """
     windows = features.with_format("arrow")["offset_mapping"].combine_chunks()
+    array = np.full((len(windows), length, 2), NO_SPAN, dtype=np.int32)
+    if pa.types.is_null(windows.type.value_type):
+        # No window has a context token (passages of only zero-width or control characters):
+        # Arrow types the column as lists of nulls, and no span can be answered.
+        return array
     tokens = windows.flatten()  # one entry per token: [start, end], or null off the context
     counts = np.diff(windows.offsets.to_numpy())
     spans = np.full((len(tokens), 2), NO_SPAN, dtype=np.int32)
@@ -62,7 +68,6 @@ def offsets_to_array(features, length: int) -> np.ndarray:
     rows = np.repeat(np.arange(len(windows)), counts)
     columns = np.arange(len(tokens)) - np.repeat(windows.offsets.to_numpy()[:-1], counts)
     keep = columns < length
-    array = np.full((len(windows), length, 2), NO_SPAN, dtype=np.int32)
     array[rows[keep], columns[keep]] = spans[keep]
     return array
 
@@ -293,10 +298,11 @@ def postprocess_qa_predictions(
             null = Candidate(
                 "", float(null_score[row]), NO_SPAN, NO_SPAN, float(null_probability[row])
             )
-            best_span = nbest[0] if nbest else Candidate("", -np.inf, NO_SPAN, NO_SPAN)
+            # Without a valid span (a passage of no token) "no answer" is the only candidate,
+            # whatever the model: chosen with its probability, 1.
+            chosen = nbest[0] if nbest else null
             if with_null[row]:
                 nbest.insert(int(null_rank[row]), null)
-            chosen = best_span
             if version_2_with_negative and score_diffs[row] > null_score_diff_threshold:
                 chosen = null
             predictions[qid] = QuestionPrediction(
@@ -305,7 +311,7 @@ def postprocess_qa_predictions(
                 start=chosen.start,
                 end=chosen.end,
                 nbest=nbest,
-                no_answer_probability=null.probability if version_2_with_negative else 0.0,
+                no_answer_probability=null.probability,  # 0 where "no answer" is not a candidate
                 null_score_diff=score_diffs[row],
             )
     return predictions

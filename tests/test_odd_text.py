@@ -1,0 +1,63 @@
+"""Text that tokenises to nothing, cannot be encoded, or is nested too deep: predict (--context
+and --file), the pipeline and the data loader answer "no answer" or say in one line what is
+wrong, never a traceback.
+
+A passage of no token (only zero-width or control characters, lone combining marks) has no span
+to answer with, so its answer is "no answer" (text "", offsets -1, probability 1), whether the
+model was trained on SQuAD 2.0 or not.
+"""
+
+import json
+
+import pytest
+from test_inputs import CONTEXT, bundled_model  # noqa: F401  (a fixture)
+from transformers import pipeline
+
+import predict_qa
+import qa.pipeline  # noqa: F401  (registers the task)
+
+# Each tokenises to no token at all with BERT's uncased WordPiece.
+NO_TOKEN = {
+    "zero-width": "\u200b\u200c\u200d\u2060",
+    "control": "\x01\x02\x7f",
+    "combining-marks": "\u0301\u0308",
+    "byte-order-marks": "\ufeff\ufeff",
+}
+NO_ANSWER = {"text": "", "start": -1, "end": -1, "probability": 1.0}
+
+
+@pytest.mark.parametrize("passage", NO_TOKEN.values(), ids=NO_TOKEN.keys())
+@pytest.mark.parametrize("v2", [False, True], ids=["v1", "v2"])
+def test_a_passage_of_no_token_gets_no_answer_from_predict(bundled_model, tmp_path, passage, v2):  # noqa: F811
+    flags = [
+        "--bf16",
+        "false",
+        "--version_2_with_negative" if v2 else "--no-version_2_with_negative",
+    ]
+    out = tmp_path / "answers.json"
+    predict_qa.main([bundled_model, "--context", passage, "--question", "Which river?",
+                     "--output", str(out), *flags])  # fmt: skip
+    answer = json.loads(out.read_text())["q1"]
+    assert {k: answer[k] for k in NO_ANSWER} == NO_ANSWER
+    # In a file, beside a passage with tokens: each question gets its own answer.
+    path = tmp_path / "questions.jsonl"
+    rows = [{"id": "empty", "question": "Which river?", "context": passage},
+            {"id": "plain", "question": "Which river?", "context": CONTEXT}]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    predict_qa.main([bundled_model, "--file", str(path), "--output", str(out), *flags])
+    answers = json.loads(out.read_text())
+    assert {k: answers["empty"][k] for k in NO_ANSWER} == NO_ANSWER
+    assert answers["plain"]["text"] and answers["plain"]["start"] >= 0
+
+
+@pytest.fixture(scope="module")
+def answer(bundled_model):  # noqa: F811
+    return pipeline("question-answering", model=bundled_model, device="cpu")
+
+
+def test_a_passage_of_no_token_gets_no_answer_from_the_pipeline(answer):
+    for passage in NO_TOKEN.values():
+        got = answer(question="Which river?", context=passage, bf16=False)
+        assert got == {"score": 1.0, "start": -1, "end": -1, "answer": ""}
+    both = answer(question=["Which river?"] * 2, context=[NO_TOKEN["control"], CONTEXT], bf16=False)
+    assert both[0]["answer"] == "" and both[1]["answer"]
