@@ -271,6 +271,12 @@ def test_the_dry_run_says_what_stays_here_and_how_to_send_it(tmp_path, capsys):
     assert f"Would upload {len(HUB_FILES + LOCAL_FILES)} files" in capsys.readouterr().out
 
 
+def test_a_folder_name_that_is_no_hub_id_is_refused_before_the_dry_run(tmp_path):
+    folder = finished_run(tmp_path / "squad 20%")
+    with pytest.raises(SystemExit, match=r"^error: 'squad 20%' is not a Hub repository id .*--repo_id"):  # fmt: skip
+        push_qa.main([str(folder), "--dry_run"])
+
+
 def closed_port():
     """A socket bound and never listening: connections to its port are refused, deterministically."""
     sock = socket.socket()

@@ -19,9 +19,11 @@ import re
 import sys
 
 from huggingface_hub import ModelCard
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from qa.checkpoints import FINISHED_MARKER
-from qa.hub import push_folder, upload_selection
+from qa.hub import push_folder, upload_selection, why_the_hub_failed
 
 REQUIRED = {  # file -> what its absence means
     FINISHED_MARKER: "the run did not finish (run_qa.py writes it last)",
@@ -68,6 +70,14 @@ def check_card(folder: str) -> ModelCard:
             "training so that run_qa.py writes it again."
         )
     return card
+
+
+def check_repo_id(repo_id: str) -> None:
+    """Before the dry run lists it: the default, the folder's name, may be no valid id."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise PushError(why_the_hub_failed(err, repo_id, None)) from None
 
 
 def check_folder(folder: str) -> ModelCard:
@@ -123,6 +133,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     repo_id = args.repo_id or os.path.basename(os.path.normpath(args.folder))
     try:
+        check_repo_id(repo_id)
         card = check_folder(args.folder)
     except PushError as err:
         raise SystemExit(f"error: {err}") from None
