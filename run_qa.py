@@ -24,6 +24,7 @@ from transformers import (
 import qa.prediction_files
 from qa.answer_settings import inference_settings, load_settings, save_settings
 from qa.atomic import write_json_atomic
+from qa.attention import set_attention_kernel
 from qa.callbacks import LogFile, MemoryWatch, StopOnInterrupt
 from qa.checkpoints import check_output_dirs, last_complete_checkpoint
 from qa.config import (
@@ -90,7 +91,7 @@ def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPaddin
     return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=data_args.pad_to_multiple_of)
 
 
-def load_model(model_args):
+def load_model(model_args, training_args):
     """(model folder, tokenizer, model with a fresh span head); one clear line if either fails."""
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer_path = resolve_model_path(model_args.tokenizer_name or model_args.model_name_or_path)
@@ -109,7 +110,8 @@ def load_model(model_args):
         model = AutoModelForQuestionAnswering.from_pretrained(
             model_path,
             cache_dir=model_args.cache_dir,
-            attn_implementation=model_args.attn_implementation,
+            # The kernel is chosen once the model's own attention dropout is known.
+            attn_implementation="sdpa",
             **dropout_overrides(model_args, model_path),
         )
     except OSError as err:
@@ -118,6 +120,7 @@ def load_model(model_args):
             "model folder nor a reachable Hub id. Check model_name_or_path "
             f"(details: {str(err).splitlines()[0]})"
         ) from None
+    set_attention_kernel(model, model_args.attn_implementation, training_args)
     return model_path, tokenizer, model
 
 
@@ -160,7 +163,7 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
     if training_args.do_eval and eval_examples is None:
         raise SystemExit("error: do_eval needs validation_file or dataset_name.")
 
-    model_path, tokenizer, model = load_model(model_args)
+    model_path, tokenizer, model = load_model(model_args, training_args)
     load_settings(model_path)  # a trained folder's qa_settings.json must be sound, used or not
     check_window_settings(data_args, tokenizer, model)
     resolve_null_threshold(data_args, model_path, tune_examples is not None)

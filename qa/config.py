@@ -31,7 +31,12 @@ class ModelArguments:
     tokenizer_name: str | None = field(default=None, metadata={"help": "If not the model's own."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are kept."})
     attn_implementation: str = field(
-        default="sdpa", metadata={"help": "Attention kernel: sdpa (fast) or eager."}
+        default="auto",
+        metadata={
+            "help": "Attention kernel: auto, sdpa, eager or compiled (plain attention built by "
+            "torch.compile; no attention dropout). auto: compiled on a bf16 CPU without "
+            "attention dropout, sdpa elsewhere; the choice is logged (qa/attention.py)."
+        },
     )
     attention_dropout: float | None = field(
         default=None,

@@ -41,10 +41,12 @@ def offline_env(cache: Path) -> dict:
 # a JSON line each, with the file the Hub cache holds for its config (None for a package).
 LOAD = """
 import json, sys, run_qa
+from types import SimpleNamespace
 from huggingface_hub import try_to_load_from_cache
 from qa.config import ModelArguments
 for name in sys.argv[1:]:
-    path, tokenizer, model = run_qa.load_model(ModelArguments(model_name_or_path=name))
+    path, tokenizer, model = run_qa.load_model(ModelArguments(model_name_or_path=name),
+                                           SimpleNamespace(use_cpu=True, bf16=False))
     print(json.dumps({"path": path, "layers": model.config.num_hidden_layers,
                       "vocab": tokenizer.vocab_size,
                       "config": try_to_load_from_cache(name, "config.json"),

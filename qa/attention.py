@@ -1,0 +1,127 @@
+"""The attention kernel a run trains and evaluates with, and `--attn_implementation auto`.
+
+At this model's head size (32), PyTorch's fused CPU attention (sdpa) computes a score matrix a
+few dozen columns at a time and spends most of its time outside matrix products; its backward
+pass was the largest single cost of a bf16 training step on CPUs (docs/speed.md). "compiled" is
+plain attention, written out (bf16 products, the softmax in fp32 with the scale and the padding
+mask folded in) and compiled once by torch.compile, with the sequence length left dynamic so
+that the batches' many padded lengths share one compiled kernel instead of recompiling each.
+
+It is registered with transformers' AttentionInterface, so the model is the stock BertModel and
+a saved folder loads anywhere with any kernel.
+"""
+
+import functools
+import logging
+import shutil
+
+import torch
+from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface
+
+from qa.hardware import has_accelerator
+
+logger = logging.getLogger("run_qa.attention")  # a child of run_qa's logger: lands in train.log
+
+COMPILED = "compiled"
+CHOICES = ("auto", "sdpa", "eager", COMPILED)
+
+
+def plain_attention(query, key, value, padding_bias, scaling: float):
+    """softmax(Q K^T * scaling + padding_bias) V; the products in the inputs' precision, the
+    softmax in fp32 (bf16 scores would round away the small differences softmax turns into
+    weights)."""
+    scores = torch.matmul(query, key.transpose(-1, -2)).float() * scaling
+    if padding_bias is not None:
+        scores = scores + padding_bias
+    return torch.matmul(torch.softmax(scores, dim=-1).to(value.dtype), value)
+
+
+@functools.cache
+def compiled_plain_attention():
+    # dynamic=True: batch size and length are symbols in the compiled code, so the first call
+    # compiles once (tens of seconds) and every later shape reuses it.
+    return torch.compile(plain_attention, dynamic=True)
+
+
+def compiled_attention_forward(
+    module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs
+):
+    """transformers' attention-function signature: (batch, heads, length, head size) in, the
+    output as (batch, length, heads, head size) and no weights out."""
+    if dropout:  # refused at start (kernel_for); a guard so that dropout is never skipped
+        raise ValueError("the compiled attention kernel has no dropout: use sdpa or eager")
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    output = compiled_plain_attention()(query, key, value, attention_mask, scaling)
+    return output.transpose(1, 2).contiguous(), None
+
+
+def padding_bias(batch_size, q_length, kv_length, attention_mask=None, **kwargs):
+    """The mask transformers hands the kernel: an additive fp32 bias of (batch, 1, 1, keys),
+    0 for real tokens and the float minimum for padding (broadcast over heads and queries, not
+    expanded to a length x length matrix); None where nothing is padded."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    keep = attention_mask[:, None, None, :kv_length].bool()
+    zero = torch.zeros((), dtype=torch.float32, device=keep.device)
+    return torch.where(keep, zero, torch.finfo(torch.float32).min)
+
+
+AttentionInterface.register(COMPILED, compiled_attention_forward)
+AttentionMaskInterface.register(COMPILED, padding_bias)
+
+
+def has_compiler() -> bool:
+    """torch.compile's CPU backend writes C++ and builds it with the system's compiler."""
+    return shutil.which("g++") is not None or shutil.which("c++") is not None
+
+
+def kernel_for(choice: str, bf16: bool, on_cpu: bool, attention_dropout: float):
+    """(kernel, why) for `--attn_implementation choice` on this process's hardware.
+
+    auto: "compiled" on a CPU that trains in bf16 (AVX512-BF16 or AMX) with no attention
+    dropout and a C++ compiler at hand; sdpa elsewhere (GPUs have fused kernels that suit them;
+    fp32-only CPUs were not measured with it). An explicit choice is kept, except "compiled"
+    with attention dropout, which it cannot apply."""
+    if choice not in CHOICES:
+        raise SystemExit(
+            f"error: attn_implementation {choice!r} is not one of {', '.join(CHOICES)}."
+        )
+    dropout = attention_dropout > 0
+    if choice == COMPILED and dropout:
+        raise SystemExit(
+            "error: attn_implementation compiled has no attention dropout: set "
+            '"attention_dropout": 0.0, or use attn_implementation sdpa or eager.'
+        )
+    if choice != "auto":
+        return choice, "as set"
+    if not on_cpu:
+        return "sdpa", "auto: a GPU's fused attention"
+    if not bf16:
+        return "sdpa", "auto: fp32 on this CPU (the compiled kernel is for bf16 CPUs)"
+    if dropout:
+        return "sdpa", "auto: attention dropout is on, which the compiled kernel cannot apply"
+    if not has_compiler():
+        return "sdpa", "auto: no C++ compiler (g++) for torch.compile"
+    return COMPILED, "auto: a bf16 CPU, no attention dropout"
+
+
+def attention_dropout_of(config) -> float:
+    """The model's attention dropout, under the names BERT-like and DistilBERT configs use."""
+    for name in ("attention_probs_dropout_prob", "attention_dropout"):
+        if hasattr(config, name):
+            return float(getattr(config, name) or 0.0)
+    return 0.0
+
+
+def set_attention_kernel(model, choice: str, training_args) -> str:
+    """Resolve `choice` for this model and process, switch the model to it and log it."""
+    on_cpu = training_args.use_cpu or not has_accelerator()
+    kernel, why = kernel_for(
+        choice, bool(training_args.bf16), on_cpu, attention_dropout_of(model.config)
+    )
+    if kernel != model.config._attn_implementation:
+        model.set_attn_implementation(kernel)
+    logger.info("Attention kernel: %s (%s)", kernel, why)
+    return kernel
