@@ -22,7 +22,7 @@ from datasets import Dataset, Features, List, Value
 from qa import ROOT
 from qa.download import DataFolderError, download
 from qa.squad_files import MIRROR_SUMS, OFFICIAL_FILES, SHARED_SQUAD_DIR, default_squad_dir, url_of
-from qa.user_files import read_text_file
+from qa.user_files import parse_json, read_text_file
 
 logger = logging.getLogger("run_qa.squad_data")  # a child of run_qa's logger: lands in train.log
 
@@ -210,7 +210,7 @@ def _rows_from_lines(lines: list[str], path: str, answers_optional=False) -> lis
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = parse_json(line)
         except json.JSONDecodeError as err:
             raise SquadDataError(f"{path}, line {number}: not valid JSON ({err.msg}).") from None
         where = f"line {number}" + (
@@ -275,7 +275,7 @@ def load_squad_file(
     if not path.endswith(".jsonl"):
         # Not one JSON document? Then maybe JSON Lines under another name.
         try:
-            document = json.loads(text)
+            document = parse_json(text)
         except json.JSONDecodeError as err:
             whole_error = err
     if isinstance(document, dict):
@@ -294,7 +294,7 @@ def load_squad_file(
 def _first_line_is_json(text: str) -> bool:
     first = next((line for line in text.splitlines() if line.strip()), "")
     try:
-        json.loads(first)
+        parse_json(first)
     except json.JSONDecodeError:
         return False
     return True

@@ -97,11 +97,36 @@ def check_ranges(arguments, source: str) -> None:
         )
 
 
+# A string token or a bracket: what nesting depth is counted from (brackets in strings do not count).
+JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def parse_json(text: str, **kwargs) -> object:
+    """json.loads, where a document nested deeper than Python's stack (json raises RecursionError
+    there) is a JSONDecodeError at its deepest bracket, like any other JSON it cannot
+    read, so every caller's one-line message for bad JSON covers it too."""
+    try:
+        return json.loads(text, **kwargs)
+    except RecursionError:
+        pass  # raised outside the handler: the stack is unwound, and no chained traceback
+    depth, deepest, position = 0, 0, 0
+    for token in JSON_TOKENS.finditer(text):
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(token.group(), 0)
+        if depth > deepest:
+            deepest, position = depth, token.start()
+    raise json.JSONDecodeError(
+        f"nested {deepest:,} levels deep, more than can be read; data and settings files need a "
+        "few levels",
+        text,
+        position,
+    )
+
+
 def read_json_file(path: str, error: type[Exception] = ValueError, fix: str = "") -> object:
     """The file's JSON document; `error` with one line (and `fix`) if it cannot be read or parsed."""
     text = read_text_file(path, error, fix)
     try:
-        return json.loads(text)
+        return parse_json(text)
     except json.JSONDecodeError as err:
         raise error(
             f"{path}, line {err.lineno}: not valid JSON ({err.msg}).{' ' + fix if fix else ''}"

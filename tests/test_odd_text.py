@@ -15,6 +15,8 @@ from transformers import pipeline
 
 import predict_qa
 import qa.pipeline  # noqa: F401  (registers the task)
+from qa.squad_data import SquadDataError, load_squad_file
+from qa.user_files import read_json_file
 
 # Each tokenises to no token at all with BERT's uncased WordPiece.
 NO_TOKEN = {
@@ -61,3 +63,29 @@ def test_a_passage_of_no_token_gets_no_answer_from_the_pipeline(answer):
         assert got == {"score": 1.0, "start": -1, "end": -1, "answer": ""}
     both = answer(question=["Which river?"] * 2, context=[NO_TOKEN["control"], CONTEXT], bf16=False)
     assert both[0]["answer"] == "" and both[1]["answer"]
+
+
+DEEP = {
+    "nested-document": '{"data": ' + "[" * 5000 + "]" * 5000 + "}",
+    "bare-brackets": "[" * 100_000,
+    "json-lines": json.dumps({"id": "q1", "question": "Which river?", "context": CONTEXT})
+    + "\n"
+    + "[" * 5000
+    + "]" * 5000,
+}
+
+
+@pytest.mark.parametrize("text", DEEP.values(), ids=DEEP.keys())
+def test_json_nested_too_deep_is_one_line_naming_the_file(tmp_path, bundled_model, text):  # noqa: F811
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(SquadDataError) as excinfo:
+        load_squad_file(str(path), answers_optional=True)
+    message = str(excinfo.value)
+    assert message.startswith(f"{path}") and "levels deep, more than can be read" in message
+    assert "\n" not in message
+    with pytest.raises(SystemExit, match=f"^error: {path}.*levels deep"):
+        predict_qa.main([bundled_model, "--file", str(path)])
+    if "\n" not in text:  # one document: as settings, manifests and compare_qa's files are read
+        with pytest.raises(ValueError, match=f"^{path}, line 1: not valid JSON \\(nested"):
+            read_json_file(str(path))
