@@ -22,7 +22,7 @@ from datasets import Dataset, Features, List, Value
 from qa import ROOT
 from qa.download import DataFolderError, download
 from qa.squad_files import MIRROR_SUMS, OFFICIAL_FILES, SHARED_SQUAD_DIR, default_squad_dir, url_of
-from qa.user_files import parse_json, read_text_file
+from qa.user_files import lone_surrogate, parse_json, read_text_file
 
 logger = logging.getLogger("run_qa.squad_data")  # a child of run_qa's logger: lands in train.log
 
@@ -288,7 +288,28 @@ def load_squad_file(
                 raise _truncated_or_invalid(path, text, whole_error) from None
             raise
     _check_rows(rows, path, allow_unanswerable)
-    return Dataset.from_list(rows, features=SQUAD_FEATURES)
+    try:
+        return Dataset.from_list(rows, features=SQUAD_FEATURES)
+    except UnicodeEncodeError:  # looked for only then: the check costs nothing on good files
+        raise _surrogate_in(path, rows) from None
+
+
+def _surrogate_in(path: str, rows: list[dict]) -> SquadDataError:
+    """The first record with a lone surrogate in its text, named with the fix."""
+    for row in rows:
+        fields = {k: row[k] for k in ("id", "title", "context", "question")}
+        fields |= {f"answer {i + 1}": t for i, t in enumerate(row["answers"]["text"])}
+        for key, text in fields.items():
+            if found := lone_surrogate(text):
+                index, code = found
+                qid = row["id"].encode("utf-8", "backslashreplace").decode()
+                return SquadDataError(
+                    f"{path}: question {qid}: its {key} has a lone surrogate \\u{code:04x} at "
+                    f"character {index + 1}, half of a character, which cannot be "
+                    "stored as text; write the whole character there (or both halves of its "
+                    "\\u pair)."
+                )
+    return SquadDataError(f"{path}: holds text that cannot be encoded as UTF-8; fix the file.")
 
 
 def _first_line_is_json(text: str) -> bool:

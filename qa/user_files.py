@@ -122,6 +122,14 @@ def parse_json(text: str, **kwargs) -> object:
     )
 
 
+def lone_surrogate(text: str) -> tuple[int, int] | None:
+    """(index, code point) of the first lone surrogate in `text`, or None. JSON's "\\ud800" escape
+    without its pair makes one, and so does a byte that is not UTF-8 in a command-line argument:
+    neither can be written as UTF-8, so Arrow and the tokenizer refuse such text."""
+    found = re.search("[\ud800-\udfff]", text)
+    return None if found is None else (found.start(), ord(found.group()))
+
+
 def read_json_file(path: str, error: type[Exception] = ValueError, fix: str = "") -> object:
     """The file's JSON document; `error` with one line (and `fix`) if it cannot be read or parsed."""
     text = read_text_file(path, error, fix)

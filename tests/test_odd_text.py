@@ -65,6 +65,40 @@ def test_a_passage_of_no_token_gets_no_answer_from_the_pipeline(answer):
     assert both[0]["answer"] == "" and both[1]["answer"]
 
 
+SURROGATES = {
+    "context": {"id": "q1", "question": "Which river?", "context": "The \ud800 river Wend."},
+    "question": {"id": "q1", "question": "Which \udfff river?", "context": CONTEXT},
+    "id": {"id": "q\ud83d", "question": "Which river?", "context": CONTEXT},
+}
+
+
+@pytest.mark.parametrize("field", SURROGATES, ids=SURROGATES.keys())
+def test_a_lone_surrogate_in_a_file_is_named_with_its_record(tmp_path, bundled_model, field):  # noqa: F811
+    path = tmp_path / "questions.jsonl"
+    path.write_text(json.dumps(SURROGATES[field]) + "\n")  # json.dumps escapes it as \ud800
+    with pytest.raises(SquadDataError) as excinfo:
+        load_squad_file(str(path), allow_unanswerable=True, answers_optional=True)
+    message = str(excinfo.value)
+    assert (
+        message.startswith(f"{path}: question q") and f"its {field} has a lone surrogate" in message
+    )
+    assert "write the whole character" in message
+    with pytest.raises(SystemExit, match=f"^error: {path}: question q.*lone surrogate"):
+        predict_qa.main([bundled_model, "--file", str(path)])
+
+
+def test_bytes_that_are_not_utf8_on_the_command_line_are_refused(bundled_model):  # noqa: F811
+    # How Python hands over an argument holding the byte 0xff (surrogateescape).
+    not_utf8 = b"caf\xff".decode("utf-8", "surrogateescape")
+    with pytest.raises(
+        SystemExit, match=r"^error: --context: not UTF-8 text \(byte 0xff at character 4\)"
+    ):
+        predict_qa.main([bundled_model, "--context", not_utf8, "--question", "Which river?"])
+    with pytest.raises(SystemExit, match=r"^error: --question 2: not UTF-8 text \(byte 0xff"):
+        predict_qa.main([bundled_model, "--context", CONTEXT, "--question", "Which river?",
+                         "--question", not_utf8])  # fmt: skip
+
+
 DEEP = {
     "nested-document": '{"data": ' + "[" * 5000 + "]" * 5000 + "}",
     "bare-brackets": "[" * 100_000,

@@ -18,6 +18,20 @@ from qa.features import QuestionTooLong
 from qa.passages import passage_problem
 from qa.predict import add_bf16_argument, answer_questions, use_bf16
 from qa.squad_data import SquadDataError, load_squad_file
+from qa.user_files import lone_surrogate
+
+
+def not_utf8(argument: str) -> str | None:
+    """Why a command-line text cannot be answered: Python keeps a byte that is not UTF-8 as a
+    lone surrogate, which the tokenizer cannot take. None if it is text."""
+    if (found := lone_surrogate(argument)) is None:
+        return None
+    index, code = found
+    byte = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+    return (
+        f"not UTF-8 text ({byte} at character {index + 1}); set the terminal to UTF-8, or put "
+        "the text in a --file."
+    )
 
 
 def main(argv=None):
@@ -46,11 +60,13 @@ def main(argv=None):
             if problem := passage_problem(context):
                 raise SystemExit(f"error: {args.file}: question {qid}: {problem}")
     elif args.context is not None and args.question:
-        if problem := passage_problem(args.context):
+        if problem := passage_problem(args.context) or not_utf8(args.context):
             raise SystemExit(f"error: --context: {problem}")
         for number, question in enumerate(args.question, start=1):
             if not question.strip():
                 raise SystemExit(f"error: --question {number} is empty; type a question.")
+            if problem := not_utf8(question):
+                raise SystemExit(f"error: --question {number}: {problem}")
         examples = Dataset.from_dict(
             {
                 "id": [f"q{i + 1}" for i in range(len(args.question))],
