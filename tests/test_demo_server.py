@@ -201,3 +201,48 @@ def test_keeps_answering_while_many_idle_connections_are_held_open(demo):
         for connection in idle:
             connection.close()
     assert "Traceback" not in log.read_text()
+
+
+# --- text the model reads nothing of, or that cannot be encoded ------------------------------
+
+NOTHING_TO_READ = "holds no words the model can read"
+BROKEN = "holds a broken character (a lone surrogate"
+ODD_TEXT = {  # name -> (passage, question, what the answer's message says)
+    "zero-width passage": (
+        "\u200b\u200c\u200d\u2060\ufeff",
+        "Who won?",
+        f"The passage {NOTHING_TO_READ}",
+    ),  # fmt: skip
+    "control-character passage": (
+        "\x00\x01\x02\x7f\x1b",
+        "Who won?",
+        f"The passage {NOTHING_TO_READ}",
+    ),  # fmt: skip
+    "lone combining marks": ("\u0301\u0308\u0327", "Who won?", f"The passage {NOTHING_TO_READ}"),
+    "lone surrogate passage": ("\ud800", "Who won?", f"The passage {BROKEN}"),
+    "surrogate inside a passage": (CONTEXT + "\udfff", "Who won?", f"The passage {BROKEN}"),
+    "zero-width question": (CONTEXT, "\u200b\u200b\u200b", f"The question {NOTHING_TO_READ}"),
+    "surrogate in the question": (CONTEXT, "Who won\udbff?", f"The question {BROKEN}"),
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_TEXT))
+def test_text_the_model_cannot_read_gets_a_400_not_a_dropped_connection(demo, name):
+    url, process, log = demo
+    context, question, message = ODD_TEXT[name]
+    # json.dumps writes a lone surrogate as its \ud800 escape, as a browser's JSON.stringify does.
+    status, body, _ = raw_request(url, *body_request(json.dumps({"context": context, "question": question}).encode()))  # fmt: skip
+    assert status == 400 and body["error"].startswith(message), (name, status, body)
+    assert raw_request(url, *KINDS["valid"])[0] == 200  # still answering
+    assert process.poll() is None and "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize(
+    "fields", [{"question": 5}, {"question": ["Who?"]}, {"context": {"a": 1}}, {"question": None}]
+)
+def test_wrong_types_get_a_400(demo, fields):
+    url, _, log = demo
+    request = {"context": CONTEXT, "question": "Who won?", **fields}
+    status, body, _ = raw_request(url, *body_request(json.dumps(request).encode()))
+    assert status == 400 and body["error"] in ("Type a question.", "Paste a passage to answer from.")  # fmt: skip
+    assert "Traceback" not in log.read_text()

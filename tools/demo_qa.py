@@ -97,6 +97,10 @@ class Demo:
         # thread, concurrent clients grew the server by tens of MiB, one arena per thread.
         self.model_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
 
+    def tokens(self, text: str) -> list[str]:
+        """What the model reads of text: nothing for zero-width, control or lone accent marks."""
+        return self.answerer.tokenizer.tokenize(text)
+
     def predict(self, context: str, question: str):
         examples = Dataset.from_dict({"id": ["q"], "question": [question], "context": [context]})
         return self.answerer(examples)["q"]
@@ -121,7 +125,9 @@ class Demo:
         }
 
 
-def check_request(body: dict) -> tuple[str, str]:
+def check_request(body: dict, tokens=None) -> tuple[str, str]:
+    """(passage, question), or ValueError with the page's message; `tokens` (Demo.tokens), when
+    given, refuses text the model would read nothing of."""
     context, question = body.get("context"), body.get("question")
     if not isinstance(context, str) or not context.strip():
         raise ValueError("Paste a passage to answer from.")
@@ -130,7 +136,21 @@ def check_request(body: dict) -> tuple[str, str]:
     if len(context) > MAX_CONTEXT_CHARS:
         raise ValueError(f"The passage is {len(context):,} characters; the demo takes up to "
                          f"{MAX_CONTEXT_CHARS:,}. Use tools/predict_qa.py --file for long texts.")  # fmt: skip
+    for text, what in ((context, "passage"), (question, "question")):
+        check_text(text, what, tokens)
     return context, question.strip()
+
+
+def check_text(text: str, what: str, tokens=None) -> None:
+    # JSON can carry a lone surrogate (\ud800) that no UTF-8 tokenizer can encode.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"The {what} holds a broken character (a lone surrogate, "
+                         f"at {err.start}); send valid Unicode text.") from None  # fmt: skip
+    if tokens is not None and not tokens(text):
+        raise ValueError(f"The {what} holds no words the model can read (only invisible, "
+                         "control or accent characters); type some text.")  # fmt: skip
 
 
 class BadRequest(Exception):
@@ -200,36 +220,41 @@ def make_handler(demo: Demo, page: bytes):
                 self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no endpoint {self.path}"})
                 return
             try:
-                raw = self.read_body()
+                status, payload = HTTPStatus.OK, self.answer(*self.question_of_request())
             except BadRequest as err:
+                status, payload = err.status, {"error": str(err)}
+            except Exception as err:  # whatever the model code raises: an answer, not a drop
+                self.log_message("could not answer: %s: %s", type(err).__name__, str(err)[:200])
+                status, payload = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": (
+                    "The model could not answer this passage and question; try other text.")}  # fmt: skip
+            self.send_json(status, payload)
+
+        def question_of_request(self) -> tuple[str, str]:
+            """(passage, question) from the JSON body, or BadRequest with the page's message."""
+            try:
+                raw = self.read_body()
+            except BadRequest:
                 self.close_connection = True  # what is left of the body is not read
-                self.send_json(err.status, {"error": str(err)})
-                return
+                raise
             try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                self.send_json(HTTPStatus.BAD_REQUEST, {"error": "Send the JSON as UTF-8 text."})
-                return
-            try:
-                body = json.loads(text or "{}")
+                body = json.loads(raw.decode("utf-8") or "{}")
                 if not isinstance(body, dict):
                     raise ValueError("Send a JSON object with context and question.")
-                context, question = check_request(body)
+                return check_request(body, demo.tokens)
+            except UnicodeDecodeError:  # before ValueError: it is one
+                raise BadRequest(HTTPStatus.BAD_REQUEST, "Send the JSON as UTF-8 text.") from None
             except ValueError as err:  # json.JSONDecodeError is one
-                self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
-                return
+                raise BadRequest(HTTPStatus.BAD_REQUEST, str(err)) from None
             except RecursionError:  # [[[[... nested deeper than Python's stack
-                self.send_json(HTTPStatus.BAD_REQUEST, {"error": "Send a flat JSON object."})
-                return
+                raise BadRequest(HTTPStatus.BAD_REQUEST, "Send a flat JSON object.") from None
+
+        def answer(self, context: str, question: str) -> dict:
             try:
-                answer = demo.answer(context, question)
+                return demo.answer(context, question)
             except QuestionTooLong as err:
-                tokens = err.found[0][1]
-                self.send_json(HTTPStatus.BAD_REQUEST, {"error": (
-                    f"The question has {tokens:,} tokens; the demo takes up to {err.limit} "
-                    "(a sentence or two). Put long text in the passage.")})  # fmt: skip
-                return
-            self.send_json(HTTPStatus.OK, answer)
+                raise BadRequest(HTTPStatus.BAD_REQUEST, (
+                    f"The question has {err.found[0][1]:,} tokens; the demo takes up to "
+                    f"{err.limit} (a sentence or two). Put long text in the passage.")) from None  # fmt: skip
 
         def log_request(self, code="-", size="-"):  # one short line per request
             self.log_message("%s", getattr(code, "value", code))
