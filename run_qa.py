@@ -43,7 +43,7 @@ from qa.features import (
     prepare_train_features,
     tokenize,
 )
-from qa.flops import utilisation
+from qa.flops import precision_peak, utilisation
 from qa.hardware import configure_machine
 from qa.interrupt import exit_on_sigterm
 from qa.metric import load_metric, metric_inputs
@@ -250,6 +250,8 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
     logger.info("Parallelism: %s over %d processes", parallelism(trainer), training_args.world_size)
 
     all_results, samples_markdown = {}, "(not evaluated)"
+    if data_args.report_mfu and is_main:
+        precision_peak(training_args)  # a first trial of the matmul peak, before any training
     if training_args.do_train:
         try:
             train_output = trainer.train(resume_from_checkpoint=resume_from)

@@ -45,6 +45,15 @@ def test_matmul_peak_is_a_plausible_rate():
     assert 1e8 < peak < 1e16
 
 
+def test_the_peak_is_the_best_trial_so_a_slow_moment_cannot_inflate_mfu(monkeypatch):
+    trials = iter([0.5e12, 1.0e12, 0.3e12])
+    monkeypatch.setattr(qa.flops, "matmul_peak", lambda *args, **kwargs: next(trials))
+    qa.flops.forget_peaks()
+    seen = [qa.flops.machine_peak(torch.float32, "cpu") for _ in range(3)]
+    qa.flops.forget_peaks()
+    assert seen == [0.5e12, 1.0e12, 1.0e12]
+
+
 def test_threads_share_the_cores_among_local_processes(monkeypatch):
     cores = len(os.sched_getaffinity(0))
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)

@@ -172,7 +172,7 @@ def test_only_the_main_process_times_the_matmul_peak(monkeypatch):
 
     timed.calls = 0
     monkeypatch.setattr(qa.flops, "matmul_peak", timed)
-    qa.flops.machine_peak.cache_clear()
+    qa.flops.forget_peaks()
     config = SimpleNamespace(hidden_size=4, intermediate_size=8, num_hidden_layers=2)
     features = {"length": [3, 5]}
     for rank in (1, 0):
@@ -182,7 +182,7 @@ def test_only_the_main_process_times_the_matmul_peak(monkeypatch):
         reported = qa.flops.utilisation(config, features, 1.0, "train", args)
         assert bool(reported) == (rank == 0) and timed.calls == (rank == 0)
     assert reported["train_mfu"] == pytest.approx(reported["train_model_flops"] / 2e12)
-    qa.flops.machine_peak.cache_clear()
+    qa.flops.forget_peaks()
 
 
 def test_the_features_cache_key_ignores_the_truncation_a_call_leaves_behind():
