@@ -3,14 +3,13 @@ side of tools/predict_qa.py, the demo and the inference bench."""
 
 import numpy as np
 import torch
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
+from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from qa.answer_settings import DEFAULTS
+from qa.export import MODEL_INPUTS, answering_model
 from qa.features import prepare_eval_features
 from qa.hardware import bf16_available
 from qa.postprocess import postprocess_qa_predictions
-
-MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
 
 def add_bf16_argument(parser) -> None:
@@ -58,13 +57,12 @@ class QuestionAnswerer:
                  version_2_with_negative=False, n_best_size=DEFAULTS["n_best_size"],
                  max_answer_length=DEFAULTS["max_answer_length"],
                  null_score_diff_threshold=DEFAULTS["null_score_diff_threshold"], model=None,
-                 tokenizer=None):  # fmt: skip
+                 tokenizer=None, backend="torch"):  # fmt: skip
         # model/tokenizer: already loaded and placed (the question-answering pipeline's own).
+        # backend: torch, or an ONNX export's (qa/export.py), whose folder has the tokenizer.
         if model is None:
+            model_dir, model = answering_model(model_dir, backend)
             tokenizer = AutoTokenizer.from_pretrained(model_dir)
-            model = AutoModelForQuestionAnswering.from_pretrained(model_dir)
-            if torch.cuda.is_available():
-                model.to("cuda")
         self.tokenizer, self.model = tokenizer, model.eval()
         self.window = {"max_seq_length": max_seq_length, "doc_stride": doc_stride}
         self.batch_size, self.bf16 = batch_size, bf16
