@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict
 from functools import partial
 
@@ -23,7 +24,12 @@ import qa.threads
 from qa import ROOT
 from qa.atomic import write_json_atomic
 from qa.card import card_settings, card_summary, hub_id_of, model_card, write_model_card
-from qa.checkpoints import FINISHED_MARKER, replace_folder
+from qa.checkpoints import (
+    FINISHED_MARKER,
+    RESULT_FILES,
+    refuse_strangers_in_results,
+    replace_results,
+)
 from qa.hardware import cpu_description, precision_path
 from qa.memory import peak_mib
 from qa.plots import draw_run_plots
@@ -36,30 +42,6 @@ SPLIT_NOTE = (
     "official 2.0 dev set (training, threshold-tuning and held-out articles; split_manifest.json), "
     "not from the official 2.0 training set; its scores are on the held-out articles only."
 )
-
-
-RESULT_FILES = [  # small outputs copied to results_dir; the weights stay in output_dir
-    "all_results.json",
-    "train_results.json",
-    "eval_results.json",
-    "predictions.json",
-    "null_odds.json",
-    "tune_results.json",
-    "tune_predictions.json",
-    "tune_null_odds.json",
-    "span_predictions.json",
-    "tune_span_predictions.json",
-    "qa_settings.json",
-    "split_manifest.json",
-    "samples.md",
-    "samples.json",
-    "train.log",
-    "log_history.json",
-    "run_config.json",
-    "README.md",  # the model card
-    "training_curves.png",
-    "dev_scores.png",
-]
 
 
 def setup_logging(training_args: TrainingArguments) -> None:
@@ -131,15 +113,21 @@ def precision_used(training_args) -> str:
 def copy_results(output_dir: str, results_dir: str) -> None:
     """Copy the small outputs into results_dir as a whole: build beside it, then swap. An old
     results_dir (overwrite_output_dir was given, checked at start) is moved aside and deleted
-    only once the new one is in place."""
-    staging = os.path.normpath(results_dir) + ".incoming"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    for name in RESULT_FILES:
-        source = os.path.join(output_dir, name)
-        if os.path.isfile(source):
-            shutil.copyfile(source, os.path.join(staging, name))
-    replace_folder(staging, results_dir)
+    only once the new one is in place. A link is followed: its target gets the results. What
+    the swap would replace is checked again: files put there during the run are never lost."""
+    refuse_strangers_in_results(results_dir, f" (the results are in {output_dir} only)")
+    target = os.path.realpath(results_dir)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    staging = f"{target}.incoming-{uuid.uuid4().hex[:8]}"  # a new name: never someone's folder
+    os.mkdir(staging)
+    try:
+        for name in RESULT_FILES:
+            source = os.path.join(output_dir, name)
+            if os.path.isfile(source):
+                shutil.copyfile(source, os.path.join(staging, name))
+        replace_results(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # left only when the swap did not happen
     logger.info("Small outputs copied to %s", results_dir)
 
 
