@@ -35,6 +35,7 @@ from qa.config import (
     resolve_model_path,
     resolve_null_threshold,
 )
+from qa.export import exported_for_evaluation
 from qa.features import (
     TRAINING_EVAL_PREFIX,
     first_questions,
@@ -93,6 +94,8 @@ def make_collator(tokenizer, data_args: DataArguments) -> DataCollatorWithPaddin
 
 def load_model(model_args, training_args):
     """(model folder, tokenizer, model with a fresh span head); one clear line if either fails."""
+    if model_args.backend != "torch":  # make eval of an ONNX export: ONNX Runtime answers
+        return exported_for_evaluation(model_args, training_args)
     model_path = resolve_model_path(model_args.model_name_or_path)
     tokenizer_path = resolve_model_path(model_args.tokenizer_name or model_args.model_name_or_path)
     try:

@@ -12,6 +12,7 @@ from transformers import AutoConfig, HfArgumentParser, TrainingArguments
 
 from qa import ROOT
 from qa.answer_settings import DEFAULTS, load_settings
+from qa.export import BACKENDS
 from qa.features import MAX_QUESTION_TOKENS
 from qa.hardware import refuse_fsdp_without_an_accelerator, resolve_hardware_flags
 from qa.user_files import RepeatedKey, check_ranges, read_text_file, unique_keys
@@ -29,6 +30,14 @@ class ModelArguments:
         },
     )
     tokenizer_name: str | None = field(default=None, metadata={"help": "If not the model's own."})
+    backend: str = field(
+        default="torch",
+        metadata={
+            "choices": BACKENDS,
+            "help": "torch: the folder's weights; onnxruntime or onnxruntime-int8: evaluate its "
+            "ONNX export (make export) through ONNX Runtime instead; no training (qa/export.py).",
+        },
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are kept."})
     attn_implementation: str = field(
         default="auto",

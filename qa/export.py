@@ -19,10 +19,10 @@ import os
 import shutil
 import warnings
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 import numpy as np
 import torch
+from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
 from qa.answer_settings import answering_settings, load_settings, save_settings
 
@@ -106,27 +106,34 @@ def quantize_int8(fp32_path: str, int8_path: str) -> None:
         quantize_dynamic(fp32_path, int8_path, weight_type=QuantType.QInt8)
 
 
-class OnnxModel:
-    """An ONNX Runtime session (CPU) that window_logits calls as it calls the torch model."""
-
-    device = torch.device("cpu")
+class OnnxModel(torch.nn.Module):
+    """An ONNX Runtime session (CPU) in the torch model's place: window_logits and the Trainer
+    (make eval) call it as they call the model, and read its config.json."""
 
     def __init__(self, path: str, threads: int = 0):
+        super().__init__()
+        from transformers import AutoConfig
+
         ort = onnxruntime_module()
         options = ort.SessionOptions()
         # As many threads as torch uses, so that the two compare like with like.
         options.intra_op_num_threads = threads or torch.get_num_threads()
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
+        self.config = AutoConfig.from_pretrained(os.path.dirname(path))
 
-    def eval(self):
-        return self
+    @property
+    def device(self):
+        return torch.device("cpu")  # where the session reads its inputs from
 
-    def __call__(self, **batch):
-        feed = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items() if k in self.inputs}
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        given = {"input_ids": input_ids, "attention_mask": attention_mask,
+                 "token_type_ids": token_type_ids}  # fmt: skip
+        feed = {k: v.cpu().numpy().astype(np.int64) for k, v in given.items() if k in self.inputs}
         start, end = self.session.run(["start_logits", "end_logits"], feed)
-        return SimpleNamespace(
-            start_logits=torch.from_numpy(start), end_logits=torch.from_numpy(end)
+        return QuestionAnsweringModelOutput(
+            start_logits=torch.from_numpy(start).to(input_ids.device),
+            end_logits=torch.from_numpy(end).to(input_ids.device),
         )
 
 
@@ -152,6 +159,22 @@ def answering_model(folder: str, backend: str = "torch"):
         return folder, model.to("cuda") if torch.cuda.is_available() else model
     exported = export_folder_of(folder, backend)
     return exported, OnnxModel(os.path.join(exported, ONNX_FILES[backend]))
+
+
+def exported_for_evaluation(model_args, training_args):
+    """run_qa.py's (folder, tokenizer, model) when an export is evaluated: the export folder."""
+    from transformers import AutoTokenizer
+
+    from qa.config import resolve_model_path
+
+    if training_args.do_train:
+        raise SystemExit(
+            f"error: --backend {model_args.backend} evaluates an export and cannot train: set "
+            "--do_train false (make eval does), or use --backend torch."
+        )
+    folder = resolve_model_path(model_args.model_name_or_path)
+    folder, model = answering_model(folder, model_args.backend)
+    return folder, AutoTokenizer.from_pretrained(folder), model
 
 
 def probe_logits(model, tokenizer) -> np.ndarray:
