@@ -12,10 +12,12 @@ so it starts in the time the model takes to load and runs the same offline and i
 
 import argparse
 import concurrent.futures
+import io
 import json
 import os
 import re
 import sys
+import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,8 +35,13 @@ PAGE = Path(__file__).resolve().parent / "demo_qa.html"
 MAX_CONTEXT_CHARS = 20_000  # a few pages of text: a handful of windows, answered in seconds
 # A request body: the longest passage even with every character escaped (\uXXXX), and a question.
 MAX_BODY_BYTES = 256 * 1024
-BODY_TIMEOUT_SECONDS = 3.0  # a body announced but not sent in this time is refused (408)
-IDLE_TIMEOUT_SECONDS = 10.0  # a connection that sends no request in this time is closed
+BODY_TIMEOUT_SECONDS = 3.0  # a body announced but not whole in this time is refused (408)
+# A request's line and headers must be whole this long after the connection is ready for them;
+# one that sends nothing in this time is closed.
+IDLE_TIMEOUT_SECONDS = 10.0
+# Connections served at once (a thread each); more are answered 503 at once. With the deadlines
+# above, slow or silent clients hold a slot for seconds, not for as long as they like.
+MAX_CONNECTIONS = 100
 SHOWN_ALTERNATIVES = 4
 FALLBACK_EXAMPLE = {  # used when the run's dev set is not at hand
     "title": "Tea",
@@ -161,13 +168,71 @@ class BadRequest(Exception):
         self.status = status
 
 
+class DeadlineReader(io.RawIOBase):
+    """A connection's reads, each waiting only for what is left until the deadline: a client
+    that sends a byte a second cannot stretch its headers or body past it, as it could stretch
+    a timeout per read. TimeoutError once the deadline has passed."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.start(0)
+
+    def readable(self):
+        return True
+
+    def start(self, seconds: float) -> None:
+        """What is read next must have come within `seconds` from now."""
+        self.deadline, self.received, self.expired = time.monotonic() + seconds, 0, False
+
+    def readinto(self, buffer) -> int:
+        left = self.deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError("the deadline passed")
+            self.connection.settimeout(left)
+            count = self.connection.recv_into(buffer)
+        except TimeoutError:
+            self.expired = True
+            raise
+        self.received += count
+        return count
+
+
 def make_handler(demo: Demo, page: bytes):
     class Handler(BaseHTTPRequestHandler):
-        # The socket's timeout: slow or silent clients do not hold a thread.
+        # The socket's timeout while answering: a client that does not read does not hold a thread.
         timeout = IDLE_TIMEOUT_SECONDS
 
+        def setup(self):
+            super().setup()
+            self.rfile.close()  # the socket's own reader: its reference would keep it open
+            self.reader = DeadlineReader(self.connection)
+            self.rfile = io.BufferedReader(self.reader)
+
+        def handle_one_request(self):
+            # Nothing of the last request: a timeout before this one's line is read answers HTTP/1.1.
+            self.command, self.path, self.request_version = None, "", "HTTP/1.1"
+            self.answered = False
+            self.reader.start(IDLE_TIMEOUT_SECONDS)  # the request line and headers, whole
+            super().handle_one_request()  # a TimeoutError there: one log line, connection closed
+            if self.reader.expired and self.reader.received and not self.answered:
+                self.send_json(HTTPStatus.REQUEST_TIMEOUT, {"error": (
+                    f"The request's headers did not arrive within {IDLE_TIMEOUT_SECONDS:g} s.")})  # fmt: skip
+
+        def send_error(self, code, message=None, explain=None):
+            """http.server's own refusals (a malformed request line or headers, an unknown
+            method) as JSON, like every other answer."""
+            self.close_connection = True
+            # A line too broken to name its version reads as HTTP/0.9, answered without a status
+            # line; every client of this page speaks HTTP/1.
+            if self.request_version == "HTTP/0.9":
+                self.request_version = "HTTP/1.1"
+            self.send_json(code, {"error": message or HTTPStatus(code).phrase})
+
         def send(self, status, payload: bytes, content_type: str):
+            self.answered = True
             try:
+                self.connection.settimeout(IDLE_TIMEOUT_SECONDS)  # not what a read deadline left
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
@@ -193,13 +258,11 @@ def make_handler(demo: Demo, page: bytes):
             length = int(declared)
             if length > MAX_BODY_BYTES:
                 raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"The request is {length:,} bytes; the demo takes up to {MAX_BODY_BYTES:,}.")  # fmt: skip
-            self.connection.settimeout(BODY_TIMEOUT_SECONDS)
+            self.reader.start(BODY_TIMEOUT_SECONDS)  # the whole body, not each read
             try:
                 body = self.rfile.read(length)
             except TimeoutError:
                 raise BadRequest(HTTPStatus.REQUEST_TIMEOUT, f"The body did not arrive within {BODY_TIMEOUT_SECONDS:g} s ({length:,} bytes announced).") from None  # fmt: skip
-            finally:
-                self.connection.settimeout(IDLE_TIMEOUT_SECONDS)
             if len(body) < length:
                 raise BadRequest(HTTPStatus.BAD_REQUEST, "The body is shorter than its Content-Length.")  # fmt: skip
             return body
@@ -266,10 +329,57 @@ def make_handler(demo: Demo, page: bytes):
     return Handler
 
 
-def serve(demo: Demo, host: str, port: int) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(demo, PAGE.read_bytes()))
-    server.daemon_threads = True
-    return server
+def busy_reply() -> bytes:
+    """The whole 503 answer, sent as it is to a connection over the limit."""
+    body = json.dumps({"error": "The demo is busy with other clients; try again."}).encode()
+    head = ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 10\r\n\r\n")  # fmt: skip
+    return head.encode() + body
+
+
+class DemoServer(ThreadingHTTPServer):
+    """A thread per connection, up to `max_connections` at once; one log line, never a
+    traceback, for whatever a connection's thread did not handle."""
+
+    daemon_threads = True
+    BUSY = busy_reply()
+
+    def __init__(self, address, handler, max_connections: int = MAX_CONNECTIONS):
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)  # starts the thread
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def refuse(self, request):
+        """503 without a thread, never waiting on the client: this runs on the accepting thread."""
+        try:
+            request.setblocking(False)
+            request.send(self.BUSY)
+        except OSError:
+            pass  # gone, or its window full: it is closed all the same
+        self.shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        kind, error = sys.exc_info()[:2]
+        sys.stderr.write(f"demo: connection from {client_address[0]} ended: {kind.__name__}: {error}\n")  # fmt: skip
+
+
+def serve(demo: Demo, host: str, port: int, max_connections: int = MAX_CONNECTIONS) -> DemoServer:
+    return DemoServer((host, port), make_handler(demo, PAGE.read_bytes()), max_connections)
 
 
 def main(argv=None):

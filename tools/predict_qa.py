@@ -14,6 +14,7 @@ from datasets import Dataset
 
 from qa.answer_settings import answering_settings
 from qa.atomic import write_json_atomic
+from qa.export import add_backend_argument
 from qa.features import QuestionTooLong
 from qa.passages import passage_problem
 from qa.predict import add_bf16_argument, answer_questions, use_bf16
@@ -49,6 +50,7 @@ def main(argv=None):
     parser.add_argument("--max_seq_length", type=int)
     parser.add_argument("--doc_stride", type=int)
     add_bf16_argument(parser)
+    add_backend_argument(parser)
     args = parser.parse_args(argv)
 
     if args.file:
@@ -83,7 +85,9 @@ def main(argv=None):
         max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
     )  # fmt: skip
     try:
-        answers = answer_questions(args.model, examples, bf16=use_bf16(args.bf16), **settings)
+        answers = answer_questions(
+            args.model, examples, bf16=use_bf16(args.bf16), backend=args.backend, **settings
+        )
     except QuestionTooLong as err:
         raise SystemExit(f"error: {args.file or '--question'}: {err}") from None
     for qid, question in zip(examples["id"], examples["question"]):
