@@ -9,7 +9,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/squad20pct.json
 MODEL ?= runs/squad20pct
-EVAL_DIR ?= $(MODEL)/eval
+# Which model answers in eval, predict, demo: the weights (torch), or MODEL's ONNX export (make export):
+# onnxruntime or onnxruntime-int8. An export's eval goes to MODEL/eval-onnxruntime(-int8).
+BACKEND ?= torch
+EVAL_DIR ?= $(MODEL)/eval$(if $(filter-out torch,$(BACKEND)),-$(BACKEND))
 ARGS ?=
 # Also copy the small outputs (metrics, predictions, samples, log) here, e.g. results/runs/squad20pct.
 RESULTS_DIR ?=
@@ -31,7 +34,7 @@ export HF_EVALUATE_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 # run_qa.py sets glibc's allocator itself (keep_freed_memory), so the bare command matches.
 
-.PHONY: help setup data split standin train eval predict plots push demo compare test test-fast fuzz bench bench-inference quality style lint format clean
+.PHONY: help setup data split standin train eval predict plots export push demo compare test test-fast fuzz bench bench-inference quality style lint format clean
 
 help: ## list every target (this text)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +45,7 @@ help: ## list every target (this text)
 	  "  RESULTS_DIR      also copy a run's small outputs there (e.g. results/runs/squad20pct)" \
 	  "  MODEL            trained folder for eval, predict, demo, push (runs/squad20pct)" \
 	  "  EVAL_DIR         where eval writes (MODEL/eval)" \
+	  "  BACKEND QUANTIZE eval/predict/demo: torch, onnxruntime(-int8); export: int8 adds that copy" \
 	  "  RUN              run folder for plots (MODEL)" \
 	  "  CONTEXT QUESTION FILE   what predict answers (FILE: a SQuAD JSON or JSON lines)" \
 	  "  PORT             demo port (7860)" \
@@ -80,7 +84,7 @@ train: setup data ## fine-tune with CONFIG (default: 20% of SQuAD v1.1, one epoc
 # Score an existing folder without training; CONFIG picks the dev set (squad20pct-eval-v2.json: 2.0).
 eval: setup data ## score a trained folder (MODEL) on the dev set of CONFIG, show samples
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) \
-		--model_name_or_path $(MODEL) --do_train false --output_dir $(EVAL_DIR) --results_dir "$(RESULTS_DIR)" $(ARGS)
+		--model_name_or_path $(MODEL) --backend $(BACKEND) --do_train false --output_dir $(EVAL_DIR) --results_dir "$(RESULTS_DIR)" $(ARGS)
 
 test: setup data ## the whole test suite (the command CI runs)
 	$(BIN)/python -m pytest -q $(ARGS)
@@ -109,8 +113,13 @@ clean: ## remove caches (.cache, pytest and ruff caches)
 
 # Ask the trained folder: make predict CONTEXT="..." QUESTION="..."  or  make predict FILE=q.jsonl
 predict: setup ## answer CONTEXT/QUESTION (or FILE) with the trained folder MODEL
-	$(BIN)/python tools/predict_qa.py $(MODEL) \
+	$(BIN)/python tools/predict_qa.py $(MODEL) --backend $(BACKEND) \
 		$(if $(FILE),--file "$(FILE)",--context "$(CONTEXT)" --question "$(QUESTION)") $(ARGS)
+
+# For deployment: MODEL/onnx/ holds model.onnx, the tokenizer and qa_settings.json (qa/export.py).
+QUANTIZE ?=
+export: setup ## write MODEL as ONNX to MODEL/onnx/ (QUANTIZE=int8: an int8 copy as well)
+	$(BIN)/python tools/export_qa.py $(MODEL) $(if $(QUANTIZE),--quantize $(QUANTIZE)) $(ARGS)
 
 # Curves of a run folder or its results copy (run_qa.py also draws them at the end of each run).
 RUN ?= $(MODEL)

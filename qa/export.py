@@ -191,6 +191,11 @@ def load_trained(folder: str):
     """(model in fp32 eval mode, tokenizer) of a trained folder; one line if it has none."""
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise SystemExit(
+            f"error: {folder} is no trained model folder (it has no config.json): give the "
+            "output folder of a training run, e.g. runs/squad20pct."
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForQuestionAnswering.from_pretrained(folder, dtype=torch.float32)
@@ -238,8 +243,9 @@ def write_export(model, tokenizer, folder: str, out: str, quantize: str | None) 
     return manifest
 
 
-def export_folder(folder: str, quantize: str | None = None, out: str | None = None) -> str:
-    """Export `folder` into `out` (default FOLDER/onnx), replacing only an earlier export."""
+def export_folder(folder: str, quantize: str | None = None, out: str | None = None):
+    """Export `folder` into `out` (default FOLDER/onnx), replacing only an earlier export;
+    (out, the export's manifest)."""
     out = out or os.path.join(folder, EXPORT_FOLDER)
     if os.path.exists(out) and not os.path.isfile(os.path.join(out, MANIFEST)):
         raise SystemExit(
@@ -254,10 +260,10 @@ def export_folder(folder: str, quantize: str | None = None, out: str | None = No
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
     try:
-        write_export(model, tokenizer, folder, partial, quantize)
+        manifest = write_export(model, tokenizer, folder, partial, quantize)
         if os.path.exists(out):
             shutil.rmtree(out)
         os.replace(partial, out)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return out
+    return out, manifest
