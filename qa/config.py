@@ -231,6 +231,7 @@ def parse_arguments(argv: list[str]):
         raise SystemExit(f"error: {parser.source}: {err}") from None
     check_ranges(arguments, parser.source)
     _, data_args, training_args = arguments
+    take_hub_token(training_args)
     # Once, here: "run/" and "run" must name the same folder (run/ + ".previous" is inside it).
     if training_args.output_dir:
         training_args.output_dir = os.path.normpath(training_args.output_dir)
@@ -238,6 +239,33 @@ def parse_arguments(argv: list[str]):
         if getattr(data_args, name):
             setattr(data_args, name, os.path.normpath(getattr(data_args, name)))
     return arguments
+
+
+HIDDEN_TOKEN = "<HUB_TOKEN>"  # what a run records where a token was given
+_hidden_tokens: set[str] = set()  # the tokens taken from the flags of this process
+
+
+def take_hub_token(training_args) -> None:
+    """A --hub_token leaves TrainingArguments at once: the Trainer saves its arguments whole
+    (training_args.bin, in output_dir and every checkpoint, pushed to the Hub with the model).
+    It goes to huggingface_hub through HF_TOKEN in this process's environment instead, which
+    every Hub call reads when no token is passed, the Trainer's push included."""
+    token = training_args.hub_token
+    if token:
+        os.environ["HF_TOKEN"] = token
+        _hidden_tokens.add(token)
+        training_args.hub_token = None
+
+
+def without_secrets(argv: list[str]) -> list[str]:
+    """argv as a run may record it: a token taken from it shown as <HUB_TOKEN>, in any form
+    (`--hub_token T`, `--hub_token=T`, an abbreviation argparse accepts)."""
+    recorded = []
+    for arg in argv:
+        for token in _hidden_tokens:
+            arg = arg.replace(token, HIDDEN_TOKEN)
+        recorded.append(arg)
+    return recorded
 
 
 # A config may start from another: {"extends": "squad20pct.json", ...} (a path relative to the
@@ -267,6 +295,11 @@ def read_config(path: str, known: set[str], _chain: tuple[str, ...] = ()) -> dic
         raise SystemExit(
             f"error: cannot read config {path}: it must be one JSON object of settings "
             '({"key": value, ...}).'
+        )
+    if "hub_token" in config:
+        raise SystemExit(
+            f"error: {path}: hub_token in a config file is shared and committed with it; remove "
+            "it and give the token as HF_TOKEN or with `hf auth login` (docs/reliability.md)."
         )
     unknown = sorted(set(config) - known - {EXTENDS})
     if unknown:

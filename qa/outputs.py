@@ -30,6 +30,7 @@ from qa.checkpoints import (
     refuse_strangers_in_results,
     replace_results,
 )
+from qa.config import without_secrets
 from qa.hardware import cpu_description, precision_path
 from qa.memory import peak_mib
 from qa.plots import draw_run_plots
@@ -68,7 +69,7 @@ def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
     except (OSError, subprocess.CalledProcessError):
         commit = None
     return {
-        "command": ["run_qa.py", *argv],
+        "command": ["run_qa.py", *without_secrets(argv)],
         "git_commit": commit,
         "model_arguments": asdict(model_args),
         "data_arguments": asdict(data_args),
