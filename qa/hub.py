@@ -22,13 +22,17 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from qa.export import EXPORT_FOLDER
+
 TRAINER_IGNORE = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*"]  # as Trainer.push_to_hub
 LOCAL_ONLY = [  # anywhere in the folder, unless include_all
     "*.lock",  # a run's lock: `make eval` leaves eval.lock beside its eval/ folder
     "*predictions.json",  # one answer (or n-best list) per question: 28 MB for the dev set
     "*null_odds.json",  # SQuAD 2.0: one score per question
 ]
-HUB_SUBFOLDERS = ("runs",)  # TensorBoard's curves: the Hub shows them in its Metrics tab
+# TensorBoard's curves (the Hub shows them in its Metrics tab), and the ONNX export (make export)
+# in the layout ONNX Runtime users look for on the Hub.
+HUB_SUBFOLDERS = ("runs", EXPORT_FOLDER)
 
 
 def ignore_patterns(folder: str, include_all: bool = False) -> list[str]:
