@@ -16,6 +16,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
+from qa.callbacks import keep_tensorboard_in_output_dir
 from qa.features import TRAINING_EVAL_PREFIX
 from qa.hub import hub_errors, push_folder
 from qa.ranks import any_process, decided_on_main
@@ -54,6 +55,7 @@ class QuestionAnsweringTrainer(Trainer):
         """`training_eval`: (features, examples) scored instead of the whole dev set by the
         evaluations that eval_strategy schedules during training, logged as eval_subset_*."""
         super().__init__(*args, **kwargs)
+        keep_tensorboard_in_output_dir(self)
         self.eval_examples = eval_examples
         self.post_process_function = post_process_function
         self.training_eval = training_eval
