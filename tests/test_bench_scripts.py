@@ -112,7 +112,7 @@ def test_inference_bench_runs_the_onnx_variants_on_the_fixture(tiny_model, tmp_p
 
 def test_the_onnx_variants_without_onnxruntime_say_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails
-    with pytest.raises(SystemExit, match=r"need onnxruntime: pip install -r requirements-dev\.txt"):
+    with pytest.raises(SystemExit, match=r"need onnxruntime: pip install -r requirements\.txt"):
         run_script(ROOT / "bench" / "inference.py",
                    ["unused-model", "--variants", "fp32,onnx"], monkeypatch)  # fmt: skip
 
