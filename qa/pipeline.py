@@ -29,7 +29,8 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import cached_file
 
 from qa.answer_settings import DEFAULTS, SETTINGS_FILE, answering_settings
-from qa.predict import QuestionAnswerer, use_bf16
+from qa.predict import QuestionAnswerer, broken_rule, use_bf16
+from qa.user_files import lone_surrogate
 
 TASK = "question-answering"
 # transformers 4's argument names -> the recipe's settings (qa/answer_settings.py).
@@ -63,19 +64,37 @@ def settings_folder(name_or_path: str) -> str | None:
     return os.path.dirname(found) if found else None
 
 
+def as_list(name: str, value) -> list:
+    """question= or context= as a list: one string, or a list or tuple of them."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise TypeError(f"{name}= must be a string or a list of strings, not {type(value).__name__}")
+
+
 def as_questions(args, question, context) -> tuple[Questions, bool]:
     """(the questions, whether one was asked) from any of the accepted call forms."""
     if args and (question is not None or context is not None):
         raise TypeError("give the questions either positionally or as question=/context=, not both")
+    if len(args) > 1:
+        raise TypeError("give one {'question', 'context'} dict or one list of them")
     if args:
         (given,) = args
+        if isinstance(given, (str, bytes)) or not hasattr(given, "__iter__"):
+            raise TypeError(
+                "give a {'question', 'context'} dict or a list of them, not "
+                f"{type(given).__name__}"
+            )
         rows, single = ([given], True) if isinstance(given, dict) else (list(given), False)
     else:
         if question is None or context is None:
             raise TypeError("give question= and context= (or a {'question', 'context'} dict)")
         single = isinstance(question, str)
-        questions = [question] if single else list(question)
-        contexts = [context] * len(questions) if isinstance(context, str) else list(context)
+        questions = as_list("question", question)
+        contexts = as_list("context", context)
+        if isinstance(context, str):
+            contexts *= len(questions)
         if len(contexts) != len(questions):
             raise ValueError(
                 f"{len(questions)} questions but {len(contexts)} contexts: give one context, or "
@@ -84,10 +103,19 @@ def as_questions(args, question, context) -> tuple[Questions, bool]:
         rows = [{"question": q, "context": c} for q, c in zip(questions, contexts)]
     for number, row in enumerate(rows, start=1):
         for key in ("question", "context"):
-            value = row.get(key) if isinstance(row, dict) else None
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"question {number}: '{key}' must be a non-empty string")
+            check_text(number, key, row.get(key) if isinstance(row, dict) else None)
     return Questions(rows), single
+
+
+def check_text(number: int, key: str, value) -> None:
+    """ValueError naming the question unless `value` is text the tokenizer can take."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"question {number}: '{key}' must be a non-empty string")
+    if found := lone_surrogate(value):
+        raise ValueError(
+            f"question {number}: '{key}' has a lone surrogate \\u{found[1]:04x} at character "
+            f"{found[0] + 1}, half of a character, which cannot be encoded; pass whole characters"
+        )
 
 
 class SquadQuestionAnsweringPipeline(Pipeline):
@@ -109,6 +137,10 @@ class SquadQuestionAnsweringPipeline(Pipeline):
                 f"unknown argument(s) {sorted(unknown)}; this pipeline takes top_k, bf16, "
                 f"{', '.join(RENAMED)}"
             )
+        given = {"top_k": top_k, "bf16": bf16, **kwargs}
+        for name, value in given.items():
+            if value is not None and (rule := broken_rule(RENAMED.get(name, name), value)):
+                raise ValueError(f"{name} must be {rule}, not {value!r}")
         forward = {RENAMED[k]: v for k, v in kwargs.items() if v is not None}
         if bf16 is not None:
             forward["bf16"] = bf16
@@ -118,6 +150,8 @@ class SquadQuestionAnsweringPipeline(Pipeline):
     def __call__(self, *args, question=None, context=None, **kwargs):
         """One answer (a dict) for one question; a list of answers for a list of questions."""
         questions, single = as_questions(args, question, context)
+        if not questions.rows:
+            return []  # an empty list of questions: nothing to answer, no model pass
         answers = super().__call__(questions, **kwargs)
         return answers[0] if single else answers
 

@@ -1,15 +1,19 @@
 """Answers from a trained folder with the windows and post-processing of evaluation: the model
 side of tools/predict_qa.py, the demo and the inference bench."""
 
+import math
+import numbers
+
 import numpy as np
 import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from qa.answer_settings import DEFAULTS
 from qa.export import MODEL_INPUTS, answering_model
-from qa.features import prepare_eval_features
+from qa.features import prepare_eval_features, question_token_limit
 from qa.hardware import bf16_available
 from qa.postprocess import postprocess_qa_predictions
+from qa.user_files import RANGES
 
 
 def add_bf16_argument(parser) -> None:
@@ -49,6 +53,45 @@ def window_logits(model, tokenizer, features, batch_size: int, bf16: bool):
     return starts, ends
 
 
+def broken_rule(setting: str, value) -> str | None:
+    """What a call setting (the recipe's name, top_k or bf16) must be, where `value` is not that."""
+    if setting == "bf16":
+        return None if str(value).lower() in ("auto", "true", "false") else "'auto', True or False"
+    if setting == "version_2_with_negative":
+        return None if isinstance(value, bool) else "True or False"
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if setting == "null_score_diff_threshold":
+        return None if number and math.isfinite(value) else "a finite number"
+    low = RANGES.get(setting, (1, None))[0]  # top_k: 1 or more
+    return (
+        None
+        if isinstance(value, numbers.Integral) and number and value >= low
+        else f"a whole number >= {low}"
+    )
+
+
+class SettingError(ValueError):
+    """An answering setting (a flag, a call's argument or qa_settings.json) that cannot be used."""
+
+
+def check_settings(tokenizer, model, settings: dict) -> None:
+    """SettingError for a setting of the wrong type or range, or a window the model cannot take
+    or that leaves no room for a question (the tokenizer would abort)."""
+    for name, value in settings.items():
+        if rule := broken_rule(name, value):
+            raise SettingError(f"{name} must be {rule}, not {value!r}.")
+    length, stride = settings["max_seq_length"], settings["doc_stride"]
+    limit = min(tokenizer.model_max_length, model.config.max_position_embeddings)
+    if length > limit:
+        raise SettingError(f"max_seq_length {length} exceeds the model's maximum {limit}.")
+    if question_token_limit(tokenizer, length, stride) < 1:
+        most = length - tokenizer.num_special_tokens_to_add(pair=True) - 2
+        raise SettingError(
+            f"doc_stride {stride} leaves no room for a question in windows of {length} tokens; "
+            + (f"make it at most {most}." if most >= 0 else "make max_seq_length larger.")
+        )
+
+
 class QuestionAnswerer:
     """A trained folder loaded once, answering batches of questions (used by the CLI and demo)."""
 
@@ -72,6 +115,7 @@ class QuestionAnswerer:
             "max_answer_length": max_answer_length,
             "null_score_diff_threshold": null_score_diff_threshold,
         }
+        check_settings(tokenizer, model, {**self.window, **self.post})
 
     def __call__(self, examples):
         """{question id: QuestionPrediction} for a Dataset with id, question, context columns."""

@@ -385,3 +385,21 @@ def test_predict_refuses_empty_and_huge_passages_at_once(bundled_model, tmp_path
     with pytest.raises(SystemExit, match=f"^error: {path}.*{in_file}"):
         predict_qa.main([bundled_model, "--file", str(path)])
     assert time.monotonic() - began < 30
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [(["--max_seq_length", "0"], "max_seq_length must be a whole number >= 1, not 0"),
+     (["--max_seq_length", "1000"], "max_seq_length 1000 exceeds the model's maximum 512"),
+     (["--doc_stride", "-1"], "doc_stride must be a whole number >= 0, not -1"),
+     (["--doc_stride", "500"], "doc_stride 500 leaves no room for a question in windows of 384"),
+     (["--max_seq_length", "4"], "doc_stride 128 leaves no room for a question in windows of 4 tokens; make max_seq_length larger"),
+     (["--null_score_diff_threshold", "nan"], "null_score_diff_threshold must be a finite number")],
+)  # fmt: skip
+def test_predict_refuses_window_settings_the_model_cannot_take(bundled_model, flags, needle):
+    import predict_qa
+
+    with pytest.raises(SystemExit) as excinfo:
+        predict_qa.main([bundled_model, "--context", CONTEXT, "--question", "Which river?", *flags])
+    message = str(excinfo.value)
+    assert message.startswith(f"error: {needle}") and "qa_settings.json" in message

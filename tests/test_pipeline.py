@@ -116,12 +116,34 @@ def test_one_question_and_one_context_for_several(folder):
         (lambda a: a([{"question": "q"}]), ValueError, "question 1: 'context'"),
         (lambda a: a(question="q", context="c", max_len=3), TypeError, "max_len"),
         (lambda a: a(question="q"), TypeError, "context="),
+        (lambda a: a(question=5, context="c"), TypeError, "question= must be a string or a list"),
+        (lambda a: a(question="q", context=None), TypeError, "give question= and context="),
+        (lambda a: a(question="q", context=b"c"), TypeError, "context= must be a string or a list"),
+        (lambda a: a("q"), TypeError, "dict or a list of them, not str"),
+        (lambda a: a(7), TypeError, "dict or a list of them, not int"),
+        (lambda a: a({"question": "q", "context": "c"}, {}), TypeError, "one list of them"),
+        (lambda a: a([{"question": 5, "context": "c"}]), ValueError, "question 1: 'question'"),
+        (lambda a: a(question="q\ud800", context="c"), ValueError, "question 1: 'question' has a lone surrogate"),
+        (lambda a: a(question="q", context="c", top_k=0), ValueError, "top_k must be a whole number >= 1"),
+        (lambda a: a(question="q", context="c", top_k="3"), ValueError, "top_k must be a whole number"),
+        (lambda a: a(question="q", context="c", max_seq_len=0), ValueError, "max_seq_len must be a whole number >= 1"),
+        (lambda a: a(question="q", context="c", max_seq_len=1000), ValueError, "max_seq_length 1000 exceeds the model's maximum 512"),
+        (lambda a: a(question="q", context="c", doc_stride=500), ValueError, "doc_stride 500 leaves no room for a question"),
+        (lambda a: a(question="q", context="c", max_answer_len=0), ValueError, "max_answer_len must be a whole number >= 1"),
+        (lambda a: a(question="q", context="c", null_score_diff_threshold=float("nan")), ValueError, "a finite number"),
+        (lambda a: a(question="q", context="c", handle_impossible_answer="yes"), ValueError, "True or False"),
+        (lambda a: a(question="q", context="c", bf16="maybe"), ValueError, "bf16 must be 'auto', True or False"),
     ],
-)
+)  # fmt: skip
 def test_bad_calls_say_what_is_wrong(folder, call, error, words):
     answer = pipeline("question-answering", model=str(folder), device="cpu")
     with pytest.raises(error, match=words):
         call(answer)
+
+
+def test_an_empty_list_of_questions_gets_an_empty_list(folder):
+    answer = pipeline("question-answering", model=str(folder), device="cpu")
+    assert answer(question=[], context=[]) == answer(question=[], context="c") == answer([]) == []
 
 
 @pytest.mark.slow  # trains the smoke models, reads ../shared

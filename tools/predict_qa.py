@@ -17,7 +17,7 @@ from qa.atomic import write_json_atomic
 from qa.export import add_backend_argument
 from qa.features import QuestionTooLong
 from qa.passages import passage_problem
-from qa.predict import add_bf16_argument, answer_questions, use_bf16
+from qa.predict import SettingError, add_bf16_argument, answer_questions, use_bf16
 from qa.squad_data import SquadDataError, load_squad_file
 from qa.user_files import lone_surrogate
 
@@ -90,6 +90,8 @@ def main(argv=None):
         )
     except QuestionTooLong as err:
         raise SystemExit(f"error: {args.file or '--question'}: {err}") from None
+    except SettingError as err:
+        raise SystemExit(f"error: {err} Fix the flag, or the folder's qa_settings.json.") from None
     for qid, question in zip(examples["id"], examples["question"]):
         answer = answers[qid]
         shown = f'"{answer.text}"' if answer.text else "(no answer)"
