@@ -48,6 +48,7 @@ from qa.flops import precision_peak, utilisation
 from qa.hardware import configure_machine
 from qa.interrupt import exit_on_sigterm
 from qa.metric import load_metric, metric_inputs
+from qa.model_files import damage_named
 from qa.outputs import finish_run, parallelism, setup_logging
 from qa.resume import check_resume_settings
 from qa.samples import show_samples
@@ -166,7 +167,8 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
     if training_args.do_eval and eval_examples is None:
         raise SystemExit("error: do_eval needs validation_file or dataset_name.")
 
-    model_path, tokenizer, model = load_model(model_args, training_args)
+    with damage_named(resolve_model_path(model_args.model_name_or_path)):  # one line per file
+        model_path, tokenizer, model = load_model(model_args, training_args)
     load_settings(model_path)  # a trained folder's qa_settings.json must be sound, used or not
     check_window_settings(data_args, tokenizer, model)
     resolve_null_threshold(data_args, model_path, tune_examples is not None)

@@ -12,6 +12,7 @@ from qa.answer_settings import DEFAULTS
 from qa.export import MODEL_INPUTS, answering_model
 from qa.features import prepare_eval_features, question_token_limit
 from qa.hardware import bf16_available
+from qa.model_files import damage_named
 from qa.postprocess import postprocess_qa_predictions
 from qa.user_files import RANGES
 
@@ -104,8 +105,9 @@ class QuestionAnswerer:
         # model/tokenizer: already loaded and placed (the question-answering pipeline's own).
         # backend: torch, or an ONNX export's (qa/export.py), whose folder has the tokenizer.
         if model is None:
-            model_dir, model = answering_model(model_dir, backend)
-            tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            with damage_named(model_dir):
+                model_dir, model = answering_model(model_dir, backend)
+                tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer, self.model = tokenizer, model.eval()
         self.window = {"max_seq_length": max_seq_length, "doc_stride": doc_stride}
         self.batch_size, self.bf16 = batch_size, bf16

