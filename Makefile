@@ -129,7 +129,7 @@ plots: setup ## draw loss, learning rate and dev scores of RUN as PNG files
 # The demo page; the trained folder's own settings (2.0 or not, window size) are used.
 PORT ?= 7860
 demo: setup ## serve the question-answering page for MODEL on 127.0.0.1 (port PORT, 7860)
-	$(BIN)/python tools/demo_qa.py $(MODEL) --port $(PORT) $(ARGS)
+	$(BIN)/python tools/demo_qa.py $(MODEL) --backend $(BACKEND) --port $(PORT) $(ARGS)
 
 # Upload a finished run, e.g. make push REPO_ID=you/bert-squad-20pct HF_HUB_OFFLINE=0.
 # While offline (the default here) it is a dry run: the file list and the card check.

@@ -27,6 +27,7 @@ import datasets
 from datasets import Dataset
 
 from qa.answer_settings import answering_settings
+from qa.export import add_backend_argument
 from qa.features import QuestionTooLong
 from qa.predict import QuestionAnswerer, add_bf16_argument, use_bf16
 from qa.squad_data import SquadDataError, load_squad_file, resolve_data_path
@@ -87,7 +88,7 @@ def sample_examples(model_dir: str, settings: dict) -> list[dict]:
 
 
 class Demo:
-    def __init__(self, model_dir, version_2=None, null_threshold=None, bf16=False):
+    def __init__(self, model_dir, version_2=None, null_threshold=None, bf16=False, backend="torch"):
         """version_2 and null_threshold default to what the folder was trained with."""
         settings = answering_settings(
             model_dir, version_2_with_negative=version_2, null_score_diff_threshold=null_threshold
@@ -98,7 +99,7 @@ class Demo:
             "null_score_diff_threshold": settings["null_score_diff_threshold"],
             "examples": sample_examples(model_dir, run_settings(model_dir)),
         }
-        self.answerer = QuestionAnswerer(model_dir, bf16=bf16, **settings)
+        self.answerer = QuestionAnswerer(model_dir, bf16=bf16, backend=backend, **settings)
         # Every forward pass runs on this one thread, one at a time: torch uses all cores anyway,
         # and tensors allocated on one thread stay in one malloc arena. Run on each client's
         # thread, concurrent clients grew the server by tens of MiB, one arena per thread.
@@ -392,6 +393,7 @@ def main(argv=None):
     parser.add_argument("--null_score_diff_threshold", type=float, default=None,
                         help="2.0: answer 'none' when null score - best span > this")  # fmt: skip
     add_bf16_argument(parser)
+    add_backend_argument(parser)
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.model, "config.json")):
         raise SystemExit(
@@ -404,6 +406,7 @@ def main(argv=None):
         args.version_2_with_negative,
         args.null_score_diff_threshold,
         use_bf16(args.bf16),
+        args.backend,
     )
     try:
         server = serve(demo, args.host, args.port)
