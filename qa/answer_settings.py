@@ -5,7 +5,6 @@ it, so a threshold tuned after training is used everywhere without being typed a
 to the Hub with the rest of the folder.
 """
 
-import json
 import math
 import os
 
@@ -26,17 +25,9 @@ def load_settings(folder: str) -> dict:
     path = os.path.join(folder, SETTINGS_FILE)
     if not os.path.isfile(path):
         return {}
-    try:
-        settings = read_json_file(
-            path, fix="Delete it to use the defaults, or run the evaluation again to rewrite it."
-        )
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
-    if not isinstance(settings, dict):
-        raise SystemExit(
-            f"error: {path}: not a JSON object of settings. Delete it to use the defaults, or run "
-            "the evaluation again to rewrite it."
-        )
+    settings = read_object(
+        path, "Delete it to use the defaults, or run the evaluation again to rewrite it."
+    )
     threshold = settings.get("null_score_diff_threshold")
     # json reads NaN and Infinity; a threshold of either would answer all or nothing.
     if (
@@ -48,6 +39,17 @@ def load_settings(folder: str) -> dict:
             f"error: {path}: 'null_score_diff_threshold' must be a finite number, not "
             f"{threshold!r}. Fix or delete the file."
         )
+    return settings
+
+
+def read_object(path: str, fix: str) -> dict:
+    """A JSON object of settings; SystemExit with one line naming the file and `fix` if not."""
+    try:
+        settings = read_json_file(path, fix=fix)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    if not isinstance(settings, dict):
+        raise SystemExit(f"error: {path}: not a JSON object of settings. {fix}")
     return settings
 
 
@@ -69,8 +71,10 @@ def answering_settings(folder: str, **given) -> dict:
     if not saved:
         legacy = os.path.join(folder, "run_config.json")
         if os.path.isfile(legacy):
-            with open(legacy, encoding="utf-8") as handle:
-                saved = json.load(handle).get("data_arguments", {})
+            fix = "Write the folder's settings to qa_settings.json, or train it again."
+            saved = read_object(legacy, fix).get("data_arguments") or {}
+            if not isinstance(saved, dict):
+                raise SystemExit(f"error: {legacy}: 'data_arguments' is not an object. {fix}")
     settings = {}
     for key, default in DEFAULTS.items():
         value = given.get(key)

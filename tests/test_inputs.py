@@ -403,3 +403,21 @@ def test_predict_refuses_window_settings_the_model_cannot_take(bundled_model, fl
         predict_qa.main([bundled_model, "--context", CONTEXT, "--question", "Which river?", *flags])
     message = str(excinfo.value)
     assert message.startswith(f"error: {needle}") and "qa_settings.json" in message
+
+
+@pytest.mark.parametrize(
+    "text", ['{"data_arguments": {"doc_stride": 1', "[1]", '{"data_arguments": [1]}'],
+    ids=["cut-short", "not-an-object", "arguments-not-an-object"],
+)  # fmt: skip
+def test_predict_refuses_a_broken_run_config_of_an_older_folder(tmp_path, bundled_model, text):
+    """Folders from before qa_settings.json are answered with their run_config.json's settings."""
+    folder = trained_folder_with_settings(tmp_path, bundled_model, "{}")
+    (folder / "qa_settings.json").unlink()
+    (folder / "run_config.json").write_text(text)
+    import predict_qa
+
+    with pytest.raises(SystemExit) as excinfo:
+        predict_qa.main([str(folder), "--context", CONTEXT, "--question", "Which river?"])
+    message = str(excinfo.value)
+    assert message.startswith(f"error: {folder / 'run_config.json'}") and "\n" not in message
+    assert "qa_settings.json" in message
