@@ -15,7 +15,7 @@ from qa.answer_settings import DEFAULTS, load_settings
 from qa.export import BACKENDS
 from qa.features import MAX_QUESTION_TOKENS
 from qa.hardware import refuse_fsdp_without_an_accelerator, resolve_hardware_flags
-from qa.user_files import RepeatedKey, check_ranges, read_text_file, unique_keys
+from qa.user_files import RepeatedKey, check_ranges, parse_json, read_text_file, unique_keys
 
 logger = logging.getLogger("run_qa.config")  # a child of run_qa's logger: lands in train.log
 
@@ -283,7 +283,7 @@ def read_config(path: str, known: set[str], _chain: tuple[str, ...] = ()) -> dic
         where = f" (extended by {_chain[-1]})" if _chain else ""
         raise SystemExit(f"error: cannot read config {err}{where}") from None
     try:
-        config = json.loads(text, object_pairs_hook=unique_keys)
+        config = parse_json(text, object_pairs_hook=unique_keys)
     except RepeatedKey as err:
         raise SystemExit(f"error: cannot read config {path}: {err.described_in(text)}") from None
     except json.JSONDecodeError as err:
