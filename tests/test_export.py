@@ -13,7 +13,13 @@ from recipe_runner import ROOT, environment, run_qa
 from test_bench_scripts import run_script, tiny_model  # noqa: F401  tiny_model: a fixture
 
 import qa.export
-from qa.export import answering_model, export_folder, export_folder_of, exported_for_evaluation
+from qa.export import (
+    OnnxModel,
+    answering_model,
+    export_folder,
+    export_folder_of,
+    exported_for_evaluation,
+)
 from qa.features import prepare_eval_features
 from qa.hub import upload_selection
 from qa.predict import answer_questions, window_logits
@@ -192,3 +198,24 @@ def test_smoke_model_export_answers_as_pytorch_does(smoke_run, tmp_path, capsys)
     for got, expected in zip(fixture_logits(str(tmp_path / "onnx"), "onnxruntime", 5),
                              fixture_logits(str(output), "torch", 5)):  # fmt: skip
         assert np.abs(got - expected).max() < 1e-3
+
+
+def test_predict_and_the_demo_answer_with_the_export(exported, tmp_path):
+    """The tools' --backend reaches the model: the CLI's --output and the demo's answer."""
+    import demo_qa
+    import predict_qa
+
+    folder, _, _ = exported
+    written = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / f"{backend}.json"
+        predict_qa.main([folder, "--file", str(FIXTURE), "--bf16", "false", "--backend", backend,
+                         "--output", str(out)])  # fmt: skip
+        answers = json.loads(out.read_text())
+        written[backend] = {q: (a["text"], a["start"], a["end"]) for q, a in answers.items()}
+    assert written["onnxruntime"] == written["torch"]
+    context, question = "Tea was first drunk in China.", "Where was tea first drunk?"
+    demos = {backend: demo_qa.Demo(folder, backend=backend) for backend in ("torch", "onnxruntime")}
+    assert isinstance(demos["onnxruntime"].answerer.model, OnnxModel)
+    by_torch, by_onnx = (demo.answer(context, question) for demo in demos.values())
+    assert (by_onnx["text"], by_onnx["start"]) == (by_torch["text"], by_torch["start"])
