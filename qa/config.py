@@ -69,13 +69,44 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     dataset_name: str | None = field(
-        default=None, metadata={"help": "A Hub dataset (squad, squad_v2); needs the Hub."}
+        default=None,
+        metadata={
+            "help": "A Hub dataset (squad, squad_v2, or one with other column names: see "
+            "question_column); needs the Hub."
+        },
     )
     dataset_config_name: str | None = field(default=None)
     train_file: str | None = field(
-        default=None, metadata={"help": "Local SQuAD JSON or JSON Lines; $SQUAD_DIR is expanded."}
+        default=None,
+        metadata={
+            "help": "Local SQuAD JSON or JSON Lines, or a .csv or .parquet table (see "
+            "question_column); $SQUAD_DIR is expanded."
+        },
     )
     validation_file: str | None = field(default=None, metadata={"help": "As train_file."})
+    question_column: str = field(
+        default="question",
+        metadata={
+            "help": "In a CSV or Parquet file or a Hub dataset: the column of the questions "
+            "(SQuAD JSON and JSON Lines keep SQuAD's names). Also context_column, "
+            "answer_column, answer_start_column; docs/using.md, 'Your own data'."
+        },
+    )
+    context_column: str = field(
+        default="context", metadata={"help": "The column of the passages the answers are in."}
+    )
+    answer_column: str = field(
+        default="answers",
+        metadata={
+            "help": "The column of the answers: the answer's text when the table has "
+            "answer_start_column (empty: no answer), else SQuAD-style {text: [...], "
+            "answer_start: [...]} (JSON in a CSV cell)."
+        },
+    )
+    answer_start_column: str = field(
+        default="answer_start",
+        metadata={"help": "The column of each answer's character offset in its context."},
+    )
     extra_train_files: list[str] = field(
         default_factory=list,
         metadata={
