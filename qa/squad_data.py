@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import datasets
@@ -22,6 +23,16 @@ from datasets import Dataset, Features, List, Value
 from qa import ROOT
 from qa.download import DataFolderError, download
 from qa.squad_files import MIRROR_SUMS, OFFICIAL_FILES, SHARED_SQUAD_DIR, default_squad_dir, url_of
+from qa.tables import (
+    Columns,
+    check_columns,
+    default_id,
+    is_table,
+    misplaced_answer,
+    read_table,
+    row_name,
+    squad_record,
+)
 from qa.user_files import lone_surrogate, parse_json, read_text_file
 
 logger = logging.getLogger("run_qa.squad_data")  # a child of run_qa's logger: lands in train.log
@@ -35,6 +46,9 @@ SQUAD_FEATURES = Features(
         "answers": {"text": List(Value("string")), "answer_start": List(Value("int32"))},
     }
 )
+
+SQUAD_COLUMNS = {"id", "context", "question", "answers"}
+SPLITS = ("train", "validation")
 
 # The local mirror beside the checkout; without one, SQUAD_DIR defaults to the download cache.
 DEFAULT_SQUAD_DIR = SHARED_SQUAD_DIR
@@ -133,8 +147,12 @@ def _require(record: dict, key: str, where: str, path: str):
     return record[key]
 
 
-def _make_row(qa: dict, title, context, where: str, path: str, answers_optional=False) -> dict:
-    """One question in the Hub's schema, from a nested `qas` entry or a JSON Lines record."""
+def _make_row(
+    qa: dict, title, context, where: str, path: str, answers_optional=False, names=None
+) -> dict:
+    """One question in the Hub's schema, from a nested `qas` entry or a JSON Lines record (or a
+    table's row: `names` then maps a field to the column it came from, for the messages)."""
+    names = names or {}
     if answers_optional and isinstance(qa, dict) and "answers" not in qa:
         qa = {**qa, "answers": []}  # a question to answer, not to score
     answers = _require(qa, "answers", where, path)
@@ -175,7 +193,8 @@ def _make_row(qa: dict, title, context, where: str, path: str, answers_optional=
     for key in ("context", "question"):
         if not isinstance(row[key], str) or not row[key].strip():
             raise SquadDataError(
-                f"{path}: {where} has an empty or non-text '{key}'; fix or remove that record."
+                f"{path}: {where} has an empty or non-text '{names.get(key, key)}'; fix or remove "
+                "that record."
             )
     if any(not isinstance(t, str) or not t.strip() for t in texts):
         raise SquadDataError(
@@ -186,7 +205,8 @@ def _make_row(qa: dict, title, context, where: str, path: str, answers_optional=
         # A negative start slices from the end and can still match the text; True is an int.
         if type(start) is not int or start < 0:
             raise SquadDataError(
-                f"{path}: {where} has answer_start {json.dumps(start)}: it must be a whole number "
+                f"{path}: {where} has {names.get('answer_start', 'answer_start')} "
+                f"{json.dumps(start)}: it must be a whole number "
                 ">= 0 (the answer's character offset in the context); fix that record."
             )
     return row
@@ -223,6 +243,47 @@ def _rows_from_lines(lines: list[str], path: str, answers_optional=False) -> lis
     return rows
 
 
+def _rows_from_table(
+    records: list[dict], path: str, columns: Columns, answers_optional=False
+) -> list[dict]:
+    """A table's rows (CSV, Parquet, a Hub split) as checked rows, each error naming its row."""
+    names = list(records[0]) if records else []
+    if records:  # none: _check_rows says the file holds no questions
+        check_columns(names, columns, path, SquadDataError, answers_optional)
+    text_and_start = columns.answer_start in names
+    shown = {"context": columns.context, "question": columns.question}
+    if text_and_start:
+        shown["answer_start"] = columns.answer_start
+    rows = []
+    for number, record in enumerate(records, start=1):
+        where = row_name(number, path, record)
+        squad = squad_record(record, columns, text_and_start, where, path, SquadDataError,
+                             default_id(path, number))  # fmt: skip
+        row = _make_row(squad, squad["title"], squad["context"], where, path, answers_optional,
+                        shown)  # fmt: skip
+        if problem := misplaced_answer(row, where, path):
+            raise SquadDataError(problem)
+        rows.append(row)
+    return rows
+
+
+def table_dataset(
+    records: list[dict], path: str, columns: Columns, allow_unanswerable=False,
+    answers_optional=False,
+) -> Dataset:  # fmt: skip
+    """A table's rows in the Hub's schema, checked as a SQuAD file's are."""
+    rows = _rows_from_table(records, path, columns, answers_optional)
+    _check_rows(rows, path, allow_unanswerable)
+    return _dataset(rows, path)
+
+
+def _dataset(rows: list[dict], path: str) -> Dataset:
+    try:
+        return Dataset.from_list(rows, features=SQUAD_FEATURES)
+    except UnicodeEncodeError:  # looked for only then: the check costs nothing on good files
+        raise _surrogate_in(path, rows) from None
+
+
 def _check_rows(rows: list[dict], path: str, allow_unanswerable: bool) -> None:
     if not rows:
         raise SquadDataError(
@@ -256,19 +317,27 @@ def _check_rows(rows: list[dict], path: str, allow_unanswerable: bool) -> None:
         )
 
 
+MISSING_HINT = (
+    "Run `make data` to download the official files, or set SQUAD_DIR or the config's "
+    "train_file/validation_file."
+)
+
+
 def load_squad_file(
-    path: str, allow_unanswerable: bool = False, answers_optional: bool = False
-) -> Dataset:
-    """Read one local SQuAD file (nested JSON or JSON Lines) into the Hub's schema.
+    path: str, allow_unanswerable: bool = False, answers_optional: bool = False,
+    columns: Columns | None = None,
+) -> Dataset:  # fmt: skip
+    """Read one local file into the Hub's schema: SQuAD's nested JSON or JSON Lines, or a CSV or
+    Parquet table whose columns `columns` names (qa/tables.py).
 
     answers_optional: records without 'answers' are read as questions to answer (no gold).
     """
-    text = read_text_file(
-        path,
-        SquadDataError,
-        missing_hint="Run `make data` to download the official files, or set SQUAD_DIR or the "
-        "config's train_file/validation_file.",
-    )
+    if is_table(path):
+        records = read_table(path, SquadDataError, MISSING_HINT)
+        return table_dataset(
+            records, path, columns or Columns(), allow_unanswerable, answers_optional
+        )
+    text = read_text_file(path, SquadDataError, missing_hint=MISSING_HINT)
     if not text.strip():
         raise SquadDataError(f"{path}: the file is empty.")
     document, whole_error = None, None
@@ -288,10 +357,7 @@ def load_squad_file(
                 raise _truncated_or_invalid(path, text, whole_error) from None
             raise
     _check_rows(rows, path, allow_unanswerable)
-    try:
-        return Dataset.from_list(rows, features=SQUAD_FEATURES)
-    except UnicodeEncodeError:  # looked for only then: the check costs nothing on good files
-        raise _surrogate_in(path, rows) from None
+    return _dataset(rows, path)
 
 
 def _surrogate_in(path: str, rows: list[dict]) -> SquadDataError:
@@ -351,9 +417,22 @@ def take_fraction(dataset: Dataset, fraction: float, seed: int) -> Dataset:
 
 def load_local_file(configured: str, data_args, checksums: dict, key: str):
     path = resolve_data_path(configured)
-    examples = load_squad_file(path, allow_unanswerable=data_args.version_2_with_negative)
+    columns = Columns.of(data_args)
+    examples = load_squad_file(path, data_args.version_2_with_negative, columns=columns)
     checksums[key] = {"path": path, "sha256": sha256_of(path)}
+    if is_table(path) and columns.renamed():  # the same file read through other columns
+        checksums[key]["columns"] = asdict(columns)
     return examples
+
+
+def hub_split(split: Dataset | None, name: str, data_args) -> Dataset | None:
+    """A Hub split in SQuAD's schema: as it is when it has SQuAD's columns and no other names
+    are asked for, else read through the column settings and checked like a local table."""
+    columns = Columns.of(data_args)
+    if split is None or (not columns.renamed() and set(split.column_names) >= SQUAD_COLUMNS):
+        return split
+    source = f"{data_args.dataset_name} ({name} split)"
+    return table_dataset(split.to_list(), source, columns, data_args.version_2_with_negative)
 
 
 def load_raw_datasets(data_args, model_args, training_args):
@@ -368,7 +447,7 @@ def load_raw_datasets(data_args, model_args, training_args):
         hub = datasets.load_dataset(
             data_args.dataset_name, data_args.dataset_config_name, cache_dir=model_args.cache_dir
         )
-        splits = {"train": hub.get("train"), "validation": hub.get("validation")}
+        splits = {name: hub_split(hub.get(name), name, data_args) for name in SPLITS}
     wanted = (
         ("train", data_args.train_file if training_args.do_train else None),
         ("validation", data_args.validation_file if training_args.do_eval else None),

@@ -13,24 +13,30 @@ logger = logging.getLogger("run_qa.user_files")  # a child of run_qa's logger: l
 BOM = "\ufeff"
 
 
-def read_text_file(path: str, error: type[Exception] = ValueError, missing_hint: str = "") -> str:
-    """The file's text, decoded as UTF-8 (a leading byte-order mark dropped).
-
-    Raises `error` with a one-line message for a missing path, a folder, an unreadable file or
-    bytes that are not UTF-8.
-    """
+def read_bytes(path: str, error: type[Exception] = ValueError, missing_hint: str = "") -> bytes:
+    """The file's bytes; `error` with one line for a missing path, a folder or a file that
+    cannot be read."""
     if os.path.isdir(path):
         raise error(f"{path}: is a folder, not a file; name the file inside it.")
     if not os.path.exists(path):
         raise error(f"{path}: no such file.{' ' + missing_hint if missing_hint else ''}")
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            return handle.read()
     except OSError as err:
         raise error(
             f"{path}: cannot be read ({err.strerror or err}); check its permissions or copy it "
             "somewhere readable."
         ) from None
+
+
+def read_text_file(path: str, error: type[Exception] = ValueError, missing_hint: str = "") -> str:
+    """The file's text, decoded as UTF-8 (a leading byte-order mark dropped).
+
+    Raises `error` with a one-line message for a missing path, a folder, an unreadable file or
+    bytes that are not UTF-8.
+    """
+    raw = read_bytes(path, error, missing_hint)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -3,12 +3,16 @@
     python tools/predict_qa.py runs/squad20pct --context "..." --question "..." [--question ...]
     python tools/predict_qa.py runs/squad20pct --file questions.jsonl [--output answers.json] [--nbest 3]
 
-`--file` takes SQuAD JSON or JSON Lines (answers optional there: they are only used to score).
+`--file` takes SQuAD JSON or JSON Lines, or a CSV or Parquet table whose columns the
+--question_column, --context_column, --answer_column and --answer_start_column flags name (as
+run_qa's settings; docs/using.md, "Your own data"). Answers are optional: they are only used to
+score.
 Long contexts are split into overlapping windows exactly as in training and evaluation.
 """
 
 import argparse
 import sys
+from dataclasses import asdict
 
 from datasets import Dataset
 
@@ -19,6 +23,7 @@ from qa.features import QuestionTooLong
 from qa.passages import passage_problem
 from qa.predict import SettingError, add_bf16_argument, answer_questions, use_bf16
 from qa.squad_data import SquadDataError, load_squad_file
+from qa.tables import Columns
 from qa.user_files import lone_surrogate
 
 
@@ -40,7 +45,9 @@ def main(argv=None):
     parser.add_argument("model", help="a trained output folder (model + tokenizer)")
     parser.add_argument("--context", help="the text to answer from")
     parser.add_argument("--question", action="append", default=[], help="repeatable")
-    parser.add_argument("--file", help="SQuAD JSON or JSON Lines of questions")
+    parser.add_argument("--file", help="SQuAD JSON or JSON Lines, CSV or Parquet of questions")
+    for name, default in asdict(Columns()).items():
+        parser.add_argument(f"--{name}_column", default=default, help="in a CSV or Parquet file")
     parser.add_argument("--output", help="write {id: answer with offsets and n-best} here")
     parser.add_argument("--nbest", type=int, default=0, help="also print the N next best answers")
     # Unset: as saved with the trained folder (qa_settings.json), so a SQuAD 2.0 model abstains
@@ -55,7 +62,9 @@ def main(argv=None):
 
     if args.file:
         try:
-            examples = load_squad_file(args.file, allow_unanswerable=True, answers_optional=True)
+            examples = load_squad_file(
+                args.file, True, answers_optional=True, columns=Columns.of(args)
+            )
         except SquadDataError as err:
             raise SystemExit(f"error: {err}") from None
         for qid, context in zip(examples["id"], examples["context"]):
