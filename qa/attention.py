@@ -4,11 +4,14 @@ At this model's head size (32), PyTorch's fused CPU attention (sdpa) computes a 
 few dozen columns at a time and spends most of its time outside matrix products; its backward
 pass was the largest single cost of a bf16 training step on CPUs (docs/speed.md). "compiled" is
 plain attention, written out (bf16 products, the softmax in fp32 with the scale and the padding
-mask folded in) and compiled once by torch.compile, with the sequence length left dynamic so
-that the batches' many padded lengths share one compiled kernel instead of recompiling each.
+mask folded in), its forward and backward passes each compiled once by torch.compile, with the
+sequence length left dynamic so that the batches' many padded lengths share one compiled kernel
+instead of recompiling for each.
 
-It is registered with transformers' AttentionInterface, so the model is the stock BertModel and
-a saved folder loads anywhere with any kernel.
+The backward pass recomputes the attention weights instead of keeping them, as flash attention
+does, so the kernel holds no more memory than sdpa's. It is registered with transformers'
+AttentionInterface: the model is the stock BertModel, and a saved folder loads anywhere with any
+kernel.
 """
 
 import functools
@@ -27,21 +30,60 @@ COMPILED = "compiled"
 CHOICES = ("auto", "sdpa", "eager", COMPILED)
 
 
-def plain_attention(query, key, value, padding_bias, scaling: float):
-    """softmax(Q K^T * scaling + padding_bias) V; the products in the inputs' precision, the
-    softmax in fp32 (bf16 scores would round away the small differences softmax turns into
-    weights)."""
+def attention_forward(query, key, value, padding_bias, scaling: float):
+    """(softmax(Q K^T * scaling + padding_bias) V, log-sum-exp of each score row); the products
+    in the inputs' precision, the softmax in fp32 (bf16 scores would round away the small
+    differences softmax turns into weights)."""
     scores = torch.matmul(query, key.transpose(-1, -2)).float() * scaling
     if padding_bias is not None:
         scores = scores + padding_bias
-    return torch.matmul(torch.softmax(scores, dim=-1).to(value.dtype), value)
+    row_lse = torch.logsumexp(scores, dim=-1, keepdim=True)
+    weights = torch.exp(scores - row_lse).to(value.dtype)
+    return torch.matmul(weights, value), row_lse
+
+
+def attention_backward(query, key, value, padding_bias, row_lse, output, grad_output, scaling):
+    """Gradients of Q, K and V. The weights are recomputed from Q, K and the saved log-sum-exp
+    rather than kept from the forward pass: one more Q K^T product instead of a batch x heads x
+    length x length fp32 matrix per layer (675 MiB for six layers at 16 x 384 tokens)."""
+    scores = torch.matmul(query, key.transpose(-1, -2)).float() * scaling
+    if padding_bias is not None:
+        scores = scores + padding_bias
+    weights = torch.exp(scores - row_lse)
+    grad_value = torch.matmul(weights.to(value.dtype).transpose(-1, -2), grad_output)
+    grad_weights = torch.matmul(grad_output, value.transpose(-1, -2)).float()
+    # softmax's backward: the row sum of grad_weights * weights equals that of grad_output * output
+    row_dot = (grad_output.float() * output.float()).sum(dim=-1, keepdim=True)
+    grad_scores = (weights * (grad_weights - row_dot) * scaling).to(query.dtype)
+    grad_query = torch.matmul(grad_scores, key)
+    grad_key = torch.matmul(grad_scores.transpose(-1, -2), query)
+    return grad_query, grad_key, grad_value
 
 
 @functools.cache
-def compiled_plain_attention():
+def compiled(function):
     # dynamic=True: batch size and length are symbols in the compiled code, so the first call
-    # compiles once (tens of seconds) and every later shape reuses it.
-    return torch.compile(plain_attention, dynamic=True)
+    # compiles once (tens of seconds; torch keeps the result on disk for later runs) and every
+    # later shape reuses it instead of recompiling.
+    return torch.compile(function, dynamic=True)
+
+
+class CompiledAttention(torch.autograd.Function):
+    """Plain attention whose forward and backward passes are each one compiled kernel."""
+
+    @staticmethod
+    def forward(ctx, query, key, value, padding_bias, scaling):
+        output, row_lse = compiled(attention_forward)(query, key, value, padding_bias, scaling)
+        ctx.save_for_backward(query, key, value, padding_bias, row_lse, output)
+        ctx.scaling = scaling
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grads = compiled(attention_backward)(
+            *ctx.saved_tensors, grad_output.contiguous(), ctx.scaling
+        )
+        return *grads, None, None
 
 
 def compiled_attention_forward(
@@ -53,7 +95,7 @@ def compiled_attention_forward(
         raise ValueError("the compiled attention kernel has no dropout: use sdpa or eager")
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
-    output = compiled_plain_attention()(query, key, value, attention_mask, scaling)
+    output = CompiledAttention.apply(query, key, value, attention_mask, scaling)
     return output.transpose(1, 2).contiguous(), None
 
 

@@ -8,7 +8,7 @@ import torch
 from recipe_runner import needs_squad, run_qa
 from transformers import AutoModelForQuestionAnswering, BertConfig
 
-from qa.attention import COMPILED, kernel_for, set_attention_kernel
+from qa.attention import COMPILED, CompiledAttention, kernel_for, set_attention_kernel
 from qa.config import resolve_model_path
 from qa.hardware import bf16_available
 
@@ -71,6 +71,18 @@ def test_compiled_attention_ignores_padding():
         after = model(**inputs).start_logits
     real = inputs["attention_mask"].bool()
     assert torch.allclose(before[real], after[real], atol=1e-5)
+
+
+def test_the_backward_pass_keeps_no_length_by_length_matrix():
+    """The weights are recomputed in the backward pass: what the forward pass keeps for it is
+    of the inputs' size (and a log-sum-exp per row), never batch x heads x length x length."""
+    query, key, value = (torch.randn(2, 3, 64, 32, requires_grad=True) for _ in range(3))
+    bias = torch.zeros(2, 1, 1, 64)
+    output = CompiledAttention.apply(query, key, value, bias, 32**-0.5)
+    kept = output.grad_fn.saved_tensors
+    assert kept and all(t.numel() <= query.numel() for t in kept)
+    output.sum().backward()
+    assert query.grad.shape == query.shape
 
 
 def test_a_saved_model_does_not_record_the_kernel(tmp_path):
