@@ -203,6 +203,8 @@ def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -
         return None  # datasets caches Hub data by its own fingerprint
     key = {
         "data": [v["sha256"] for k, v in sorted(checksums.items()) if k.startswith(split)],
+        # A table read through other columns (qa/tables.py) is other data from the same file.
+        "columns": [v.get("columns") for k, v in sorted(checksums.items()) if k.startswith(split)],
         "ids": hashlib.sha256("\n".join(examples["id"]).encode()).hexdigest(),
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "max_seq_length": data_args.max_seq_length,

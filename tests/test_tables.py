@@ -11,6 +11,7 @@ import pytest
 from recipe_runner import needs_squad, run_qa
 
 import predict_qa
+from qa import features
 from qa.squad_data import SquadDataError, load_local_file, load_raw_datasets, load_squad_file
 from qa.tables import Columns
 
@@ -261,3 +262,15 @@ def test_run_qa_refuses_a_bad_csv_row_in_one_line(tmp_path):
                     tmp_path / "out", check=False)  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {path}: row 1 (line 2)")
+
+
+def test_the_features_cache_tells_columns_apart(monkeypatch, tmp_path):
+    monkeypatch.setattr(features, "tokenizer_fingerprint", lambda tokenizer: "one tokenizer")
+    args = SimpleNamespace(max_seq_length=384, doc_stride=128, features_cache_dir=str(tmp_path))
+    examples = {"id": ["own-1", "own-2"]}
+
+    def cache_file(columns):
+        checksums = {"train": {"path": "own.csv", "sha256": "0" * 64, "columns": columns}}
+        return features.features_cache_file(args, None, "train", examples, checksums)
+
+    assert cache_file({"question": "q"}) != cache_file({"question": "context"})
