@@ -32,6 +32,10 @@ MODEL_SETTINGS = ("model_name_or_path", "tokenizer_name", "attention_dropout", "
 DATA_SETTINGS = (
     "dataset_name",
     "dataset_config_name",
+    "question_column",  # a table's columns: the same file read through others is other data
+    "context_column",
+    "answer_column",
+    "answer_start_column",
     "train_fraction",
     "train_fraction_seed",
     "max_train_samples",

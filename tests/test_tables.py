@@ -11,7 +11,8 @@ import pytest
 from recipe_runner import needs_squad, run_qa
 
 import predict_qa
-from qa import features
+from qa import features, resume
+from qa.config import parse_arguments
 from qa.squad_data import SquadDataError, load_local_file, load_raw_datasets, load_squad_file
 from qa.tables import Columns
 
@@ -274,3 +275,14 @@ def test_the_features_cache_tells_columns_apart(monkeypatch, tmp_path):
         return features.features_cache_file(args, None, "train", examples, checksums)
 
     assert cache_file({"question": "q"}) != cache_file({"question": "context"})
+
+
+def test_resuming_with_other_columns_is_a_changed_setting(tmp_path):
+    def settings(*flags):
+        base = ["--output_dir", str(tmp_path), "--do_train", "--report_to", "none"]
+        return resume.training_settings(
+            *parse_arguments([*base, "--train_file", "own.csv", *flags])
+        )
+
+    changed = resume.differences(settings(), settings("--answer_column", "answer_text"))
+    assert changed == ['answer_column: "answers" -> "answer_text"']
