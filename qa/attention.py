@@ -42,6 +42,14 @@ def attention_forward(query, key, value, padding_bias, scaling: float):
     return torch.matmul(weights, value), row_lse
 
 
+def attention_inference(query, key, value, padding_bias, scaling: float):
+    """attention_forward's output alone: softmax keeps no log-sum-exp for a backward pass."""
+    scores = torch.matmul(query, key.transpose(-1, -2)).float() * scaling
+    if padding_bias is not None:
+        scores = scores + padding_bias
+    return torch.matmul(torch.softmax(scores, dim=-1).to(value.dtype), value)
+
+
 def attention_backward(query, key, value, padding_bias, row_lse, output, grad_output, scaling):
     """Gradients of Q, K and V. The weights are recomputed from Q, K and the saved log-sum-exp
     rather than kept from the forward pass: one more Q K^T product instead of a batch x heads x
@@ -95,7 +103,10 @@ def compiled_attention_forward(
         raise ValueError("the compiled attention kernel has no dropout: use sdpa or eager")
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
-    output = CompiledAttention.apply(query, key, value, attention_mask, scaling)
+    if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad):
+        output = CompiledAttention.apply(query, key, value, attention_mask, scaling)
+    else:  # evaluation: no backward pass to prepare for
+        output = compiled(attention_inference)(query, key, value, attention_mask, scaling)
     return output.transpose(1, 2).contiguous(), None
 
 

@@ -59,6 +59,18 @@ def test_compiled_attention_gives_sdpas_loss_logits_and_gradients(bf16, toleranc
     assert (gradients - sdpa_gradients).norm() <= tolerance * sdpa_gradients.norm()
 
 
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_compiled_attention_evaluates_as_sdpa_does(bf16):
+    """Without gradients the kernel takes its evaluation path: the same logits as sdpa."""
+    logits = {}
+    for kernel in (COMPILED, "sdpa"):
+        model = tiny_model(kernel).eval()
+        inputs = {k: v for k, v in batch().items() if not k.endswith("positions")}
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits[kernel] = model(**inputs).start_logits.float()
+    assert torch.allclose(logits[COMPILED], logits["sdpa"], atol=3e-1 if bf16 else 1e-3, rtol=0)
+
+
 def test_compiled_attention_ignores_padding():
     """The real tokens' logits do not depend on what the padding holds: the padding mask reaches
     the kernel (transformers hands a custom kernel no mask unless one is registered for it)."""
