@@ -13,7 +13,7 @@ from transformers import AutoConfig, HfArgumentParser, TrainingArguments
 from qa import ROOT
 from qa.answer_settings import DEFAULTS, load_settings
 from qa.export import BACKENDS
-from qa.features import MAX_QUESTION_TOKENS
+from qa.features import MAX_QUESTION_TOKENS, TRAINING_EVAL_PREFIX
 from qa.hardware import refuse_fsdp_without_an_accelerator, resolve_hardware_flags
 from qa.user_files import RepeatedKey, check_ranges, parse_json, read_text_file, unique_keys
 
@@ -259,9 +259,11 @@ def parse_arguments(argv: list[str]):
     try:
         arguments = parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
     except ValueError as err:  # unknown flags, and values TrainingArguments rejects
-        raise SystemExit(f"error: {parser.source}: {err}") from None
+        # Some of TrainingArguments' messages span lines: one line here, as every error.
+        raise SystemExit(f"error: {parser.source}: {' '.join(str(err).split())}") from None
     check_ranges(arguments, parser.source)
     _, data_args, training_args = arguments
+    resolve_best_metric(data_args, training_args, parser.source)
     take_hub_token(training_args)
     # Once, here: "run/" and "run" must name the same folder (run/ + ".previous" is inside it).
     if training_args.output_dir:
@@ -270,6 +272,30 @@ def parse_arguments(argv: list[str]):
         if getattr(data_args, name):
             setattr(data_args, name, os.path.normpath(getattr(data_args, name)))
     return arguments
+
+
+# The scores an evaluation logs (qa/squad_qa), by which a best checkpoint can be chosen.
+BEST_METRICS = {False: ("exact_match", "f1"), True: ("exact", "f1", "best_exact", "best_f1")}
+
+
+def resolve_best_metric(data_args, training_args, source: str) -> None:
+    """metric_for_best_model as the name the evaluations during training log it under: with
+    eval_questions_during_training, "f1" is the learning curve's eval_subset_f1 (the Trainer
+    would look for eval_f1, which only the final evaluation logs, and stop with a KeyError)."""
+    name = training_args.metric_for_best_model
+    if name is None:
+        return
+    score = name.removeprefix("eval_").removeprefix("subset_")
+    known = BEST_METRICS[data_args.version_2_with_negative]
+    if score not in known:
+        raise SystemExit(
+            f"error: {source}: metric_for_best_model is {name!r}"
+            f"{' (the Trainer default)' if name == 'loss' else ''}, which the evaluations here "
+            "do not log (they score answers, with no loss); set metric_for_best_model to one of "
+            f"{', '.join(known)}."
+        )
+    prefix = TRAINING_EVAL_PREFIX if data_args.eval_questions_during_training else "eval"
+    training_args.metric_for_best_model = f"{prefix}_{score}"
 
 
 HIDDEN_TOKEN = "<HUB_TOKEN>"  # what a run records where a token was given

@@ -1,0 +1,65 @@
+"""The Trainer's usual arguments (load_best_model_at_end, metric_for_best_model, the accumulation
+steps, max_steps, save_only_model) either work with this recipe or are refused at start, in one
+line that says what to use instead (docs/using.md, "The Trainer's usual arguments")."""
+
+import pytest
+from recipe_runner import SMOKE
+
+from qa.config import parse_arguments
+
+BEST = ["--load_best_model_at_end", "true", "--save_strategy", "steps", "--save_steps", "2"]
+
+
+def parsed(*flags):
+    return parse_arguments([str(SMOKE), *map(str, flags)])
+
+
+def refusal(*flags) -> str:
+    with pytest.raises(SystemExit) as stopped:
+        parsed(*flags)
+    message = str(stopped.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "given, logged",
+    [
+        ("f1", "eval_subset_f1"),
+        ("eval_f1", "eval_subset_f1"),
+        ("exact_match", "eval_subset_exact_match"),
+    ],
+)
+def test_the_best_model_is_chosen_by_the_learning_curve_score(given, logged):
+    """The learning curve logs eval_subset_*; the Trainer looked for eval_f1 and stopped with a
+    KeyError at the first evaluation, after the first steps of training."""
+    _, _, training_args = parsed(*BEST, "--metric_for_best_model", given)
+    assert training_args.metric_for_best_model == logged
+    assert training_args.greater_is_better
+
+
+def test_without_a_learning_curve_subset_the_whole_dev_set_scores():
+    _, _, training_args = parsed(*BEST, "--metric_for_best_model", "f1",
+                                 "--eval_questions_during_training", 0)  # fmt: skip
+    assert training_args.metric_for_best_model == "eval_f1"
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ([], "metric_for_best_model is 'loss' (the Trainer default)"),  # no loss is computed
+        (["--metric_for_best_model", "exact"], "one of exact_match, f1"),  # a SQuAD 2.0 name
+        (["--metric_for_best_model", "f1", "--version_2_with_negative", "true"], None),
+    ],
+)
+def test_a_metric_the_evaluations_do_not_log_is_refused(flags, expected):
+    if expected is None:
+        assert parsed(*BEST, *flags)[2].metric_for_best_model == "eval_subset_f1"
+    else:
+        assert expected in refusal(*BEST, *flags)
+
+
+def test_the_trainers_own_refusals_are_one_line():
+    """load_best_model_at_end with save_strategy no: TrainingArguments' message spans lines."""
+    message = refusal("--load_best_model_at_end", "true")
+    assert "save and eval strategy to match" in message and "Save strategy" in message
