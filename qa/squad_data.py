@@ -48,7 +48,6 @@ SQUAD_FEATURES = Features(
 )
 
 SQUAD_COLUMNS = {"id", "context", "question", "answers"}
-SPLITS = ("train", "validation")
 
 # The local mirror beside the checkout; without one, SQUAD_DIR defaults to the download cache.
 DEFAULT_SQUAD_DIR = SHARED_SQUAD_DIR
@@ -447,7 +446,11 @@ def load_raw_datasets(data_args, model_args, training_args):
         hub = datasets.load_dataset(
             data_args.dataset_name, data_args.dataset_config_name, cache_dir=model_args.cache_dir
         )
-        splits = {name: hub_split(hub.get(name), name, data_args) for name in SPLITS}
+        # Only the splits this run reads are converted and checked.
+        needed = {"train": training_args.do_train, "validation": training_args.do_eval}
+        splits = {
+            name: hub_split(hub.get(name), name, data_args) for name in needed if needed[name]
+        }
     wanted = (
         ("train", data_args.train_file if training_args.do_train else None),
         ("validation", data_args.validation_file if training_args.do_eval else None),

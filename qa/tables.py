@@ -8,7 +8,8 @@ The answers come in one of two forms, chosen by whether the table has the answer
 * with it: the answer column holds the answer's text and answer_start_column its character
   offset in the context, one answer per row; an empty (or null) text means "no answer";
 * without it: the answer column holds SQuAD-style answers, {"text": [...], "answer_start": [...]}
-  (a struct in Parquet and on the Hub, that JSON object written in a CSV cell).
+  (a struct in Parquet and on the Hub, that JSON object written in a CSV cell); an empty cell
+  or a null means "no answer" here too.
 
 An `id` and a `title` column are used when present; without an id column a question is named
 <file name>-<row>. Rows count from 1; in a CSV file the header is line 1, so row N is line N+1.
@@ -142,9 +143,9 @@ def squad_record(record: dict, columns: Columns, text_and_start: bool, where: st
 
 def answers_of(record: dict, columns: Columns, text_and_start: bool, where, path, error):
     value = record.get(columns.answer)
+    if value is None or value == "":
+        return {"text": [], "answer_start": []}  # no answer (SQuAD 2.0), in either form
     if text_and_start:
-        if value is None or value == "":
-            return {"text": [], "answer_start": []}  # no answer (SQuAD 2.0)
         return {"text": [value], "answer_start": [whole_number(record.get(columns.answer_start))]}
     if not isinstance(value, str):
         return value  # a struct: its shape is checked with the record

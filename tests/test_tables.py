@@ -286,3 +286,19 @@ def test_resuming_with_other_columns_is_a_changed_setting(tmp_path):
 
     changed = resume.differences(settings(), settings("--answer_column", "answer_text"))
     assert changed == ['answer_column: "answers" -> "answer_text"']
+
+
+def test_an_empty_squad_style_cell_is_no_answer(tmp_path):
+    path = write_csv(tmp_path / "v2.csv", 'question,context,answers\nWho?,"Nobody here.",\n')
+    examples = load_squad_file(path, allow_unanswerable=True)
+    assert examples[0]["answers"] == {"text": [], "answer_start": []}
+
+
+def test_an_evaluation_reads_only_the_hubs_validation_split(monkeypatch):
+    bad_train = datasets.Dataset.from_list([{**GOOD_ROWS[0], "answer_start": 3}])
+    hub = {"train": bad_train, "validation": datasets.Dataset.from_list(GOOD_ROWS)}
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: hub)
+    data, model, training = hub_arguments(answer="answer_text")
+    training.do_train = False
+    splits, _ = load_raw_datasets(data, model, training)
+    assert content(splits["validation"]) == EXPECTED and splits["train"] is None
