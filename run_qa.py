@@ -25,7 +25,7 @@ import qa.prediction_files
 from qa.answer_settings import inference_settings, load_settings, save_settings
 from qa.atomic import write_json_atomic
 from qa.attention import set_attention_kernel
-from qa.callbacks import LogFile, MemoryWatch, StopOnInterrupt
+from qa.callbacks import EpochsTrained, LogFile, MemoryWatch, StopOnInterrupt
 from qa.checkpoints import check_output_dirs, last_complete_checkpoint
 from qa.config import (
     DataArguments,
@@ -234,7 +234,7 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
         )
         logger.info("During training, scoring the first %d dev questions", len(training_eval[1]))
 
-    memory = MemoryWatch()
+    memory, trained = MemoryWatch(), EpochsTrained()
     interrupt = StopOnInterrupt()  # Ctrl-C or SIGTERM: save at the end of the step, then stop
     trainer = QuestionAnsweringTrainer(
         model=model,
@@ -248,7 +248,7 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
         compute_metrics=compute_metrics,
         training_eval=training_eval,
         # MemoryWatch before the log file: the rss_mib it adds to each metrics line reaches it.
-        callbacks=[c for c in (memory, log_file, interrupt) if c],
+        callbacks=[c for c in (memory, log_file, interrupt, trained) if c],
     )
 
     # What the launcher's config became: a config accelerate ignores must not pass unnoticed.
@@ -293,11 +293,11 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
         metrics["train_seconds_evaluating"] = round(trainer.seconds_evaluating_in_training, 1)
         # MFU (reported by the main process only); then the same without the learning-curve
         # evaluations that train_runtime includes.
-        metrics.update(utilisation(model.config, train_features, metrics["train_runtime"],
-                                   "train", training_args, data_args.report_mfu))  # fmt: skip
+        metrics.update(utilisation(model.config, train_features, metrics["train_runtime"], "train",
+                                   training_args, data_args.report_mfu, trained.epochs))  # fmt: skip
         steps_seconds = metrics["train_runtime"] - metrics["train_seconds_evaluating"]
-        metrics.update(utilisation(model.config, train_features, steps_seconds,
-                                   "train_steps", training_args, data_args.report_mfu))  # fmt: skip
+        metrics.update(utilisation(model.config, train_features, steps_seconds, "train_steps",
+                                   training_args, data_args.report_mfu, trained.epochs))  # fmt: skip
         trainer.log_metrics("train", metrics)
         if is_main:
             write_json_atomic(os.path.join(training_args.output_dir, "train_results.json"), metrics)

@@ -84,6 +84,26 @@ class MemoryWatch(TrainerCallback):
         return result
 
 
+class EpochsTrained(TrainerCallback):
+    """The epochs this process trained, for the FLOPs behind its MFU: with max_steps they are
+    not num_train_epochs, and a resumed run trains only what its checkpoint had left."""
+
+    def __init__(self):
+        self.first = self.last = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        # Not on_train_begin: the Trainer loads a resumed checkpoint's state after calling it.
+        if self.first is None:
+            self.first = state.epoch or 0.0
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.last = state.epoch
+
+    @property
+    def epochs(self) -> float | None:
+        return None if self.first is None or self.last is None else self.last - self.first
+
+
 class StopOnInterrupt(TrainerCallback):
     """Ctrl-C or SIGTERM while training: save at the end of the step in progress, then stop
     (qa/interrupt.py says why at a step boundary and what happens outside training)."""

@@ -88,7 +88,9 @@ def precision_peak(training_args) -> tuple[torch.dtype, float]:
     return dtype, machine_peak(dtype, device) * training_args.world_size
 
 
-def utilisation(config, features, seconds, stage, training_args, against_peak=True) -> dict:
+def utilisation(
+    config, features, seconds, stage, training_args, against_peak=True, epochs=None
+) -> dict:
     """Model FLOPs of `stage` on real tokens and their rate; with `against_peak`, also MFU
     against this machine's matrix-product peak in the precision used (see above).
 
@@ -98,7 +100,10 @@ def utilisation(config, features, seconds, stage, training_args, against_peak=Tr
         return {}
     tokens = features["length"]
     if stage.startswith("train"):  # train, or train_steps (the optimizer steps alone)
-        flops = training_flops(config, tokens, training_args.num_train_epochs)
+        # `epochs`: those trained in `seconds` (max_steps, a resume), else num_train_epochs.
+        flops = training_flops(
+            config, tokens, training_args.num_train_epochs if epochs is None else epochs
+        )
     else:
         flops = forward_flops(config, tokens)
     rate = flops / max(seconds, 1e-9)

@@ -2,10 +2,19 @@
 steps, max_steps, save_only_model) either work with this recipe or are refused at start, in one
 line that says what to use instead (docs/using.md, "The Trainer's usual arguments")."""
 
+from types import SimpleNamespace
+
 import pytest
 from recipe_runner import SMOKE
 
+from qa.callbacks import EpochsTrained
 from qa.config import parse_arguments
+from qa.flops import training_flops, utilisation
+
+
+class Tiny:  # a model config small enough to count its FLOPs by hand
+    hidden_size, intermediate_size, num_hidden_layers = 4, 8, 2
+
 
 BEST = ["--load_best_model_at_end", "true", "--save_strategy", "steps", "--save_steps", "2"]
 
@@ -63,3 +72,21 @@ def test_the_trainers_own_refusals_are_one_line():
     """load_best_model_at_end with save_strategy no: TrainingArguments' message spans lines."""
     message = refusal("--load_best_model_at_end", "true")
     assert "save and eval strategy to match" in message and "Save strategy" in message
+
+
+def test_mfu_counts_the_epochs_trained_not_num_train_epochs():
+    """max_steps stops part-way through an epoch (or runs past one), and a resumed run trains
+    only what its checkpoint had left: the FLOPs were those of num_train_epochs whole."""
+    trained = EpochsTrained()
+    state = SimpleNamespace(epoch=0.0)
+    trained.on_train_begin(None, state, None)
+    state.epoch = 0.25  # a resume: the Trainer loads the checkpoint's state after on_train_begin
+    for epoch in (0.25, 0.5):
+        trained.on_step_begin(None, state, None)
+        state.epoch = epoch + 0.25
+    trained.on_train_end(None, state, None)
+    assert trained.epochs == 0.5
+    args = SimpleNamespace(process_index=0, num_train_epochs=1.0)
+    features = {"length": [3, 5]}
+    flops = utilisation(Tiny, features, 1.0, "train_steps", args, False, trained.epochs)
+    assert flops["train_steps_model_flops"] == training_flops(Tiny, [3, 5], epochs=0.5)
