@@ -189,9 +189,9 @@ def misplaced_answer(row: dict, where: str, path: str) -> str | None:
 
 def row_name(number: int, path: str, record: dict) -> str:
     """How an error names a row: its number (and line, in CSV), and its id if it has one."""
-    line = f" (line {number + 1})" if path.lower().endswith(".csv") else ""
-    qid = f" (id {record['id']})" if "id" in record else ""
-    return f"row {number}{line}{qid}"
+    notes = [f"line {number + 1}"] if path.lower().endswith(".csv") else []
+    notes += [f"id {record['id']}"] if "id" in record else []
+    return f"row {number}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def default_id(path: str, number: int) -> str:

@@ -302,3 +302,10 @@ def test_an_evaluation_reads_only_the_hubs_validation_split(monkeypatch):
     training.do_train = False
     splits, _ = load_raw_datasets(data, model, training)
     assert content(splits["validation"]) == EXPECTED and splits["train"] is None
+
+
+def test_a_row_with_an_id_is_named_by_both(tmp_path):
+    path = write_csv(tmp_path / "ids.csv", "id,question,context,answer_text,answer_start\n"
+                     "q7,Who?,Ada wrote,Ada,2\n")  # fmt: skip
+    with pytest.raises(SquadDataError, match=r"ids.csv: row 1 \(line 2, id q7\): the answer"):
+        load_squad_file(path, columns=TEXT_AND_START)
