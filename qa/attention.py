@@ -76,20 +76,57 @@ def compiled(function):
     return torch.compile(function, dynamic=True)
 
 
+# The most fp32 score-matrix bytes one kernel call makes at a time. The kernels build batch x
+# heads x length x length matrices in passing (sdpa's tiles never do); a batch is cut into pieces
+# of whole windows so that these stay small: at 16 x 384 tokens one call would make 113 MB per
+# matrix, and the allocator keeps what a long batch once took.
+SCORE_BYTES_PER_CALL = 32 * 2**20
+
+
+def batch_pieces(query) -> list[slice]:
+    """Slices of the batch, each of whole windows whose score matrices fit the budget."""
+    batch, heads, length = query.shape[:3]
+    windows = max(1, SCORE_BYTES_PER_CALL // (heads * length * length * 4))
+    return [slice(start, start + windows) for start in range(0, batch, windows)]
+
+
+def by_pieces(function, pieces, *tensors, scaling):
+    """function applied to each piece of the batch (None stays None), its outputs joined."""
+    outputs = [
+        function(*(None if t is None else t[piece] for t in tensors), scaling) for piece in pieces
+    ]
+    if isinstance(outputs[0], torch.Tensor):
+        return torch.cat(outputs)
+    return tuple(torch.cat(parts) for parts in zip(*outputs))
+
+
 class CompiledAttention(torch.autograd.Function):
     """Plain attention whose forward and backward passes are each one compiled kernel."""
 
     @staticmethod
     def forward(ctx, query, key, value, padding_bias, scaling):
-        output, row_lse = compiled(attention_forward)(query, key, value, padding_bias, scaling)
+        output, row_lse = by_pieces(
+            compiled(attention_forward),
+            batch_pieces(query),
+            query,
+            key,
+            value,
+            padding_bias,
+            scaling=scaling,
+        )
         ctx.save_for_backward(query, key, value, padding_bias, row_lse, output)
         ctx.scaling = scaling
         return output
 
     @staticmethod
     def backward(ctx, grad_output):
-        grads = compiled(attention_backward)(
-            *ctx.saved_tensors, grad_output.contiguous(), ctx.scaling
+        query = ctx.saved_tensors[0]
+        grads = by_pieces(
+            compiled(attention_backward),
+            batch_pieces(query),
+            *ctx.saved_tensors,
+            grad_output.contiguous(),
+            scaling=ctx.scaling,
         )
         return *grads, None, None
 
@@ -106,7 +143,15 @@ def compiled_attention_forward(
     if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad):
         output = CompiledAttention.apply(query, key, value, attention_mask, scaling)
     else:  # evaluation: no backward pass to prepare for
-        output = compiled(attention_inference)(query, key, value, attention_mask, scaling)
+        output = by_pieces(
+            compiled(attention_inference),
+            batch_pieces(query),
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=scaling,
+        )
     return output.transpose(1, 2).contiguous(), None
 
 

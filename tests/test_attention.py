@@ -71,6 +71,17 @@ def test_compiled_attention_evaluates_as_sdpa_does(bf16):
     assert torch.allclose(logits[COMPILED], logits["sdpa"], atol=3e-1 if bf16 else 1e-3, rtol=0)
 
 
+def test_a_batch_cut_into_pieces_gives_the_whole_batchs_results(monkeypatch):
+    """Long batches are computed a few windows at a time (qa/attention.py batch_pieces): with a
+    budget that cuts every window apart, loss, logits and gradients are the uncut batch's."""
+    whole = loss_logits_gradients(COMPILED, bf16=False)
+    monkeypatch.setattr("qa.attention.SCORE_BYTES_PER_CALL", 1)
+    cut = loss_logits_gradients(COMPILED, bf16=False)
+    assert cut[0] == pytest.approx(whole[0], rel=1e-5)
+    assert torch.allclose(cut[1], whole[1], atol=1e-4)
+    assert torch.allclose(cut[2], whole[2], atol=1e-5)
+
+
 def test_compiled_attention_ignores_padding():
     """The real tokens' logits do not depend on what the padding holds: the padding mask reaches
     the kernel (transformers hands a custom kernel no mask unless one is registered for it)."""
