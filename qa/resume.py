@@ -85,12 +85,23 @@ def training_settings(model_args, data_args, training_args) -> dict:
     settings |= {name: getattr(data_args, name) for name in DATA_SETTINGS}
     settings |= {name: getattr(training_args, name) for name in TRAINING_SETTINGS}
     settings["processes"] = training_args.world_size  # with the per-device batch: the global one
+    # load_best_model_at_end keeps the checkpoint that scored best, so the score decides the
+    # weights kept; a resume compares new scores with the best one its checkpoint recorded.
+    settings["best model chosen by"] = best_model_choice(data_args, training_args)
     # By content, not by path: the same file under another SQUAD_DIR is the same data.
     files = {"train_file": data_args.train_file}
     files |= {f"extra_train_files[{i}]": p for i, p in enumerate(data_args.extra_train_files)}
     settings |= {f"{name} sha256": file_digest(path) for name, path in files.items() if path}
     # Through JSON once, so that what is compared is what a file holds (enums, tuples, floats).
     return json.loads(json.dumps(settings, default=str))
+
+
+def best_model_choice(data_args, training_args) -> str | None:
+    if not training_args.load_best_model_at_end:
+        return None
+    questions = data_args.eval_questions_during_training
+    scored = f"the first {questions} dev questions" if questions else "the dev set"
+    return f"{training_args.metric_for_best_model} on {scored}"
 
 
 def shown(value) -> str:
@@ -117,10 +128,25 @@ def check_resume_settings(resume_from, model_args, data_args, training_args) -> 
         now = training_settings(model_args, data_args, training_args)
         if resume_from:
             compare(resume_from, now, data_args.resume_with_changed_settings)
+            refuse_a_model_only_checkpoint(resume_from)
         # After a resume too: the next checkpoints are made with these (output_dir may be new).
         write_json_atomic(os.path.join(training_args.output_dir, SETTINGS_FILE), now)
 
     decided_on_main(training_args, on_main)
+
+
+def refuse_a_model_only_checkpoint(resume_from: str) -> None:
+    """save_only_model leaves out the optimizer, the learning-rate schedule and the random
+    states (rng_state*.pth, always saved otherwise): the Trainer would resume with all three
+    started afresh, without a word, and train another model than one run would."""
+    if any(n.startswith("rng_state") for n in os.listdir(resume_from)):
+        return
+    raise SystemExit(
+        f"error: {resume_from} holds the model only (saved with save_only_model): no optimizer, "
+        "learning-rate schedule or random state to resume from. Start afresh (pass "
+        "--overwrite_output_dir true, or choose a new output_dir); to make checkpoints that "
+        "resume, leave save_only_model false."
+    )
 
 
 def compare(resume_from: str, now: dict, accept: bool) -> None:

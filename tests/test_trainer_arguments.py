@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 from recipe_runner import SMOKE
 
+from qa import resume
 from qa.callbacks import EpochsTrained
 from qa.config import parse_arguments
 from qa.flops import training_flops, utilisation
@@ -90,3 +91,31 @@ def test_mfu_counts_the_epochs_trained_not_num_train_epochs():
     features = {"length": [3, 5]}
     flops = utilisation(Tiny, features, 1.0, "train_steps", args, False, trained.epochs)
     assert flops["train_steps_model_flops"] == training_flops(Tiny, [3, 5], epochs=0.5)
+
+
+def test_a_checkpoint_saved_with_save_only_model_is_not_resumed(tmp_path):
+    """The Trainer resumed it with a new optimizer, schedule and random state, silently."""
+    checkpoint = tmp_path / "checkpoint-2"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"\0" * 8)
+    with pytest.raises(SystemExit, match="holds the model only .* leave save_only_model false"):
+        resume.refuse_a_model_only_checkpoint(str(checkpoint))
+    (checkpoint / "rng_state.pth").write_bytes(b"\0" * 8)  # saved by every whole checkpoint
+    resume.refuse_a_model_only_checkpoint(str(checkpoint))
+
+
+def test_a_resume_keeps_the_score_that_chooses_the_best_model(tmp_path):
+    """load_best_model_at_end keeps the best checkpoint by its score: a resume that changed the
+    score would compare its checkpoints with a best one scored another way."""
+
+    def settings(*flags):
+        chosen = [*BEST, "--output_dir", tmp_path, *flags]
+        return resume.training_settings(*parsed(*chosen))
+
+    f1 = settings("--metric_for_best_model", "f1")
+    assert f1["best model chosen by"] == "eval_subset_f1 on the first 8 dev questions"
+    changed = resume.differences(f1, settings("--metric_for_best_model", "exact_match"))
+    assert changed == [
+        'best model chosen by: "eval_subset_f1 on the first 8 dev questions" -> '
+        '"eval_subset_exact_match on the first 8 dev questions"'
+    ]
