@@ -7,9 +7,10 @@ peak memory is its own:
 1. the machine's limit: the best 4096 x 4096 matrix product in fp32, and in bf16 where the CPU or
    GPU has it, at the thread count the runs use;
 2. training and evaluation through run_qa.py: the defaults (bf16 autocast where the hardware has
-   it, windows padded per batch, length-grouped batches, eval windows sorted by length, the
-   glibc allocator settings run_qa.py makes, keep_freed_memory), the same without them, and the
-   classic settings (fp32, every window padded to max_seq_length, random batches, eval batch 8,
+   it, the attention kernel `auto` picks, windows padded per batch, length-grouped batches, eval
+   windows sorted by length, the glibc allocator settings run_qa.py makes, keep_freed_memory),
+   the same with sdpa attention (the kernel before `auto`), the same without the allocator
+   settings, and the classic settings (fp32, every window padded to max_seq_length, random batches, eval batch 8,
    attention dropout 0.1, stock allocator). Each gets its model FLOPs utilisation (MFU): model
    FLOPs on real tokens (formula in qa/flops.py) over seconds, over the peak of the precision it
    used;
@@ -189,8 +190,11 @@ def measure_peaks() -> dict:
 
 
 STOCK_ALLOCATOR = ["--keep_freed_memory", "false"]
+SDPA_ATTENTION = ["--attn_implementation", "sdpa"]
 RUNS = {  # --runs id: (name in the report, run_qa flags)
     "default": ("default", []),
+    # The attention kernel before `auto` chose the compiled one (docs/speed.md).
+    "sdpa-attention": ("default, sdpa attention", SDPA_ATTENTION),
     "stock-allocator": ("default, stock allocator", STOCK_ALLOCATOR),
     "classic": ("classic", CLASSIC_FLAGS + STOCK_ALLOCATOR),
 }
@@ -215,6 +219,13 @@ def ratios(recipe, post) -> dict:
             "eval samples/s, default over classic": f"{d['eval_samples_per_second'] / c['eval_samples_per_second']:.2f}x",
             "dev F1, default minus classic (points)": f"{d['eval_f1'] - c['eval_f1']:+.2f}",
             "peak RSS, default over classic": f"{d['peak_rss_mib'] / c['peak_rss_mib']:.2f}x",
+        })  # fmt: skip
+    s = recipe.get("default, sdpa attention")
+    if d and s:
+        result.update({
+            "train samples/s, default over sdpa attention": f"{d['train_samples_per_second'] / s['train_samples_per_second']:.2f}x",
+            "eval samples/s, default over sdpa attention": f"{d['eval_samples_per_second'] / s['eval_samples_per_second']:.2f}x",
+            "peak RSS, default over sdpa attention": f"{d['peak_rss_mib'] / s['peak_rss_mib']:.2f}x",
         })  # fmt: skip
     if d and a:
         result.update({
