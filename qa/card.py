@@ -136,7 +136,9 @@ def card_settings(data_args, training_args, results) -> dict:
     return {
         "training questions": results.get("train_examples"),
         "train_fraction": data_args.train_fraction,
-        "epochs": training_args.num_train_epochs,
+        # Those trained (the Trainer's epoch): max_steps may stop before num_train_epochs.
+        "epochs": round(results.get("epoch", training_args.num_train_epochs), 2),
+        **({"max_steps": training_args.max_steps} if training_args.max_steps > 0 else {}),
         "batch size (total)": total_train_batch(training_args),
         "learning rate": training_args.learning_rate,
         "warm-up": training_args.warmup_steps,

@@ -9,6 +9,7 @@ from recipe_runner import SMOKE
 
 from qa import resume
 from qa.callbacks import EpochsTrained
+from qa.card import card_settings
 from qa.config import parse_arguments
 from qa.flops import training_flops, utilisation
 
@@ -119,3 +120,11 @@ def test_a_resume_keeps_the_score_that_chooses_the_best_model(tmp_path):
         'best model chosen by: "eval_subset_f1 on the first 8 dev questions" -> '
         '"eval_subset_exact_match on the first 8 dev questions"'
     ]
+
+
+def test_the_card_shows_the_epochs_trained_and_the_total_batch():
+    """With max_steps the card said num_train_epochs (1) however far training went."""
+    _, data_args, training_args = parsed("--max_steps", 2, "--gradient_accumulation_steps", 2)
+    settings = card_settings(data_args, training_args, {"epoch": 2 / 3, "train_examples": 64})
+    assert settings["epochs"] == 0.67 and settings["max_steps"] == 2
+    assert settings["batch size (total)"] == 16 * 2  # per device x accumulation steps
