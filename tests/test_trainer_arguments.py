@@ -2,10 +2,12 @@
 steps, max_steps, save_only_model) either work with this recipe or are refused at start, in one
 line that says what to use instead (docs/using.md, "The Trainer's usual arguments")."""
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from recipe_runner import SMOKE
+from recipe_runner import SMOKE, needs_squad, run_qa
 
 from qa import resume
 from qa.callbacks import EpochsTrained
@@ -128,3 +130,36 @@ def test_the_card_shows_the_epochs_trained_and_the_total_batch():
     settings = card_settings(data_args, training_args, {"epoch": 2 / 3, "train_examples": 64})
     assert settings["epochs"] == 0.67 and settings["max_steps"] == 2
     assert settings["batch size (total)"] == 16 * 2  # per device x accumulation steps
+
+
+@pytest.mark.slow
+@needs_squad
+def test_the_usual_arguments_on_the_smoke_run(tmp_path):
+    """One short run with all of them; then the kept model scored again without
+    eval_accumulation_steps answers the same."""
+    output, results = tmp_path / "run", tmp_path / "results"
+    cache = ["--features_cache_dir", tmp_path / "cache", "--report_to", "none"]
+    run_qa(*BEST, "--metric_for_best_model", "f1", "--eval_steps", 1, "--save_steps", 1,
+           "--max_steps", 2, "--gradient_accumulation_steps", 2, "--eval_accumulation_steps", 1,
+           "--save_total_limit", 1, "--save_only_model", "true", "--output_dir", output,
+           "--results_dir", results, *cache)  # fmt: skip
+    state = json.loads((output / "trainer_state.json").read_text())
+    curve = [e["eval_subset_f1"] for e in state["log_history"] if "eval_subset_f1" in e]
+    assert state["global_step"] == 2 and state["best_metric"] == max(curve)
+    best = Path(state["best_model_checkpoint"])
+    assert [p.name for p in output.glob("checkpoint-*")] == [best.name]  # save_total_limit
+    assert (best / "model.safetensors").read_bytes() == (output / "model.safetensors").read_bytes()
+    assert (results / "all_results.json").is_file()
+    trained = json.loads((output / "train_results.json").read_text())
+    assert trained["epoch"] < 1  # max_steps stopped part-way through the epoch
+    card = (output / "README.md").read_text()
+    assert "| max_steps | 2 |" in card and "| batch size (total) | 32 |" in card
+    again = tmp_path / "again"
+    run_qa("--model_name_or_path", output, "--do_train", "false", "--output_dir", again, *cache)
+    for name in ("predictions.json", "eval_results.json"):
+        scored = [json.loads((folder / name).read_text()) for folder in (output, again)]
+        if name == "eval_results.json":
+            scored = [
+                {k: v for k, v in s.items() if k in ("eval_f1", "eval_exact_match")} for s in scored
+            ]
+        assert scored[0] == scored[1]
