@@ -152,7 +152,8 @@ class DataArguments:
         metadata={
             "help": "With eval_strategy steps: score only the first N dev questions at those "
             "steps, a cheap learning curve (logged as eval_subset_*); the final evaluation still "
-            "uses the whole dev set. 0: the whole set every time."
+            "uses the whole dev set. 0: the whole set every time. metric_for_best_model f1 (or "
+            "exact_match) then means this subset's score, eval_subset_f1."
         },
     )
     max_seq_length: int = field(
