@@ -68,6 +68,13 @@ from utils_qa import postprocess_qa_predictions
 logger = logging.getLogger("run_qa")
 
 
+# What to do after an interrupt: a save_only_model checkpoint holds no optimizer and is not resumed.
+RESUME_HINT = {
+    False: "Run the same command again to resume.",
+    True: "It holds the model only (save_only_model): it cannot be resumed.",
+}
+
+
 def prepare_split(data_args, training_args) -> dict | None:
     """Build the dev-v2.0 article split if a configured file lies in it, and the stand-in made
     from its training part if a training file lies in that; the split's manifest."""
@@ -281,7 +288,7 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
                 f"Interrupted by {interrupt.signal_name or 'a signal to another process'} at "
                 f"step {interrupt.stopped_at}; checkpoint saved in "
                 f"{training_args.output_dir}/checkpoint-{interrupt.stopped_at}. "
-                "Run the same command again to resume."
+                + RESUME_HINT[training_args.save_only_model]
             )
         trainer.save_model()  # model and tokenizer, loadable by pipeline("question-answering")
         metrics = {
