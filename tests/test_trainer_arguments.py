@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from recipe_runner import SMOKE, needs_squad, run_qa
+from test_reliability import killed_after_checkpoint
 
 from qa import resume
 from qa.callbacks import EpochsTrained
@@ -163,3 +164,17 @@ def test_the_usual_arguments_on_the_smoke_run(tmp_path):
                 {k: v for k, v in s.items() if k in ("eval_f1", "eval_exact_match")} for s in scored
             ]
         assert scored[0] == scored[1]
+
+
+@pytest.mark.slow
+@needs_squad
+def test_rerunning_after_a_kill_with_save_only_model_is_refused(tmp_path):
+    """The newest whole checkpoint holds the model only: one line, before any training."""
+    output = tmp_path / "run"
+    flags = ["--save_strategy", "steps", "--save_steps", 1, "--save_only_model", "true",
+             "--eval_strategy", "no", "--report_to", "none",
+             "--features_cache_dir", tmp_path / "cache"]  # fmt: skip
+    killed_after_checkpoint(1, *flags, output=output, log_path=tmp_path / "first.log")
+    again = run_qa(*flags, "--output_dir", output, check=False)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert "holds the model only (saved with save_only_model)" in again.stderr.splitlines()[-1]
