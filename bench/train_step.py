@@ -135,15 +135,30 @@ def main():
     )
 
     cpu, flags = cpu_description()
-    base = rows["sdpa"]
+    report = {
+        "cpu": cpu, "class": machine_class(flags), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "precision": str(dtype).removeprefix("torch."),
+        "peak_flops": peak, "rounds": args.rounds, "batch": [BATCH, LENGTH, PADDING],
+        "cases": rows, "seconds": seconds, "profile": table,
+    }  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(str(out / f"{report['class']}.json"), report)
+    write_text_atomic(str(out / f"{report['class']}.md"), markdown(report))
+    print(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    """The committed table, drawn from the report alone."""
+    rows, base = report["cases"], report["cases"]["sdpa"]
+    batch, length, padding = report["batch"]
     lines = [
-        f"`python bench/train_step.py`: {cpu} ({machine_class(flags)}), "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-        f"{'bf16 autocast' if bf16 else 'fp32'}. Batch {BATCH} x {LENGTH} tokens "
-        f"({PADDING} padding), no dropout, fused AdamW; medians of {args.rounds} rounds, the "
-        "cases taking turns. MFU: model FLOPs on real tokens (qa/flops.py) over seconds over "
-        f"the best {str(dtype).removeprefix('torch.')} 4096 x 4096 product of 6 trials "
-        f"({peak / 1e12:.3f} TFLOP/s).",
+        f"`python bench/train_step.py`: {report['cpu']} ({report['class']}), "
+        f"{report['threads']} threads, torch {report['torch']}, {report['precision']}. Batch "
+        f"{batch} x {length} tokens ({padding} padding), no dropout, fused AdamW; medians of "
+        f"{report['rounds']} rounds, the cases taking turns. MFU: model FLOPs on real tokens "
+        "(qa/flops.py) over seconds over the best 4096 x 4096 product of 6 trials "
+        f"({report['peak_flops'] / 1e12:.3f} TFLOP/s).",
         "",
         "| case | train step (ms) | train MFU | vs sdpa | eval batch (ms) | eval MFU | vs sdpa |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -157,20 +172,10 @@ def main():
         "Where the compiled case's training step spends its time (3 steps, self CPU time):",
         "",
         "```",
-        table,
+        report["profile"],
         "```",
     ]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    slug = machine_class(flags)
-    write_text_atomic(str(out / f"{slug}.md"), "\n".join(lines) + "\n")
-    write_json_atomic(str(out / f"{slug}.json"), {
-        "cpu": cpu, "class": slug, "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "precision": str(dtype), "peak_flops": peak, "rounds": args.rounds,
-        "batch": [BATCH, LENGTH, PADDING], "cases": rows,
-        "seconds": seconds,
-    })  # fmt: skip
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -201,3 +201,27 @@ def test_the_kernel_shapes_table_is_the_committed_measurement():
         lengths = range(bench["SHORTEST"], bench["LONGEST"] + 1, case["multiple"])
         assert case["shapes"] == len(lengths)
         assert bench["row"](case) in table
+
+
+def test_the_train_step_table_is_the_committed_measurement():
+    """Each committed train-step table is the bench's own rendering of its JSON (nothing typed by
+    hand), and holds sdpa and the compiled kernel side by side over several rounds."""
+    bench = runpy.run_path(str(ROOT / "bench" / "train_step.py"))
+    reports = sorted((ROOT / "results" / "benches" / "train-step").glob("*.json"))
+    assert reports
+    for path in reports:
+        report = json.loads(path.read_text())
+        assert {"sdpa", "compiled"} <= set(report["cases"]) and report["rounds"] >= 5
+        assert all(len(s["train"]) == report["rounds"] for s in report["seconds"].values())
+        assert bench["markdown"](report) == path.with_suffix(".md").read_text()
+
+
+def test_the_short_runs_quoted_in_the_docs_are_the_committed_ones():
+    """docs/speed.md quotes each committed short run's train-steps MFU and training seconds."""
+    speed = (ROOT / "docs" / "speed.md").read_text()
+    runs = sorted((ROOT / "results" / "benches" / "short-run").glob("*/all_results.json"))
+    assert len(runs) >= 2
+    for path in runs:
+        metrics = json.loads(path.read_text())
+        assert f"{100 * metrics['train_steps_mfu']:.1f}%" in speed, path
+        assert f"{metrics['train_runtime']:.0f} s" in speed, path
