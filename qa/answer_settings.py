@@ -9,7 +9,7 @@ import math
 import os
 
 from qa.atomic import write_json_atomic
-from qa.user_files import read_json_file
+from qa.user_files import read_settings_object
 
 SETTINGS_FILE = "qa_settings.json"
 
@@ -25,7 +25,7 @@ def load_settings(folder: str) -> dict:
     path = os.path.join(folder, SETTINGS_FILE)
     if not os.path.isfile(path):
         return {}
-    settings = read_object(
+    settings = read_settings_object(
         path, "Delete it to use the defaults, or run the evaluation again to rewrite it."
     )
     threshold = settings.get("null_score_diff_threshold")
@@ -39,17 +39,6 @@ def load_settings(folder: str) -> dict:
             f"error: {path}: 'null_score_diff_threshold' must be a finite number, not "
             f"{threshold!r}. Fix or delete the file."
         )
-    return settings
-
-
-def read_object(path: str, fix: str) -> dict:
-    """A JSON object of settings; SystemExit with one line naming the file and `fix` if not."""
-    try:
-        settings = read_json_file(path, fix=fix)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
-    if not isinstance(settings, dict):
-        raise SystemExit(f"error: {path}: not a JSON object of settings. {fix}")
     return settings
 
 
@@ -72,7 +61,7 @@ def answering_settings(folder: str, **given) -> dict:
         legacy = os.path.join(folder, "run_config.json")
         if os.path.isfile(legacy):
             fix = "Write the folder's settings to qa_settings.json, or train it again."
-            saved = read_object(legacy, fix).get("data_arguments") or {}
+            saved = read_settings_object(legacy, fix).get("data_arguments") or {}
             if not isinstance(saved, dict):
                 raise SystemExit(f"error: {legacy}: 'data_arguments' is not an object. {fix}")
     settings = {}

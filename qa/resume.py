@@ -16,7 +16,7 @@ import os
 from qa.atomic import write_json_atomic
 from qa.ranks import decided_on_main
 from qa.squad_data import resolve_data_path, sha256_of
-from qa.user_files import read_json_file
+from qa.user_files import read_settings_object
 
 logger = logging.getLogger("run_qa.resume")  # a child of run_qa's logger: lands in train.log
 
@@ -174,11 +174,4 @@ def compare(resume_from: str, now: dict, accept: bool) -> None:
 
 
 def read_recorded(path: str) -> dict:
-    fix = "Delete it to resume without comparing settings."
-    try:
-        recorded = read_json_file(path, fix=fix)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
-    if not isinstance(recorded, dict):
-        raise SystemExit(f"error: {path}: not a JSON object of settings. {fix}")
-    return recorded
+    return read_settings_object(path, fix="Delete it to resume without comparing settings.")

@@ -178,3 +178,14 @@ def key_lines(text: str, key: str) -> list[int]:
     """The lines of `text` where `key` is written as an object key."""
     pattern = re.escape(json.dumps(key)) + r"\s*:"
     return [text.count("\n", 0, m.start()) + 1 for m in re.finditer(pattern, text)]
+
+
+def read_settings_object(path: str, fix: str) -> dict:
+    """A JSON object of settings; SystemExit with one line naming the file and `fix` if not."""
+    try:
+        settings = read_json_file(path, fix=fix)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    if not isinstance(settings, dict):
+        raise SystemExit(f"error: {path}: not a JSON object of settings. {fix}")
+    return settings
