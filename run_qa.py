@@ -298,6 +298,8 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
             **memory.summary(),
         }
         metrics["train_seconds_evaluating"] = round(trainer.seconds_evaluating_in_training, 1)
+        if data_args.report_mfu and is_main:
+            precision_peak(training_args)  # a trial after training, for both figures below
         # MFU (reported by the main process only); then the same without the learning-curve
         # evaluations that train_runtime includes.
         metrics.update(utilisation(model.config, train_features, metrics["train_runtime"], "train",
@@ -328,6 +330,8 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
     if training_args.do_eval:
         logger.info("*** Evaluate ***")
         metrics = trainer.evaluate()
+        if data_args.report_mfu and is_main:
+            precision_peak(training_args)  # a trial after the evaluation
         metrics.update(utilisation(model.config, eval_features, metrics["eval_runtime"],
                                    "eval", training_args, data_args.report_mfu))  # fmt: skip
         trainer.log_metrics("eval", metrics)

@@ -65,11 +65,13 @@ def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 5, device="
 _best_peaks: dict[tuple[torch.dtype, str], float] = {}
 
 
-def machine_peak(dtype: torch.dtype, device: str) -> float:
+def machine_peak(dtype: torch.dtype, device: str, new_trial: bool = True) -> float:
     """This process's matmul peak: a new trial (2048: big enough to near the peak on CPUs and
     GPUs, cheap enough for every run), and the best of it and every earlier trial. A run tries
     before training and at each report, so a slow moment (another job, a throttled core) lowers
     one trial, not the peak, and cannot inflate MFU."""
+    if not new_trial and (dtype, device) in _best_peaks:
+        return _best_peaks[(dtype, device)]
     trial = matmul_peak(dtype, size=2048, repeats=5, device=device)
     best = max(trial, _best_peaks.get((dtype, device), 0.0))
     _best_peaks[(dtype, device)] = best
@@ -80,12 +82,13 @@ def forget_peaks() -> None:
     _best_peaks.clear()
 
 
-def precision_peak(training_args) -> tuple[torch.dtype, float]:
-    """(dtype, FLOP/s): the peak of the precision a run uses, for all of its processes."""
+def precision_peak(training_args, new_trial: bool = True) -> tuple[torch.dtype, float]:
+    """(dtype, FLOP/s): the peak of the precision a run uses, for all of its processes; with
+    new_trial False, the best so far (a first trial only if there is none yet)."""
     dtype = torch.bfloat16 if training_args.bf16 else torch.float32
     device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
     # every process has its own cores or device
-    return dtype, machine_peak(dtype, device) * training_args.world_size
+    return dtype, machine_peak(dtype, device, new_trial) * training_args.world_size
 
 
 def utilisation(
@@ -110,7 +113,9 @@ def utilisation(
     result = {f"{stage}_model_flops": flops, f"{stage}_model_tflops_per_second": rate / 1e12}
     message = f"{stage}: {flops:.3g} model FLOPs in {seconds:.0f} s = {rate / 1e12:.3f} TFLOP/s"
     if against_peak:
-        dtype, peak = precision_peak(training_args)
+        # The caller times a new trial before a stage's figures: the figures of one stage (train
+        # and train_steps) divide by the same peak.
+        dtype, peak = precision_peak(training_args, new_trial=False)
         result[f"{stage}_peak_tflops_per_second"] = peak / 1e12
         result[f"{stage}_mfu"] = rate / peak
         message += (

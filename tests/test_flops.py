@@ -54,6 +54,24 @@ def test_the_peak_is_the_best_trial_so_a_slow_moment_cannot_inflate_mfu(monkeypa
     assert seen == [0.5e12, 1.0e12, 1.0e12]
 
 
+def test_one_stages_figures_divide_by_the_same_peak(monkeypatch):
+    """train and train_steps are reported one after the other: a new trial between them could
+    raise the peak and put train_steps' MFU below train's although its seconds are fewer."""
+    from types import SimpleNamespace
+
+    trials = iter([0.5e12, 1.0e12, 2.0e12, 4.0e12])
+    monkeypatch.setattr(qa.flops, "matmul_peak", lambda *args, **kwargs: next(trials))
+    qa.flops.forget_peaks()
+    args = SimpleNamespace(process_index=0, world_size=1, num_train_epochs=1, bf16=False,
+                           use_cpu=True)  # fmt: skip
+    qa.flops.precision_peak(args)
+    train = qa.flops.utilisation(Config, {"length": [3]}, 2.0, "train", args)
+    steps = qa.flops.utilisation(Config, {"length": [3]}, 1.0, "train_steps", args)
+    qa.flops.forget_peaks()
+    assert train["train_peak_tflops_per_second"] == steps["train_steps_peak_tflops_per_second"]
+    assert steps["train_steps_mfu"] > train["train_mfu"]
+
+
 def test_threads_share_the_cores_among_local_processes(monkeypatch):
     cores = len(os.sched_getaffinity(0))
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)

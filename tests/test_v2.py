@@ -317,10 +317,15 @@ def test_the_committed_comparisons_recompute_from_the_committed_predictions(comm
     )
     assert result == json.loads(table.read_text())
     # Each model tuned on the tuning part has the threshold saved with it (beside a training
-    # run's predictions, or one folder up from an evaluation's).
+    # run's predictions, or one folder up from an evaluation's; a run scored on the whole dev
+    # set holds both parts' predictions in one folder, beside its settings).
     for name, (heldout_dir, _) in models.items():
         run = ROOT / heldout_dir
-        run = run if (run / "tune_null_odds.json").is_file() else run.parent
+        if (
+            not (run / "tune_null_odds.json").is_file()
+            and (run.parent / "qa_settings.json").is_file()
+        ):
+            run = run.parent
         saved = json.loads((run / "qa_settings.json").read_text())
         if "threshold_tuned_on" in saved:
             threshold = result["rows"][f"{name}, threshold from the tuning part"]["threshold"]
