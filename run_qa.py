@@ -3,7 +3,7 @@
     accelerate launch run_qa.py configs/squad20pct.json [--flag value ...]
 
 Arguments come from a JSON file, from flags, or from both (flags override the file); see the
-dataclasses in qa/config.py and `transformers.TrainingArguments`.
+dataclasses in qa/run/config.py and `transformers.TrainingArguments`.
 """
 
 import logging
@@ -12,8 +12,8 @@ import sys
 import time
 from functools import partial
 
-# First, before torch loads: OpenMP must start with every core (qa/threads.py says why).
-import qa.threads  # noqa: F401  # isort: skip
+# First, before torch loads: OpenMP must start with every core (qa/machine/threads.py says why).
+import qa.machine.threads  # noqa: F401  # isort: skip
 from transformers import (
     AutoModelForQuestionAnswering,
     AutoTokenizer,
@@ -21,47 +21,45 @@ from transformers import (
     EvalPrediction,
 )
 
-import qa.prediction_files
-from qa.answer_settings import inference_settings, load_settings, save_settings
+import qa.answers.prediction_files
+from qa.answers.settings import inference_settings, load_settings, save_settings
 from qa.atomic import write_json_atomic
-from qa.attention import set_attention_kernel
-from qa.callbacks import EpochsTrained, LogFile, MemoryWatch, StopOnInterrupt
-from qa.checkpoints import check_output_dirs, last_complete_checkpoint
-from qa.config import (
-    DataArguments,
-    check_window_settings,
-    dropout_overrides,
-    parse_arguments,
-    resolve_model_path,
-    resolve_null_threshold,
-)
-from qa.export import exported_for_evaluation
-from qa.features import (
-    TRAINING_EVAL_PREFIX,
-    first_questions,
-    longest_first,
-    prepare_eval_features,
-    prepare_train_features,
-    tokenize,
-)
-from qa.flops import precision_peak, utilisation
-from qa.hardware import configure_machine
-from qa.interrupt import exit_on_sigterm
-from qa.metric import load_metric, metric_inputs
-from qa.model_files import damage_named
-from qa.outputs import finish_run, parallelism, setup_logging
-from qa.resume import check_resume_settings
-from qa.samples import show_samples
-from qa.split import ensure_split
-from qa.squad_data import (
+from qa.data.load import (
     SquadDataError,
     fetch_official_files,
     load_raw_datasets,
     points_into,
     resolve_data_path,
 )
-from qa.standin import ensure_standin
-from qa.storage import check_writable, stop_cleanly_when_the_disk_is_full
+from qa.data.split import ensure_split
+from qa.data.standin import ensure_standin
+from qa.data.windows import (
+    first_questions,
+    longest_first,
+    prepare_eval_features,
+    prepare_train_features,
+    tokenize,
+)
+from qa.machine.attention import set_attention_kernel
+from qa.machine.flops import precision_peak, utilisation
+from qa.machine.hardware import configure_machine
+from qa.run.callbacks import EpochsTrained, LogFile, MemoryWatch, StopOnInterrupt
+from qa.run.checkpoints import check_output_dirs, last_complete_checkpoint
+from qa.run.config import (
+    DataArguments,
+    check_window_settings,
+    dropout_overrides,
+    parse_arguments,
+    resolve_null_threshold,
+)
+from qa.run.interrupt import exit_on_sigterm
+from qa.run.outputs import finish_run, parallelism, setup_logging
+from qa.run.resume import check_resume_settings
+from qa.run.storage import check_writable, stop_cleanly_when_the_disk_is_full
+from qa.scoring.metric import TRAINING_EVAL_PREFIX, load_metric, metric_inputs
+from qa.scoring.samples import show_samples
+from qa.serve.export import exported_for_evaluation
+from qa.serve.model_files import damage_named, resolve_model_path
 from trainer_qa import LossNotFinite, QuestionAnsweringTrainer
 from utils_qa import postprocess_qa_predictions
 
@@ -215,7 +213,7 @@ def train_and_evaluate(argv, model_args, data_args, training_args, wall_start) -
         )
         latest_answers[stage] = answers
         if is_main and stage != TRAINING_EVAL_PREFIX:  # a learning-curve point writes no files
-            qa.prediction_files.write_prediction_files(
+            qa.answers.prediction_files.write_prediction_files(
                 training_args.output_dir, answers, data_args.version_2_with_negative, stage
             )
         predictions = metric_inputs(answers, data_args.version_2_with_negative)

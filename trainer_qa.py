@@ -16,10 +16,10 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
-from qa.callbacks import keep_tensorboard_in_output_dir
-from qa.features import TRAINING_EVAL_PREFIX
-from qa.hub import hub_errors, push_folder
-from qa.ranks import any_process, decided_on_main
+from qa.run.callbacks import keep_tensorboard_in_output_dir
+from qa.run.ranks import any_process, decided_on_main
+from qa.scoring.metric import TRAINING_EVAL_PREFIX
+from qa.serve.hub import hub_errors, push_folder
 
 
 class LossNotFinite(RuntimeError):
@@ -105,7 +105,7 @@ class QuestionAnsweringTrainer(Trainer):
 
     def push_to_hub(self, commit_message="End of training", blocking=True, token=None,
                     revision=None, private=None, **kwargs):  # fmt: skip
-        """Trainer.push_to_hub, choosing the files as `make push` does (qa/hub.py: no
+        """Trainer.push_to_hub, choosing the files as `make push` does (qa/serve/hub.py: no
         per-question dumps, locks or nested folders), and one line if the Hub fails."""
         self.callback_handler.on_push_begin(self.args, self.state, self.control)
         self.save_model(_internal_call=True)

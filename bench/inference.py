@@ -7,7 +7,7 @@ model, post-processing), windows per second of the model alone (the rest is the 
 variant) and the official scores, with the folder's own settings (qa_settings.json: window size,
 SQuAD 2.0 and its stored no-answer threshold). int8 is PyTorch's dynamic quantisation of every
 linear layer (weights int8, activations quantised per batch). onnx and onnx-int8 are what `make
-export QUANTIZE=int8` deploys (qa/export.py), written afresh from the weights into a scratch
+export QUANTIZE=int8` deploys (qa/serve/export.py), written afresh from the weights into a scratch
 folder and run by ONNX Runtime as `--backend onnxruntime` and `onnxruntime-int8` run them.
 
 Writes OUT.json and OUT.md (default results/benches/inference/inference).
@@ -23,16 +23,16 @@ import warnings
 import torch
 
 from qa import ROOT
-from qa.answer_settings import answering_settings
+from qa.answers.postprocess import postprocess_qa_predictions
+from qa.answers.settings import answering_settings
 from qa.atomic import write_json_atomic, write_text_atomic
-from qa.export import EXPORT_FOLDER, answering_model, export_folder, onnxruntime_module
-from qa.features import prepare_eval_features
-from qa.hardware import precision_path
-from qa.metric import load_metric_functions, metric_inputs
-from qa.postprocess import postprocess_qa_predictions
-from qa.predict import window_logits
-from qa.squad_data import load_squad_file, resolve_data_path
-from qa.threads import cpu_threads
+from qa.data.load import load_squad_file, resolve_data_path
+from qa.data.windows import prepare_eval_features
+from qa.machine.hardware import precision_path
+from qa.machine.threads import cpu_threads
+from qa.scoring.metric import load_metric_functions, metric_inputs
+from qa.serve.export import EXPORT_FOLDER, answering_model, export_folder, onnxruntime_module
+from qa.serve.predict import window_logits
 
 ONNX_VARIANTS = {"onnx": "onnxruntime", "onnx-int8": "onnxruntime-int8"}  # their backends
 VARIANTS = ("fp32", "int8", "bf16", *ONNX_VARIANTS)

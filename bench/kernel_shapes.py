@@ -29,8 +29,8 @@ from pathlib import Path
 
 from qa import ROOT
 from qa.atomic import write_json_atomic, write_text_atomic
-from qa.hardware import bf16_available, precision_path
-from qa.memory import keep_freed_memory, peak_mib, resident_mib
+from qa.machine.hardware import bf16_available, precision_path
+from qa.machine.memory import keep_freed_memory, peak_mib, resident_mib
 
 SHORTEST, LONGEST, BATCH = 64, 384, 16
 # (multiple, oneDNN cache capacity, keep freed memory, passes)
@@ -43,8 +43,8 @@ def run_case(multiple: int, keep: bool, passes: int) -> dict:
     import torch
     from transformers import AutoModelForQuestionAnswering
 
-    from qa.config import resolve_model_path
-    from qa.threads import cpu_threads
+    from qa.machine.threads import cpu_threads
+    from qa.serve.model_files import resolve_model_path
 
     torch.set_num_threads(cpu_threads(0))
     torch.manual_seed(0)
@@ -138,7 +138,7 @@ def main():
             print(row(case), flush=True)
     import torch
 
-    from qa.threads import cpu_threads  # the count each child set, not this process's
+    from qa.machine.threads import cpu_threads  # the count each child set, not this process's
 
     rounds = [cases[i : i + len(CASES)] for i in range(0, len(cases), len(CASES))]
     lines = [

@@ -20,8 +20,8 @@ NAMES=("$@")
   squad-v2-standin-perturbed)
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-1}
 PYTHON=${PYTHON:-python}
-"$PYTHON" -m qa.split --v1_outside
-"$PYTHON" -m qa.standin
+"$PYTHON" -m qa.data.split --v1_outside
+"$PYTHON" -m qa.data.standin
 mkdir -p "$OUT"
 for name in "${NAMES[@]}"; do
   if [ -f "$OUT/$name/all_results.json" ]; then

@@ -7,9 +7,9 @@ The batch is the one a headline run trains on most: 16 windows of 192 tokens, 20
 padding, no dropout, fused AdamW, bf16 autocast where the CPU has it. Each case keeps its own
 model and optimizer; the cases take turns, round after round, so that a slow moment of the
 machine falls on all of them alike, and each reports its median. The peak is the best 4096 x
-4096 product of trials before and after (qa/flops.py). Cases:
+4096 product of trials before and after (qa/machine/flops.py). Cases:
 - sdpa: PyTorch's fused attention (the kernel before `--attn_implementation auto`);
-- compiled: qa/attention.py's compiled plain attention (auto's choice on bf16 CPUs);
+- compiled: qa/machine/attention.py's compiled plain attention (auto's choice on bf16 CPUs);
 - eager: transformers' plain attention, not compiled;
 - compiled, bf16 weights: the model itself in bf16, so autocast casts no weight (an upper bound
   of what keeping bf16 weight copies could save; not a recipe setting: AdamW on bf16 weights
@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForQuestionAnswering
 
-import qa.attention  # noqa: F401  # registers the compiled kernel
+import qa.machine.attention  # noqa: F401  # registers the compiled kernel
 from qa import ROOT
 from qa.atomic import write_json_atomic, write_text_atomic
-from qa.config import resolve_model_path
-from qa.flops import forward_flops, matmul_peak
-from qa.hardware import bf16_available, cpu_description
-from qa.threads import cpu_threads
+from qa.machine.flops import forward_flops, matmul_peak
+from qa.machine.hardware import bf16_available, cpu_description
+from qa.machine.threads import cpu_threads
+from qa.serve.model_files import resolve_model_path
 
 BATCH, LENGTH, PADDING = 16, 192, 20
 CASES = {  # name: (attention kernel, weights in bf16)
@@ -157,7 +157,7 @@ def markdown(report: dict) -> str:
         f"{report['threads']} threads, torch {report['torch']}, {report['precision']}. Batch "
         f"{batch} x {length} tokens ({padding} padding), no dropout, fused AdamW; medians of "
         f"{report['rounds']} rounds, the cases taking turns. MFU: model FLOPs on real tokens "
-        "(qa/flops.py) over seconds over the best 4096 x 4096 product of 6 trials "
+        "(qa/machine/flops.py) over seconds over the best 4096 x 4096 product of 6 trials "
         f"({report['peak_flops'] / 1e12:.3f} TFLOP/s).",
         "",
         "| case | train step (ms) | train MFU | vs sdpa | eval batch (ms) | eval MFU | vs sdpa |",

@@ -3,8 +3,8 @@
 import os
 
 import pytest
+from helpers.recipe_runner import SQUAD_DIR, run_qa
 from hypothesis import settings
-from recipe_runner import SQUAD_DIR, run_qa
 
 # Tests that draw random inputs draw the same ones on every run, so a commit is green or red for
 # everyone; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) draws fresh ones, many more, to find new cases.
@@ -37,7 +37,7 @@ def smoke_run(tmp_path_factory):
 def smoke_v2_run(tmp_path_factory):
     """(output folder, results folder, stdout) of tests/configs/smoke-v2.json: SQuAD 2.0 on the split,
     64 training questions, the threshold tuned on 48 questions, 48 held-out questions scored."""
-    from recipe_runner import ROOT
+    from helpers.recipe_runner import ROOT
 
     if not (SQUAD_DIR / "dev-v2.0.json").is_file():
         pytest.skip(f"no SQuAD data in {SQUAD_DIR}")

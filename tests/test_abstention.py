@@ -1,4 +1,4 @@
-"""Known answers and brute-force references for the abstention measures (qa/abstention.py) and
+"""Known answers and brute-force references for the abstention measures (qa/scoring/abstention.py) and
 for the per-question F1 that the paired comparison resamples (tools/compare_qa.py)."""
 
 import itertools
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from qa.abstention import null_score_auc, paired_article_bootstrap
+from qa.scoring.abstention import null_score_auc, paired_article_bootstrap
 
 
 def pairwise_auc(odds, has_answer):

@@ -3,7 +3,7 @@
 import pytest
 
 import predict_qa
-import qa.predict
+import qa.serve.predict
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,7 @@ def test_predict_uses_bf16_by_default_where_the_hardware_has_it(
         asked["bf16"] = bf16
         raise SystemExit("stop after choosing")
 
-    monkeypatch.setattr(qa.predict, "bf16_available", lambda: hardware_has_bf16)
+    monkeypatch.setattr(qa.serve.predict, "bf16_available", lambda: hardware_has_bf16)
     monkeypatch.setattr(predict_qa, "answer_questions", answer_questions)
     with pytest.raises(SystemExit, match="stop after choosing"):
         predict_qa.main([str(tmp_path), "--context", "Paris is in France.",

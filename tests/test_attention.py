@@ -1,16 +1,16 @@
-"""The compiled attention kernel (qa/attention.py) computes what sdpa computes, and
+"""The compiled attention kernel (qa/machine/attention.py) computes what sdpa computes, and
 `--attn_implementation auto` picks it only where it was measured to pay (docs/speed.md)."""
 
 import json
 
 import pytest
 import torch
-from recipe_runner import needs_squad, run_qa
+from helpers.recipe_runner import needs_squad, run_qa
 from transformers import AutoModelForQuestionAnswering, BertConfig
 
-from qa.attention import COMPILED, CompiledAttention, kernel_for, set_attention_kernel
-from qa.config import resolve_model_path
-from qa.hardware import bf16_available
+from qa.machine.attention import COMPILED, CompiledAttention, kernel_for, set_attention_kernel
+from qa.machine.hardware import bf16_available
+from qa.serve.model_files import resolve_model_path
 
 
 def tiny_model(kernel: str):
@@ -72,10 +72,10 @@ def test_compiled_attention_evaluates_as_sdpa_does(bf16):
 
 
 def test_a_batch_cut_into_pieces_gives_the_whole_batchs_results(monkeypatch):
-    """Long batches are computed a few windows at a time (qa/attention.py batch_pieces): with a
+    """Long batches are computed a few windows at a time (qa/machine/attention.py batch_pieces): with a
     budget that cuts every window apart, loss, logits and gradients are the uncut batch's."""
     whole = loss_logits_gradients(COMPILED, bf16=False)
-    monkeypatch.setattr("qa.attention.SCORE_BYTES_PER_CALL", 1)
+    monkeypatch.setattr("qa.machine.attention.SCORE_BYTES_PER_CALL", 1)
     cut = loss_logits_gradients(COMPILED, bf16=False)
     assert cut[0] == pytest.approx(whole[0], rel=1e-5)
     assert torch.allclose(cut[1], whole[1], atol=1e-4)
@@ -124,7 +124,7 @@ CLASSES = {  # /proc/cpuinfo flags of each class the README lists
 @pytest.mark.parametrize(("machine", "expected"),
                          [("amx", COMPILED), ("zen4", COMPILED), ("avx2", "sdpa")])  # fmt: skip
 def test_auto_picks_the_compiled_kernel_on_bf16_cpus_only(monkeypatch, machine, expected):
-    monkeypatch.setattr("qa.hardware.cpu_description", lambda: ("a CPU", CLASSES[machine]))
+    monkeypatch.setattr("qa.machine.hardware.cpu_description", lambda: ("a CPU", CLASSES[machine]))
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     kernel, why = kernel_for("auto", bf16_available(), on_cpu=True, attention_dropout=0.0)
     assert kernel == expected, why

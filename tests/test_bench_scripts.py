@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from recipe_runner import SQUAD_DIR, environment, needs_squad
+from helpers.recipe_runner import SQUAD_DIR, environment, needs_squad
 
-from qa.config import resolve_model_path
+from qa.serve.model_files import resolve_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -65,9 +65,9 @@ def fixture_logits(bench, model, folder):
     """(start, end) logits of every window of the v1.1 fixture, as the bench computes them."""
     from transformers import AutoTokenizer
 
-    from qa.features import prepare_eval_features
-    from qa.predict import window_logits
-    from qa.squad_data import load_squad_file
+    from qa.data.load import load_squad_file
+    from qa.data.windows import prepare_eval_features
+    from qa.serve.predict import window_logits
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     examples = load_squad_file(str(FIXTURES / "squad-v1.1-tiny.json"), allow_unanswerable=True)
@@ -122,7 +122,7 @@ FAKE_PYTHON = """#!/usr/bin/env bash
 # gets the committed x3 predictions as its own, so every control equals x3 exactly.
 echo "$*" >>"$CALLS"
 case "$1 $2" in
-  "-m qa.split" | "-m qa.standin") exit 0 ;;
+  "-m qa.data.split" | "-m qa.data.standin") exit 0 ;;
   "-m accelerate.commands.launch")
     while [ "$1" != --results_dir ]; do shift; done
     mkdir -p "$2"
@@ -138,10 +138,10 @@ exec "$REAL_PYTHON" "$@"
 @pytest.mark.slow
 @needs_squad
 def test_the_controls_script_runs_each_once_and_compares_them_with_x3(tmp_path):
-    import qa.split
+    import qa.data.split
 
     split = tmp_path / "split"
-    qa.split.ensure_split(str(split), str(SQUAD_DIR / "dev-v2.0.json"))
+    qa.data.split.ensure_split(str(split), str(SQUAD_DIR / "dev-v2.0.json"))
     fake = tmp_path / "python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)

@@ -2,7 +2,7 @@
 
 from huggingface_hub import ModelCard
 
-from qa.card import model_card, write_model_card
+from qa.run.card import model_card, write_model_card
 
 
 def test_card_metadata_round_trips_through_the_hub_parser(tmp_path):

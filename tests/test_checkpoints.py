@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-import qa.checkpoints
-from qa.checkpoints import check_output_dirs, last_complete_checkpoint
-from qa.config import parse_arguments
-from qa.outputs import copy_results
+import qa.run.checkpoints
+from qa.run.checkpoints import check_output_dirs, last_complete_checkpoint
+from qa.run.config import parse_arguments
+from qa.run.outputs import copy_results
 
 
 def checkpoint(folder, step, state="whole", weights=True):
@@ -69,17 +69,17 @@ def test_results_swap_keeps_the_old_results_until_the_new_ones_are_in_place(tmp_
     output, results = tmp_path / "run", tmp_path / "results"
     finished(output, "new")
     finished(results, "old", only="tune_results.json")
-    real_replace = qa.checkpoints.os.replace
+    real_replace = qa.run.checkpoints.os.replace
 
     def crash_on_the_swap(source, target):
         if ".incoming-" in str(source):
             raise OSError("killed here")
         return real_replace(source, target)
 
-    monkeypatch.setattr(qa.checkpoints.os, "replace", crash_on_the_swap)
+    monkeypatch.setattr(qa.run.checkpoints.os, "replace", crash_on_the_swap)
     with pytest.raises(OSError, match="killed here"):
         copy_results(str(output), str(results))
-    monkeypatch.setattr(qa.checkpoints.os, "replace", real_replace)
+    monkeypatch.setattr(qa.run.checkpoints.os, "replace", real_replace)
     # The old results are whole: in place, or aside where the next run puts them back.
     training_args, data_args = arguments(tmp_path, tmp_path / "other", results, overwrite=True)
     check_output_dirs(training_args, data_args)
@@ -110,8 +110,8 @@ def test_output_dir_spelt_with_a_trailing_slash_is_moved_aside_whole(tmp_path, s
 # Another run, as far as its start: it moves the old run aside, then holds the folder.
 OTHER_RUN = """
 import sys
-from qa.config import parse_arguments
-from qa.checkpoints import check_output_dirs
+from qa.run.config import parse_arguments
+from qa.run.checkpoints import check_output_dirs
 flags = ["--output_dir", sys.argv[1], "--do_eval", "--report_to", "none"]
 _, data_args, training_args = parse_arguments([*flags, "--overwrite_output_dir", "true"])
 check_output_dirs(training_args, data_args)

@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from qa.config import check_window_settings, parse_arguments, resolve_model_path
-from qa.hardware import has_accelerator, precision_path, resolve_hardware_flags
+from qa.machine.hardware import has_accelerator, precision_path, resolve_hardware_flags
+from qa.run.config import check_window_settings, parse_arguments
+from qa.serve.model_files import resolve_model_path
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TEST_CONFIGS = Path(__file__).resolve().parent / "configs"  # small runs for the tests
@@ -108,8 +109,8 @@ def test_unreadable_config_is_reported(tmp_path):
 
 
 def test_bf16_auto_becomes_a_boolean_and_the_last_flag_wins(monkeypatch):
-    monkeypatch.setattr("qa.hardware.bf16_available", lambda: False)
-    monkeypatch.setattr("qa.hardware.has_accelerator", lambda: True)
+    monkeypatch.setattr("qa.machine.hardware.bf16_available", lambda: False)
+    monkeypatch.setattr("qa.machine.hardware.has_accelerator", lambda: True)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     resolved = resolve_hardware_flags(["--bf16", "auto", "--seed", "1"])
     assert resolved[-4:] == ["--bf16", "false", "--seed", "1"]
@@ -124,8 +125,8 @@ CPU_ONLY = ["--ddp_find_unused_parameters", "false", "--use_cpu", "true"]
 @pytest.mark.parametrize("cpu_has_bf16", [True, False])
 def test_use_cpu_follows_the_device_never_the_precision(monkeypatch, cpu_has_bf16):
     """Without use_cpu, torchrun's CPU processes each train alone as rank 0 of 1."""
-    monkeypatch.setattr("qa.hardware.bf16_available", lambda: cpu_has_bf16)
-    monkeypatch.setattr("qa.hardware.has_accelerator", lambda: False)
+    monkeypatch.setattr("qa.machine.hardware.bf16_available", lambda: cpu_has_bf16)
+    monkeypatch.setattr("qa.machine.hardware.has_accelerator", lambda: False)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     bf16 = str(cpu_has_bf16).lower()
     for flags, expected in (
@@ -140,7 +141,7 @@ def test_use_cpu_follows_the_device_never_the_precision(monkeypatch, cpu_has_bf1
 
 
 def test_a_gpu_without_bf16_trains_in_fp16_and_a_gpu_run_is_not_forced_onto_the_cpu(monkeypatch):
-    monkeypatch.setattr("qa.hardware.has_accelerator", lambda: True)
+    monkeypatch.setattr("qa.machine.hardware.has_accelerator", lambda: True)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr("torch.cuda.get_device_name", lambda _=0: "Tesla V100")
     monkeypatch.setattr("torch.cuda.is_bf16_supported", lambda: False)
@@ -221,24 +222,24 @@ def test_the_room_for_the_question_counts_the_tokenizers_own_special_tokens():
 def test_the_run_records_the_precision_it_used_not_only_what_auto_would_pick(
     monkeypatch, cpu_has_bf16, bf16, recorded
 ):
-    from qa.outputs import precision_used
+    from qa.run.outputs import precision_used
 
     flags = "avx2 avx512_bf16" if cpu_has_bf16 else "avx2"
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("qa.hardware.cpu_description", lambda: ("Zen", flags.split()))
+    monkeypatch.setattr("qa.machine.hardware.cpu_description", lambda: ("Zen", flags.split()))
     assert precision_used(SimpleNamespace(bf16=bf16, fp16=False)) == recorded
 
 
 def test_the_answering_defaults_have_one_source():
     """Window, stride, n-best and answer length: the arguments, the answering tools and the
-    post-processing all take qa.answer_settings.DEFAULTS, so a recipe default cannot drift between them."""
+    post-processing all take qa.answers.settings.DEFAULTS, so a recipe default cannot drift between them."""
     import inspect
     from dataclasses import fields
 
-    from qa.answer_settings import DEFAULTS
-    from qa.config import DataArguments
-    from qa.postprocess import postprocess_qa_predictions
-    from qa.predict import QuestionAnswerer
+    from qa.answers.postprocess import postprocess_qa_predictions
+    from qa.answers.settings import DEFAULTS
+    from qa.run.config import DataArguments
+    from qa.serve.predict import QuestionAnswerer
 
     arguments = {f.name: f.default for f in fields(DataArguments)}
     answerer = inspect.signature(QuestionAnswerer).parameters

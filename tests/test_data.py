@@ -1,4 +1,4 @@
-"""Tests for qa.squad_data: reading SQuAD files, reporting bad input, subsetting and path expansion."""
+"""Tests for qa.data.load: reading SQuAD files, reporting bad input, subsetting and path expansion."""
 
 import json
 import os
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-import qa.squad_data
-from qa.squad_data import SquadDataError, load_squad_file, resolve_data_path, take_fraction
+import qa.data.load
+from qa.data.load import SquadDataError, load_squad_file, resolve_data_path, take_fraction
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", REPO_ROOT.parent / "shared" / "squad"))
@@ -163,7 +163,7 @@ def test_flat_records_offsets_are_right():
 def test_nested_and_jsonl_give_identical_datasets(tmp_path):
     nested = load_squad_file(write_json(tmp_path / "n.json", NESTED), allow_unanswerable=True)
     flat = load_squad_file(write_jsonl(tmp_path / "f.jsonl", flat_records()), True)
-    assert nested.features == flat.features == qa.squad_data.SQUAD_FEATURES
+    assert nested.features == flat.features == qa.data.load.SQUAD_FEATURES
     assert nested.column_names == ["id", "title", "context", "question", "answers"]
     assert nested.to_list() == flat.to_list()
     assert nested.to_list() == flat_records()
@@ -225,7 +225,7 @@ def test_dev_v1_loads():
     dataset = load_squad_file(real_file("dev-v1.1.json"))
     assert len(dataset) == 10570
     assert len(set(dataset["id"])) == 10570
-    assert dataset.features == qa.squad_data.SQUAD_FEATURES
+    assert dataset.features == qa.data.load.SQUAD_FEATURES
     # v1.1 dev has up to several gold answers per question and never none.
     assert min(len(a["text"]) for a in dataset["answers"]) >= 1
 
@@ -247,7 +247,7 @@ def test_dev_v2_without_unanswerable_says_how_to_fix():
 def test_tiny_v1_fixture_loads():
     dataset = load_squad_file(str(FIXTURES / "squad-v1.1-tiny.json"))
     assert len(dataset) == len(set(dataset["id"])) == 9
-    assert dataset.features == qa.squad_data.SQUAD_FEATURES
+    assert dataset.features == qa.data.load.SQUAD_FEATURES
     assert min(len(a["text"]) for a in dataset["answers"]) >= 1
 
 
@@ -455,7 +455,7 @@ def test_jsonl_extra_fields_and_is_impossible(tmp_path):
         record["is_impossible"] = False
     records[0]["is_impossible"] = True
     dataset = load_squad_file(write_jsonl(tmp_path / "f.jsonl", records), allow_unanswerable=True)
-    assert dataset.column_names == list(qa.squad_data.SQUAD_FEATURES)
+    assert dataset.column_names == list(qa.data.load.SQUAD_FEATURES)
     assert dataset[0]["answers"] == {"text": [], "answer_start": []}
     assert dataset[1]["answers"] == records[1]["answers"]
 

@@ -6,10 +6,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from browser import ask, have_browser, start_browser, start_demo
 from datasets import Dataset
+from helpers.browser import ask, have_browser, start_browser, start_demo
 
-from qa.predict import answer_questions
+from qa.serve.predict import answer_questions
 
 pytestmark = pytest.mark.slow  # a trained smoke run, a browser
 

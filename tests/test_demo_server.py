@@ -14,12 +14,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from recipe_runner import ROOT, environment
+from helpers.recipe_runner import ROOT, environment
 
 pytestmark = pytest.mark.slow  # a demo server process per test module, real sockets
 
 BODY_TIMEOUT = 3  # demo_qa.BODY_TIMEOUT_SECONDS
-QUESTION_LIMIT = 64  # qa.features.MAX_QUESTION_TOKENS; the bundled model's window fits it
+QUESTION_LIMIT = 64  # qa.data.windows.MAX_QUESTION_TOKENS; the bundled model's window fits it
 CONTEXT = "The Denver Broncos beat the Carolina Panthers 24-10 to win Super Bowl 50 in 2016."
 
 

@@ -1,4 +1,4 @@
-"""`make data` on a machine without the SQuAD files: qa.download against a local HTTP server on
+"""`make data` on a machine without the SQuAD files: qa.data.download against a local HTTP server on
 127.0.0.1 standing in for the SQuAD site (good files, cut short, wrong bytes, 404, a server that
 dies mid-file), and the folder choice that run_qa.py shares with it. Never the internet."""
 
@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-import qa.download
-import qa.squad_files
-from qa.download import DataFolderError, download, prepare
-from qa.squad_data import resolve_data_path
-from qa.squad_files import OFFICIAL_FILES, OfficialFile
+import qa.data.download
+import qa.data.files
+from qa.data.download import DataFolderError, download, prepare
+from qa.data.files import OFFICIAL_FILES, OfficialFile
+from qa.data.load import resolve_data_path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-SHARED = Path(os.environ.get("SQUAD_DIR") or qa.squad_files.SHARED_SQUAD_DIR)
+SHARED = Path(os.environ.get("SQUAD_DIR") or qa.data.files.SHARED_SQUAD_DIR)
 NAMES = ("train-v1.1.json", "dev-v1.1.json", "dev-v2.0.json")
 
 
@@ -264,11 +264,11 @@ def test_a_malformed_content_length_is_not_a_traceback(site, files, tmp_path):
 
 def test_the_overall_deadline_scales_with_the_size_and_can_be_set(monkeypatch):
     monkeypatch.delenv("SQUAD_DOWNLOAD_TIMEOUT", raising=False)
-    assert qa.download.download_deadline(0) == 60
+    assert qa.data.download.download_deadline(0) == 60
     train = OFFICIAL_FILES["train-v1.1.json"].size  # 30 MB: 60 s + 606 s at 50 kB/s
-    assert 600 < qa.download.download_deadline(train) < 700
+    assert 600 < qa.data.download.download_deadline(train) < 700
     monkeypatch.setenv("SQUAD_DOWNLOAD_TIMEOUT", " 7200 ")
-    assert qa.download.download_deadline(train) == 7200
+    assert qa.data.download.download_deadline(train) == 7200
 
 
 @pytest.mark.parametrize("setting", ["soon", "0", "-5", "nan", "inf"])
@@ -276,7 +276,7 @@ def test_a_bad_deadline_setting_is_one_line(files, tmp_path, monkeypatch, settin
     monkeypatch.setenv("SQUAD_BASE_URL", "http://127.0.0.1:9/none")
     monkeypatch.setenv("SQUAD_DOWNLOAD_TIMEOUT", setting)
     with pytest.raises(SystemExit) as caught:
-        qa.download.main(["--dir", str(tmp_path / "squad")])
+        qa.data.download.main(["--dir", str(tmp_path / "squad")])
     assert str(caught.value) == (
         f"error: SQUAD_DOWNLOAD_TIMEOUT={setting!r} is not a number of seconds; set it to one "
         "(e.g. 3600) or unset it for the default (60 s plus 1 s per 50 kB)."
@@ -286,11 +286,11 @@ def test_a_bad_deadline_setting_is_one_line(files, tmp_path, monkeypatch, settin
 
 @pytest.mark.slow
 def test_ctrl_c_mid_download_keeps_nothing(site, files, tmp_path, monkeypatch):
-    class Interrupting(qa.download.tqdm):
+    class Interrupting(qa.data.download.tqdm):
         def update(self, n=1):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(qa.download, "tqdm", Interrupting)
+    monkeypatch.setattr(qa.data.download, "tqdm", Interrupting)
     with pytest.raises(KeyboardInterrupt):
         prepare(tmp_path / "squad", list(NAMES))
     assert leftovers(tmp_path / "squad") == []
@@ -299,7 +299,7 @@ def test_ctrl_c_mid_download_keeps_nothing(site, files, tmp_path, monkeypatch):
 @pytest.mark.slow  # reads ../shared and starts a server
 def test_the_committed_official_sha256_of_dev_v2_is_right(tmp_path, monkeypatch):
     """dev-v2.0.json in ../shared/squad is byte-identical to the official file: served as the
-    SQuAD site would, it passes against the sha256 committed in qa/squad_files.py."""
+    SQuAD site would, it passes against the sha256 committed in qa/data/files.py."""
     source = SHARED / "dev-v2.0.json"
     if not source.is_file():
         pytest.skip(f"no {source}")
@@ -356,7 +356,7 @@ def test_offline_is_one_message_naming_the_urls_the_folder_and_squad_dir(
     monkeypatch.setenv("SQUAD_BASE_URL", "http://127.0.0.1:9/none")  # the discard port: refused
     monkeypatch.setenv("SQUAD_DIR", str(tmp_path / "squad"))
     with pytest.raises(SystemExit) as caught:
-        qa.download.main([])
+        qa.data.download.main([])
     message = str(caught.value)
     assert (
         message.startswith("error: could not get train-v1.1.json") and "cannot connect" in message
@@ -371,15 +371,15 @@ def test_without_squad_dir_or_a_mirror_the_cache_is_used_by_both(tmp_path, monke
     """make data fills the folder that run_qa.py then reads: the per-user cache."""
     monkeypatch.delenv("SQUAD_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(qa.squad_files, "SHARED_SQUAD_DIR", tmp_path / "no-mirror")
+    monkeypatch.setattr(qa.data.files, "SHARED_SQUAD_DIR", tmp_path / "no-mirror")
     cache = tmp_path / "cache" / "bert-squad-recipe" / "squad"
-    assert qa.squad_files.squad_dir() == cache
+    assert qa.data.files.squad_dir() == cache
     assert resolve_data_path("$SQUAD_DIR/dev-v1.1.json") == str(cache / "dev-v1.1.json")
     (tmp_path / "no-mirror").mkdir()  # a mirror beside the checkout wins over the cache
-    assert qa.squad_files.squad_dir() == tmp_path / "no-mirror"
+    assert qa.data.files.squad_dir() == tmp_path / "no-mirror"
     assert resolve_data_path("${SQUAD_DIR}/x.json") == str(tmp_path / "no-mirror" / "x.json")
     monkeypatch.setenv("SQUAD_DIR", str(tmp_path / "mine"))  # and SQUAD_DIR over both
-    assert qa.squad_files.squad_dir() == tmp_path / "mine"
+    assert qa.data.files.squad_dir() == tmp_path / "mine"
 
 
 @pytest.mark.slow  # copies the checkout, starts a server, reads ../shared
@@ -404,7 +404,7 @@ def test_make_data_in_a_fresh_checkout_fills_the_cache(tmp_path):
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, clone / name)
     assert not (tmp_path / "shared").exists()
-    table = clone / "qa" / "squad_files.py"
+    table = clone / "qa" / "data" / "files.py"
     text = table.read_text()
     for name in NAMES[:2]:
         official, body = OFFICIAL_FILES[name], (SHARED / name).read_bytes()
@@ -432,8 +432,8 @@ def test_make_data_in_a_fresh_checkout_fills_the_cache(tmp_path):
     assert sorted(server.requests) == sorted(NAMES)
     assert leftovers(cache) == sorted(NAMES)
     resolved = subprocess.run(
-        [sys.executable, "-c", "import qa.squad_data as d; print(d.__file__);"
+        [sys.executable, "-c", "import qa.data.load as d; print(d.__file__);"
          "print(d.resolve_data_path('$SQUAD_DIR/train-v1.1.json'))"],
         cwd=clone, env=env, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
-    assert resolved == [str(clone / "qa" / "squad_data.py"), str(cache / "train-v1.1.json")]
+    assert resolved == [str(clone / "qa" / "data" / "load.py"), str(cache / "train-v1.1.json")]

@@ -5,8 +5,9 @@ import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering, GPT2Config
 
-import qa.config
-from qa.config import ModelArguments, dropout_overrides, resolve_model_path
+import qa.run.config
+from qa.run.config import ModelArguments, dropout_overrides
+from qa.serve.model_files import resolve_model_path
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_zero_reaches_the_loaded_model(bundled):
 
 def test_a_model_without_attention_dropout_is_refused(tmp_path, monkeypatch):
     config = GPT2Config(n_layer=1)  # calls its attention dropout attn_pdrop
-    monkeypatch.setattr(qa.config.AutoConfig, "from_pretrained", lambda *a, **k: config)
+    monkeypatch.setattr(qa.run.config.AutoConfig, "from_pretrained", lambda *a, **k: config)
     with pytest.raises(SystemExit, match="no attention dropout setting"):
         dropout_overrides(ModelArguments(attention_dropout=0.0), str(tmp_path))
     with pytest.raises(SystemExit, match="no hidden dropout setting"):

@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from recipe_runner import SQUAD_DIR, needs_squad, run_qa
+from helpers.recipe_runner import SQUAD_DIR, needs_squad, run_qa
 
 pytestmark = [pytest.mark.slow, needs_squad]  # they train, or read ../shared
 
@@ -70,7 +70,7 @@ def test_saved_folder_loads_and_answers_with_the_auto_classes(smoke_run):
     from datasets import Dataset
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from qa.features import prepare_eval_features
+    from qa.data.windows import prepare_eval_features
     from utils_qa import postprocess_qa_predictions
 
     output, _, _ = smoke_run
@@ -112,12 +112,12 @@ def test_a_finished_run_is_never_overwritten(smoke_run):
 @pytest.mark.parametrize("dev_file, version_2", [("dev-v1.1.json", False), ("dev-v2.0.json", True)])
 def test_fast_post_processing_matches_the_reference_on_real_logits(smoke_run, dev_file, version_2):
     import torch
-    from recipe_runner import SQUAD_DIR
+    from helpers.recipe_runner import SQUAD_DIR
+    from helpers.reference import differences, reference_postprocess
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
-    from qa.features import prepare_eval_features
-    from qa.reference import differences, reference_postprocess
-    from qa.squad_data import load_squad_file
+    from qa.data.load import load_squad_file
+    from qa.data.windows import prepare_eval_features
     from utils_qa import postprocess_qa_predictions
 
     output, _, _ = smoke_run
@@ -149,7 +149,7 @@ def test_fast_post_processing_matches_the_reference_on_real_logits(smoke_run, de
 
 def test_predict_script_answers_like_the_evaluation(smoke_run, tmp_path):
     """tools/predict_qa.py on dev questions gives the answers the evaluation wrote (fp32 on both sides)."""
-    from recipe_runner import SQUAD_DIR
+    from helpers.recipe_runner import SQUAD_DIR
 
     import predict_qa
 
@@ -186,10 +186,10 @@ def test_predict_agrees_with_the_question_answering_pipeline(smoke_run):
     import sys
 
     from datasets import Dataset
-    from recipe_runner import ROOT, environment
+    from helpers.recipe_runner import ROOT, environment
     from transformers import AutoTokenizer
 
-    from qa.predict import answer_questions
+    from qa.serve.predict import answer_questions
 
     compat = ROOT / ".venv" / "transformers4"
     if not compat.is_dir() and not os.environ.get("CI"):
@@ -247,7 +247,7 @@ def test_evaluating_during_training_does_not_change_the_model(smoke_run, tmp_pat
 def test_plots_and_tensorboard_logs_are_written(smoke_run, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    import qa.plots
+    import qa.run.plots
 
     output, results, _ = smoke_run
     for folder in (output, results):  # the run draws them; the results copy carries them
@@ -259,7 +259,7 @@ def test_plots_and_tensorboard_logs_are_written(smoke_run, tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == list(range(1, steps + 1))  # every step
     assert [e.step for e in events.Scalars("eval/subset_f1")] == list(range(2, steps + 1, 2))
     # make plots draws any run folder again, elsewhere if asked
-    written = qa.plots.draw_run_plots(str(results), str(tmp_path))
+    written = qa.run.plots.draw_run_plots(str(results), str(tmp_path))
     assert sorted(p.rsplit("/", 1)[1] for p in written) == ["dev_scores.png", "training_curves.png"]
 
 
@@ -276,10 +276,10 @@ def test_plots_of_a_missing_or_broken_history_stop_with_a_message(tmp_path):
 
 
 def test_plots_of_an_evaluation_only_run(tmp_path):
-    import qa.plots
+    import qa.run.plots
 
     scores = {"eval_exact": 30.9, "eval_f1": 36.8, "eval_HasAns_f1": 73.4, "eval_NoAns_f1": 0.2}
     (tmp_path / "log_history.json").write_text(json.dumps([{**scores, "step": 0}]))
-    written = qa.plots.draw_run_plots(str(tmp_path))
+    written = qa.run.plots.draw_run_plots(str(tmp_path))
     assert [p.rsplit("/", 1)[1] for p in written] == ["dev_scores.png"]  # no training, no curves
     assert (tmp_path / "dev_scores.png").read_bytes()[:4] == b"\x89PNG"

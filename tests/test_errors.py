@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from recipe_runner import SMOKE, SQUAD_DIR, needs_squad, run_qa
+from helpers.recipe_runner import SMOKE, SQUAD_DIR, needs_squad, run_qa
 
 pytestmark = [pytest.mark.slow, needs_squad]  # they train, or read ../shared
 

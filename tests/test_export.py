@@ -9,21 +9,21 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from recipe_runner import ROOT, environment, run_qa
+from helpers.recipe_runner import ROOT, environment, run_qa
 from test_bench_scripts import run_script, tiny_model  # noqa: F401  tiny_model: a fixture
 
-import qa.export
-from qa.export import (
+import qa.serve.export
+from qa.data.load import load_squad_file
+from qa.data.windows import prepare_eval_features
+from qa.serve.export import (
     OnnxModel,
     answering_model,
     export_folder,
     export_folder_of,
     exported_for_evaluation,
 )
-from qa.features import prepare_eval_features
-from qa.hub import upload_selection
-from qa.predict import answer_questions, window_logits
-from qa.squad_data import load_squad_file
+from qa.serve.hub import upload_selection
+from qa.serve.predict import answer_questions, window_logits
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -140,7 +140,7 @@ def test_an_export_that_answers_differently_is_not_kept(exported, tmp_path, monk
     folder = plain_copy(exported[0], tmp_path / "run")
     export_folder(folder)
     before = sorted(p.name for p in (Path(folder) / "onnx").iterdir())
-    monkeypatch.setattr(qa.export, "LOGIT_TOLERANCE", -1.0)  # any difference is too much
+    monkeypatch.setattr(qa.serve.export, "LOGIT_TOLERANCE", -1.0)  # any difference is too much
     with pytest.raises(SystemExit, match="answers differently from PyTorch"):
         export_folder(folder, "int8")
     assert sorted(p.name for p in (Path(folder) / "onnx").iterdir()) == before

@@ -1,4 +1,4 @@
-"""Tests for qa.features: windowing questions over long contexts and labelling answer spans."""
+"""Tests for qa.data.windows: windowing questions over long contexts and labelling answer spans."""
 
 import os
 from collections import Counter
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.features import (
+from qa.data.windows import (
     CLS_INDEX,
     AnswerWithoutTokens,
     context_token_span,
@@ -251,8 +251,8 @@ def test_tokenising_a_file_with_such_an_answer_names_the_file(tokenizer, tmp_pat
 
     from datasets import Dataset
 
-    from qa.features import tokenize
-    from qa.squad_data import SquadDataError
+    from qa.data.load import SquadDataError
+    from qa.data.windows import tokenize
 
     examples = Dataset.from_dict(batch(("esc", "What?", answer("\x1b", "\x1b"), "\x1b")))
     data_args = types.SimpleNamespace(
@@ -335,7 +335,7 @@ def test_labels_never_fall_on_question_tokens(tokenizer):
 
 def test_leading_spaces_in_question_change_nothing(tokenizer):
     # Some SQuAD questions start with runs of spaces. BERT's tokenizer drops them on its own, so
-    # this guards the outcome (same windows, same labels), not qa.features' own lstrip.
+    # this guards the outcome (same windows, same labels), not qa.data.windows' own lstrip.
     gold = answer("Margaret Holloway")
     padded = windows(tokenizer, batch(("q", "     Who designed it?", gold)))
     plain = windows(tokenizer, batch(("q", "Who designed it?", gold)))
@@ -420,7 +420,7 @@ def dev_sample(request):
     path = request.param
     if not path.is_file():
         pytest.skip(f"{path} not present; set SQUAD_DIR to the folder holding the SQuAD files")
-    from qa.squad_data import load_squad_file
+    from qa.data.load import load_squad_file
 
     examples = load_squad_file(str(path))
     return examples.select(range(min(300, len(examples))))[:]
@@ -466,7 +466,7 @@ def test_real_labels_decode_to_the_first_answer(tokenizer, dev_sample):
 def test_batches_pad_to_the_configured_multiple(tokenizer, multiple, padded):
     """pad_to_multiple_of rounds each batch's length up (fewer kernel shapes for a larger
     multiple); pad_to_max_length (None here) pads every batch to max_seq_length instead."""
-    from qa.config import DataArguments
+    from qa.run.config import DataArguments
     from run_qa import make_collator
 
     if multiple is None:

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 import torch
-from recipe_runner import ROOT, command, environment, needs_squad
+from helpers.recipe_runner import ROOT, command, environment, needs_squad
 
-import qa.flops
-from qa.config import resolve_model_path
-from qa.memory import KEEP_FREED
-from qa.threads import cpu_threads
+import qa.machine.flops
+from qa.machine.memory import KEEP_FREED
+from qa.machine.threads import cpu_threads
+from qa.serve.model_files import resolve_model_path
 
 
 class Config:
@@ -21,9 +21,13 @@ class Config:
 
 def test_forward_flops_known_answer():
     # 2 layers x (8*3*16 + 4*3*4*8 + 4*9*4) + span head 4*3*4, for one window of 3 tokens.
-    assert qa.flops.forward_flops(Config, [3]) == 2 * (384 + 384 + 144) + 48
-    assert qa.flops.forward_flops(Config, [3, 3]) == 2 * qa.flops.forward_flops(Config, [3])
-    assert qa.flops.training_flops(Config, [3], epochs=2) == 6 * qa.flops.forward_flops(Config, [3])
+    assert qa.machine.flops.forward_flops(Config, [3]) == 2 * (384 + 384 + 144) + 48
+    assert qa.machine.flops.forward_flops(Config, [3, 3]) == 2 * qa.machine.flops.forward_flops(
+        Config, [3]
+    )
+    assert qa.machine.flops.training_flops(
+        Config, [3], epochs=2
+    ) == 6 * qa.machine.flops.forward_flops(Config, [3])
 
 
 def test_a_short_window_costs_two_flops_per_weight_per_token():
@@ -35,22 +39,22 @@ def test_a_short_window_costs_two_flops_per_weight_per_token():
         p.numel() for n, p in model.named_parameters()
         if p.dim() == 2 and ("encoder" in n or "qa_outputs" in n)
     )  # fmt: skip
-    per_token = qa.flops.forward_flops(model.config, [1])
+    per_token = qa.machine.flops.forward_flops(model.config, [1])
     attention = 4 * model.config.hidden_size * model.config.num_hidden_layers  # n^2 term at n=1
     assert per_token - attention == 2 * weights
 
 
 def test_matmul_peak_is_a_plausible_rate():
-    peak = qa.flops.matmul_peak(torch.float32, size=256, repeats=2)
+    peak = qa.machine.flops.matmul_peak(torch.float32, size=256, repeats=2)
     assert 1e8 < peak < 1e16
 
 
 def test_the_peak_is_the_best_trial_so_a_slow_moment_cannot_inflate_mfu(monkeypatch):
     trials = iter([0.5e12, 1.0e12, 0.3e12])
-    monkeypatch.setattr(qa.flops, "matmul_peak", lambda *args, **kwargs: next(trials))
-    qa.flops.forget_peaks()
-    seen = [qa.flops.machine_peak(torch.float32, "cpu") for _ in range(3)]
-    qa.flops.forget_peaks()
+    monkeypatch.setattr(qa.machine.flops, "matmul_peak", lambda *args, **kwargs: next(trials))
+    qa.machine.flops.forget_peaks()
+    seen = [qa.machine.flops.machine_peak(torch.float32, "cpu") for _ in range(3)]
+    qa.machine.flops.forget_peaks()
     assert seen == [0.5e12, 1.0e12, 1.0e12]
 
 
@@ -60,14 +64,14 @@ def test_one_stages_figures_divide_by_the_same_peak(monkeypatch):
     from types import SimpleNamespace
 
     trials = iter([0.5e12, 1.0e12, 2.0e12, 4.0e12])
-    monkeypatch.setattr(qa.flops, "matmul_peak", lambda *args, **kwargs: next(trials))
-    qa.flops.forget_peaks()
+    monkeypatch.setattr(qa.machine.flops, "matmul_peak", lambda *args, **kwargs: next(trials))
+    qa.machine.flops.forget_peaks()
     args = SimpleNamespace(process_index=0, world_size=1, num_train_epochs=1, bf16=False,
                            use_cpu=True)  # fmt: skip
-    qa.flops.precision_peak(args)
-    train = qa.flops.utilisation(Config, {"length": [3]}, 2.0, "train", args)
-    steps = qa.flops.utilisation(Config, {"length": [3]}, 1.0, "train_steps", args)
-    qa.flops.forget_peaks()
+    qa.machine.flops.precision_peak(args)
+    train = qa.machine.flops.utilisation(Config, {"length": [3]}, 2.0, "train", args)
+    steps = qa.machine.flops.utilisation(Config, {"length": [3]}, 1.0, "train_steps", args)
+    qa.machine.flops.forget_peaks()
     assert train["train_peak_tflops_per_second"] == steps["train_steps_peak_tflops_per_second"]
     assert steps["train_steps_mfu"] > train["train_mfu"]
 

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from qa.features import (
+from qa.data.load import SquadDataError, load_squad_file
+from qa.data.windows import (
     CLS_INDEX,
     AnswerWithoutTokens,
     context_token_span,
     prepare_train_features,
 )
-from qa.squad_data import SquadDataError, load_squad_file
 
 NO_LABEL = (CLS_INDEX, CLS_INDEX)
 WORDS = st.text(

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from recipe_runner import ROOT, command, environment
+from helpers.recipe_runner import ROOT, command, environment
 
-from qa.config import resolve_model_path
+from qa.serve.model_files import resolve_model_path
 
 FIXTURES = ROOT / "tests" / "fixtures"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"  # any 40-hex revision: refs/main names it
@@ -43,7 +43,7 @@ LOAD = """
 import json, sys, run_qa
 from types import SimpleNamespace
 from huggingface_hub import try_to_load_from_cache
-from qa.config import ModelArguments
+from qa.run.config import ModelArguments
 for name in sys.argv[1:]:
     path, tokenizer, model = run_qa.load_model(ModelArguments(model_name_or_path=name),
                                            SimpleNamespace(use_cpu=True, bf16=False))

@@ -1,7 +1,7 @@
 """A catalog of unreadable and odd inputs: each gets one line naming the file, the record and the
 fix (or is handled, and logged where it was changed), never a traceback.
 
-Data files are read by qa.squad_data (run_qa, predict, demo and compare_qa alike), configs by run_qa's
+Data files are read by qa.data.load (run_qa, predict, demo and compare_qa alike), configs by run_qa's
 argument parsing; tests/test_errors.py runs a few of these through the real command line.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import qa.user_files
-from qa.config import DataArguments, parse_arguments
-from qa.squad_data import SquadDataError, load_squad_file
+from qa.data.load import SquadDataError, load_squad_file
+from qa.run.config import DataArguments, parse_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "tests" / "configs" / "smoke.json"
@@ -252,7 +252,7 @@ def question_of(tokens: int) -> str:
 def test_question_at_the_token_limit_is_windowed_and_one_over_is_refused(
     tokenizer, max_seq_length, doc_stride, limit
 ):
-    from qa.features import QuestionTooLong, prepare_eval_features, question_token_limit
+    from qa.data.windows import QuestionTooLong, prepare_eval_features, question_token_limit
 
     assert question_token_limit(tokenizer, max_seq_length, doc_stride) == limit
     long_context = " ".join(["Wend"] * 800)
@@ -273,7 +273,7 @@ def test_question_at_the_token_limit_is_windowed_and_one_over_is_refused(
 
 
 def test_a_pasted_paragraph_as_question_is_refused_not_a_tokenizer_abort(tokenizer):
-    from qa.features import QuestionTooLong, prepare_train_features
+    from qa.data.windows import QuestionTooLong, prepare_train_features
 
     paragraph = " ".join(["The river Wend runs past Bramford."] * 850)  # about 5,000 words
     batch = {

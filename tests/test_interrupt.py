@@ -9,8 +9,8 @@ import torch
 import torch.multiprocessing as mp
 from transformers import TrainerControl, TrainerState
 
-from qa.callbacks import StopOnInterrupt
-from qa.interrupt import exit_on_sigterm
+from qa.run.callbacks import StopOnInterrupt
+from qa.run.interrupt import exit_on_sigterm
 
 ONE = SimpleNamespace(world_size=1, device=torch.device("cpu"))
 

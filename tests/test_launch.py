@@ -18,10 +18,10 @@ import time
 
 import psutil
 import pytest
-from recipe_runner import ROOT, command, environment, needs_squad, run_qa
+from helpers.recipe_runner import ROOT, command, environment, needs_squad, run_qa
 
-from qa.checkpoints import checkpoint_problem
-from qa.hardware import bf16_available
+from qa.machine.hardware import bf16_available
+from qa.run.checkpoints import checkpoint_problem
 
 pytestmark = [pytest.mark.slow, needs_squad]
 

@@ -64,7 +64,13 @@ def test_every_tool_and_bench_has_a_make_target():
     scripts = sorted(ROOT.glob("tools/*.py")) + [
         ROOT / "bench" / n for n in ("bench.py", "inference.py")
     ]
-    missing = [str(p.relative_to(ROOT)) for p in scripts if str(p.relative_to(ROOT)) not in recipes]
+
+    def runs(path: Path) -> bool:  # as a script, or as a module from the checkout (-m bench.bench)
+        relative = path.relative_to(ROOT)
+        module = ".".join(relative.with_suffix("").parts)
+        return str(relative) in recipes or f"-m {module}" in recipes
+
+    missing = [str(p.relative_to(ROOT)) for p in scripts if not runs(p)]
     assert scripts and not missing, missing
 
 
@@ -94,8 +100,8 @@ def test_the_installed_package_scores_with_its_own_metric_outside_the_checkout(t
     install = ["pip", "install", "--no-deps", "-q", "--target", site, wheel]
     subprocess.run([sys.executable, "-m", *map(str, install)], check=True)
     score = (
-        f"import qa, qa.metric; assert qa.__file__.startswith({str(site)!r}), qa.__file__\n"
-        "m = qa.metric.load_metric()\n"
+        f"import qa, qa.scoring.metric; assert qa.__file__.startswith({str(site)!r}), qa.__file__\n"
+        "m = qa.scoring.metric.load_metric()\n"
         "print(m.compute(predictions=[{'id': 'a', 'prediction_text': 'Denver Broncos'}],"
         " references=[{'id': 'a', 'answers': {'text': ['the Denver Broncos'], 'answer_start': [0]}}]))"
     )
@@ -155,3 +161,40 @@ def test_run_outputs_are_ignored_but_committed_results_are_not():
 
     assert ignored("runs/squad20pct/model.safetensors")
     assert not ignored("results/runs/a-new-run/all_results.json")
+
+
+# qa/'s stage packages in pipeline order (qa/__init__.py): each imports only those before it.
+STAGES = ("machine", "data", "answers", "scoring", "serve", "run")
+
+
+def qa_imports(path: Path) -> set[str]:
+    """The qa modules a file imports, at its top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("qa."):
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.startswith("qa.")}
+    return names
+
+
+def test_no_stage_imports_a_stage_after_it():
+    packages = sorted(p.name for p in (ROOT / "qa").iterdir() if (p / "__init__.py").is_file())
+    assert packages == sorted(STAGES)
+    upward = []
+    for stage in STAGES:
+        for path in (ROOT / "qa" / stage).glob("*.py"):
+            for module in qa_imports(path):
+                imported = module.split(".")[1]
+                if imported in STAGES and STAGES.index(imported) > STAGES.index(stage):
+                    upward.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not upward, upward
+
+
+def test_the_library_holds_no_test_or_bench_code_and_only_foundations_at_its_top():
+    top = sorted(p.name for p in (ROOT / "qa").glob("*.py"))
+    assert top == ["__init__.py", "atomic.py", "user_files.py"]
+    for stage in STAGES:  # the tests' oracle and the bench's baseline live beside them
+        assert not {"reference.py", "classic_postprocess.py"} & {
+            p.name for p in (ROOT / "qa" / stage).glob("*.py")
+        }

@@ -8,11 +8,11 @@ import sys
 import pytest
 
 from qa import ROOT
-from qa.memory import KEEP_FREED
+from qa.machine.memory import KEEP_FREED
 
 PROBE = """
 import sys
-from qa.memory import keep_freed_memory, resident_mib
+from qa.machine.memory import keep_freed_memory, resident_mib
 print(keep_freed_memory(sys.argv[1] == "on"))
 before = resident_mib()
 block = bytearray(200 * 2**20)

@@ -1,4 +1,4 @@
-"""Known-answer tests for the offline SQuAD metric in qa/squad_qa."""
+"""Known-answer tests for the offline SQuAD metric in qa/scoring/squad_qa."""
 
 import importlib.util
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-METRIC_DIR = REPO_ROOT / "qa" / "squad_qa"
+METRIC_DIR = REPO_ROOT / "qa" / "scoring" / "squad_qa"
 SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", REPO_ROOT.parent / "shared" / "squad"))
 
 # The metric script must stay self-contained (evaluate copies it away), so tests load it by path

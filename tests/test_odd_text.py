@@ -14,8 +14,8 @@ from test_inputs import CONTEXT, bundled_model  # noqa: F401  (a fixture)
 from transformers import pipeline
 
 import predict_qa
-import qa.pipeline  # noqa: F401  (registers the task)
-from qa.squad_data import SquadDataError, load_squad_file
+import qa.serve.pipeline  # noqa: F401  (registers the task)
+from qa.data.load import SquadDataError, load_squad_file
 from qa.user_files import read_json_file
 
 # Each tokenises to no token at all with BERT's uncased WordPiece.

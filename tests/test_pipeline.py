@@ -1,4 +1,4 @@
-"""pipeline("question-answering") after `import qa.pipeline` answers as tools/predict_qa.py does: the same
+"""pipeline("question-answering") after `import qa.serve.pipeline` answers as tools/predict_qa.py does: the same
 answers, character offsets, probabilities, n-best and no-answer choices, on the tiny fixture (a
 saved copy of the bundled model, several windows per context) and on trained smoke models."""
 
@@ -9,14 +9,14 @@ import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, pipeline
 
 import predict_qa
-import qa.pipeline  # noqa: F401  (registers the task)
-from qa.answer_settings import save_settings
-from qa.config import resolve_model_path
-from qa.features import prepare_eval_features
-from qa.predict import answer_questions
-from qa.squad_data import load_squad_file
+import qa.serve.pipeline  # noqa: F401  (registers the task)
+from qa.answers.settings import save_settings
+from qa.data.load import load_squad_file
+from qa.data.windows import prepare_eval_features
+from qa.serve.model_files import resolve_model_path
+from qa.serve.predict import answer_questions
 
-from recipe_runner import ROOT, SQUAD_DIR  # isort: skip
+from helpers.recipe_runner import ROOT, SQUAD_DIR  # isort: skip
 
 FIXTURES = ROOT / "tests" / "fixtures"
 WINDOW = {"max_seq_length": 48, "doc_stride": 16}  # small: each fixture context needs 2 or more
@@ -165,12 +165,12 @@ def test_the_pipeline_answers_as_predict_qa_with_a_trained_model(request, tmp_pa
 
 def test_the_model_card_shows_the_call_and_it_works(folder, tmp_path):
     """The card's "How to use" code, run as written against the folder it names."""
-    from qa.card import model_card
+    from qa.run.card import model_card
 
     save_settings(str(folder), {"version_2_with_negative": False, **WINDOW})
     card = str(model_card(str(folder), None, False, {}, {}, ""))
     code = card.split("```python\n", 1)[1].split("```", 1)[0]
-    assert 'pipeline("question-answering", model=' in code and "import qa.pipeline" in code
+    assert 'pipeline("question-answering", model=' in code and "import qa.serve.pipeline" in code
     scope = {}
     exec(code.replace('context="', 'bf16=False, context="'), scope)  # fp32, as predict_qa here
     result = scope["answer"](

@@ -15,8 +15,8 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, hf_raise_for_status
 
 import push_qa
-from qa.card import hub_id_of, model_card, write_model_card
-from qa.hub import ignore_patterns, upload_selection
+from qa.run.card import hub_id_of, model_card, write_model_card
+from qa.serve.hub import ignore_patterns, upload_selection
 
 
 def finished_run(folder, base_model="sentence-transformers/all-MiniLM-L6-v2"):
@@ -176,9 +176,9 @@ def test_push_to_hub_through_the_trainer_uploads_our_card(smoke_run, tmp_path, m
 def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch):
     """run_qa.main itself with push_to_hub: the Trainer's upload (patched where it calls it)
     receives output_dir, without checkpoints, with our model card in it."""
-    from recipe_runner import SMOKE, SQUAD_DIR
+    from helpers.recipe_runner import SMOKE, SQUAD_DIR
 
-    import qa.card
+    import qa.run.card
     import run_qa
 
     if not (SQUAD_DIR / "dev-v1.1.json").is_file():
@@ -206,7 +206,7 @@ def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch)
     assert repos == ["me/bert-squad"] and len(uploads) == 1
     upload = uploads[0]
     assert upload["repo_id"] == "me/bert-squad" and upload["folder_path"] == str(output)
-    assert upload["commit_message"] == f"run: {qa.card.card_summary(results)}"
+    assert upload["commit_message"] == f"run: {qa.run.card.card_summary(results)}"
     assert upload["ignore_patterns"] == ignore_patterns(str(output))  # as make push
     assert "nbest_predictions.json" in upload["files"]  # written, and left out by the patterns
     assert "model.safetensors" in upload["files"] and "all_results.json" in upload["files"]

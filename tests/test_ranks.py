@@ -12,12 +12,12 @@ import torch
 import torch.multiprocessing as mp
 from transformers import AutoTokenizer
 
-import qa.flops
-from qa.card import total_train_batch
-from qa.checkpoints import check_output_dirs
-from qa.config import resolve_model_path
-from qa.features import tokenizer_fingerprint
-from qa.ranks import decided_on_main
+import qa.machine.flops
+from qa.data.windows import tokenizer_fingerprint
+from qa.run.card import total_train_batch
+from qa.run.checkpoints import check_output_dirs
+from qa.run.ranks import decided_on_main
+from qa.serve.model_files import resolve_model_path
 from trainer_qa import QuestionAnsweringTrainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def test_a_process_that_cannot_see_the_chosen_checkpoint_says_the_filesystem_mus
     tmp_path, monkeypatch
 ):
     elsewhere = str(tmp_path / "on-machine-0" / "checkpoint-4")
-    monkeypatch.setattr("qa.checkpoints.decided_on_main", lambda args, decide: elsewhere)
+    monkeypatch.setattr("qa.run.checkpoints.decided_on_main", lambda args, decide: elsewhere)
     args = SimpleNamespace(world_size=2, process_index=1, output_dir=str(tmp_path))
     with pytest.raises(SystemExit, match="filesystem that every machine shares"):
         check_output_dirs(args, SimpleNamespace(results_dir=None, overwrite_output_dir=False))
@@ -171,18 +171,18 @@ def test_only_the_main_process_times_the_matmul_peak(monkeypatch):
         return 1e12
 
     timed.calls = 0
-    monkeypatch.setattr(qa.flops, "matmul_peak", timed)
-    qa.flops.forget_peaks()
+    monkeypatch.setattr(qa.machine.flops, "matmul_peak", timed)
+    qa.machine.flops.forget_peaks()
     config = SimpleNamespace(hidden_size=4, intermediate_size=8, num_hidden_layers=2)
     features = {"length": [3, 5]}
     for rank in (1, 0):
         args = SimpleNamespace(
             process_index=rank, world_size=2, num_train_epochs=1, bf16=False, use_cpu=True
         )
-        reported = qa.flops.utilisation(config, features, 1.0, "train", args)
+        reported = qa.machine.flops.utilisation(config, features, 1.0, "train", args)
         assert bool(reported) == (rank == 0) and timed.calls == (rank == 0)
     assert reported["train_mfu"] == pytest.approx(reported["train_model_flops"] / 2e12)
-    qa.flops.forget_peaks()
+    qa.machine.flops.forget_peaks()
 
 
 def test_the_features_cache_key_ignores_the_truncation_a_call_leaves_behind():

@@ -9,10 +9,10 @@ import sys
 import time
 
 import pytest
-from recipe_runner import ROOT, TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
+from helpers.recipe_runner import ROOT, TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
 from safetensors.numpy import load_file
 
-from qa.checkpoints import checkpoint_problem
+from qa.run.checkpoints import checkpoint_problem
 
 pytestmark = [pytest.mark.slow, needs_squad]  # they train several runs
 
@@ -173,7 +173,7 @@ def test_a_second_run_on_a_folder_in_use_is_refused_and_a_killed_run_holds_nothi
     assert (results / "all_results.json").is_file()
 
 
-NAN_AT_STEP_3 = [str(ROOT / "tests" / "loss_goes_nan.py"), "3"]
+NAN_AT_STEP_3 = [str(ROOT / "tests" / "helpers" / "loss_goes_nan.py"), "3"]
 
 
 @pytest.mark.parametrize(

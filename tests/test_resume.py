@@ -8,13 +8,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from recipe_runner import needs_squad, run_qa
+from helpers.recipe_runner import needs_squad, run_qa
 from test_ranks import run_on_two_ranks
 from test_reliability import killed_after_checkpoint
 from transformers import TrainingArguments
 
-from qa import resume
-from qa.config import DataArguments, ModelArguments, parse_arguments
+from qa.run import resume
+from qa.run.config import DataArguments, ModelArguments, parse_arguments
 
 # 48 questions, batch 8: several steps, a checkpoint every 2; evaluated at the end only.
 STEPS = ["--max_train_samples", 48, "--per_device_train_batch_size", 8, "--save_strategy",

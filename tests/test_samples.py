@@ -2,7 +2,7 @@
 
 import json
 
-from qa.samples import mark_excerpt
+from qa.scoring.samples import mark_excerpt
 
 CONTEXT = "The tentacles are fringed with tentilla, little tentacles."
 
@@ -42,8 +42,8 @@ def test_runs_with_other_training_seeds_show_the_same_questions(tmp_path):
 
     from datasets import Dataset
 
-    from qa.postprocess import QuestionPrediction
-    from qa.samples import show_samples
+    from qa.answers.postprocess import QuestionPrediction
+    from qa.scoring.samples import show_samples
 
     rows = [{"id": f"q{i}", "title": "T", "question": f"Question {i}?", "context": CONTEXT,
              "answers": {"text": ["tentilla"] if i % 2 else [], "answer_start": [31] if i % 2 else []}}

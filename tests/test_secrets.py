@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
+from helpers.recipe_runner import needs_squad, run_qa
 from huggingface_hub import get_token
-from recipe_runner import needs_squad, run_qa
 
-from qa.config import parse_arguments
-from qa.outputs import run_metadata
+from qa.run.config import parse_arguments
+from qa.run.outputs import run_metadata
 
 SECRET = "hf_SecretTokenNotToBeWritten0123456789"
 

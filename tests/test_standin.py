@@ -10,18 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from recipe_runner import ROOT, SQUAD_DIR, needs_squad
+from helpers.recipe_runner import ROOT, SQUAD_DIR, needs_squad
 
-import qa.split
-import qa.standin
-from qa import perturb
-from qa.config import parse_arguments
-from qa.squad_data import SquadDataError, load_squad_file
+import qa.data.split
+import qa.data.standin
+from qa.data import perturb
+from qa.data.load import SquadDataError, load_squad_file
+from qa.run.config import parse_arguments
 
 FIXTURES = ROOT / "tests" / "fixtures"
 V1_TRAIN = FIXTURES / "squad-v1.1-train-tiny.json"
 COMMITTED = ROOT / "results" / "datasets" / "squad-v2-standin" / "manifest.json"
-CONFIGS = {m: ROOT / "configs" / f"squad-v2-standin-{m}.json" for m in qa.standin.MODES}
+CONFIGS = {m: ROOT / "configs" / f"squad-v2-standin-{m}.json" for m in qa.data.standin.MODES}
 
 RAIL = [p["context"] for p in json.loads(V1_TRAIN.read_text())["data"][0]["paragraphs"]]
 OBSERVATORY = [p["context"] for p in json.loads(V1_TRAIN.read_text())["data"][1]["paragraphs"]]
@@ -162,12 +162,12 @@ def write_split(folder: Path) -> Path:
 def make(tmp_path, name="standin", v1=V1_TRAIN):
     split_train = write_split(tmp_path / "split")
     out = tmp_path / name
-    manifest = qa.standin.ensure_standin(str(out), str(v1), str(split_train), fraction=1.0)
+    manifest = qa.data.standin.ensure_standin(str(out), str(v1), str(split_train), fraction=1.0)
     return out, manifest
 
 
 def documents(out: Path) -> dict[str, dict]:
-    return {f"{m}.json": json.loads((out / f"{m}.json").read_text()) for m in qa.standin.MODES}
+    return {f"{m}.json": json.loads((out / f"{m}.json").read_text()) for m in qa.data.standin.MODES}
 
 
 def questions(document):
@@ -259,12 +259,12 @@ def test_nothing_of_the_tuning_or_held_out_part_is_read_or_written(tmp_path):
     OPENED.clear()
     LISTENING.append(True)  # every open() in the process: builtins, io, os, pathlib alike
     try:
-        qa.standin.ensure_standin(str(out), str(V1_TRAIN), str(split_train), fraction=1.0)
+        qa.data.standin.ensure_standin(str(out), str(V1_TRAIN), str(split_train), fraction=1.0)
     finally:
         LISTENING.clear()
     assert {"train.json", "manifest.json", "squad-v1.1-train-tiny.json"} <= set(OPENED)
     assert not {"tune.json", "heldout.json"} & set(OPENED)
-    text = "".join((out / f"{m}.json").read_text() for m in qa.standin.MODES)
+    text = "".join((out / f"{m}.json").read_text() for m in qa.data.standin.MODES)
     for part in ("tune", "heldout"):
         held = json.loads((tmp_path / "split" / f"{part}.json").read_text())
         for title, context, record in questions(held):
@@ -275,7 +275,7 @@ def test_the_held_out_part_is_refused_by_name_and_by_title(tmp_path):
     split_train = write_split(tmp_path / "split")
     for part in ("tune", "heldout"):
         with pytest.raises(SquadDataError, match="training part only"):
-            qa.standin.ensure_standin(
+            qa.data.standin.ensure_standin(
                 str(tmp_path / "out"), str(V1_TRAIN), str(split_train.with_name(f"{part}.json"))
             )
     # The v1.1 tiny file holds "Lantern fish", which is here the held-out part's article.
@@ -284,7 +284,7 @@ def test_the_held_out_part_is_refused_by_name_and_by_title(tmp_path):
     manifest["parts"]["train"]["titles"] = ["Bramford"]
     (tmp_path / "split" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SquadDataError, match="tuning or held-out part, e.g. \\['Lantern fish'\\]"):
-        qa.standin.ensure_standin(
+        qa.data.standin.ensure_standin(
             str(tmp_path / "out"), str(FIXTURES / "squad-v1.1-tiny.json"), str(split_train), fraction=1.0
         )  # fmt: skip
     assert not (tmp_path / "out").exists()
@@ -293,11 +293,13 @@ def test_the_held_out_part_is_refused_by_name_and_by_title(tmp_path):
 def test_missing_inputs_name_the_file_and_the_fix(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(SquadDataError, match="nope/train.json: no such file.*make split"):
-        qa.standin.ensure_standin(str(out), str(V1_TRAIN), str(tmp_path / "nope" / "train.json"))
+        qa.data.standin.ensure_standin(
+            str(out), str(V1_TRAIN), str(tmp_path / "nope" / "train.json")
+        )
     split_train = write_split(tmp_path / "split")
     (tmp_path / "split" / "manifest.json").unlink()
     with pytest.raises(SquadDataError, match="split/manifest.json: no such file.*make split"):
-        qa.standin.ensure_standin(str(out), str(V1_TRAIN), str(split_train))
+        qa.data.standin.ensure_standin(str(out), str(V1_TRAIN), str(split_train))
     assert not out.exists()
 
 
@@ -306,8 +308,8 @@ def test_the_same_files_come_out_of_every_run(tmp_path):
     digests = []
     for run, hash_seed in enumerate(("1", "2")):
         code = (
-            "import sys, qa.standin; "
-            "qa.standin.ensure_standin(sys.argv[1], sys.argv[2], sys.argv[3], fraction=1.0)"
+            "import sys, qa.data.standin; "
+            "qa.data.standin.ensure_standin(sys.argv[1], sys.argv[2], sys.argv[3], fraction=1.0)"
         )
         out = tmp_path / f"run{run}"
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}  # set order must not matter
@@ -319,16 +321,16 @@ def test_the_same_files_come_out_of_every_run(tmp_path):
 def test_it_is_rebuilt_only_when_an_input_changes(tmp_path, monkeypatch):
     out, first = make(tmp_path)
     built = []
-    real_build = qa.standin.build
-    monkeypatch.setattr(qa.standin, "build", lambda *a, **k: built.append(1) or real_build(*a, **k))  # fmt: skip
+    real_build = qa.data.standin.build
+    monkeypatch.setattr(qa.data.standin, "build", lambda *a, **k: built.append(1) or real_build(*a, **k))  # fmt: skip
     split_train = tmp_path / "split" / "train.json"
-    qa.standin.ensure_standin(str(out), str(V1_TRAIN), str(split_train), fraction=1.0)
+    qa.data.standin.ensure_standin(str(out), str(V1_TRAIN), str(split_train), fraction=1.0)
     assert built == []
     changed = tmp_path / "v1.json"
     document = json.loads(V1_TRAIN.read_text())
     document["data"][0]["paragraphs"][0]["qas"][2]["question"] = "Who built the first engine?"
     changed.write_text(json.dumps(document))
-    second = qa.standin.ensure_standin(str(out), str(changed), str(split_train), fraction=1.0)
+    second = qa.data.standin.ensure_standin(str(out), str(changed), str(split_train), fraction=1.0)
     assert built == [1]
     assert second["inputs"]["v1.json"]["sha256"] != first["inputs"]["squad-v1.1-train-tiny.json"]["sha256"]  # fmt: skip
 
@@ -344,10 +346,10 @@ def test_a_build_that_fails_leaves_the_old_stand_in_whole(tmp_path, monkeypatch)
             raise OSError("disk full")
         return real_write(path, *args, **kwargs)
 
-    real_write = qa.standin.write_json_atomic
-    monkeypatch.setattr(qa.standin, "write_json_atomic", failing_write)
+    real_write = qa.data.standin.write_json_atomic
+    monkeypatch.setattr(qa.data.standin, "write_json_atomic", failing_write)
     with pytest.raises(OSError, match="disk full"):
-        qa.standin.ensure_standin(
+        qa.data.standin.ensure_standin(
             str(out), str(V1_TRAIN), str(tmp_path / "split" / "train.json"), fraction=1.0, seed=7
         )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -356,7 +358,10 @@ def test_a_build_that_fails_leaves_the_old_stand_in_whole(tmp_path, monkeypatch)
 
 def test_the_stand_in_draws_the_headline_sample():
     headline = json.loads((ROOT / "configs" / "squad20pct.json").read_text())
-    assert (headline["train_fraction"], headline["seed"]) == (qa.standin.FRACTION, qa.standin.SEED)
+    assert (headline["train_fraction"], headline["seed"]) == (
+        qa.data.standin.FRACTION,
+        qa.data.standin.SEED,
+    )
 
 
 # --- the committed manifest and the configs -----------------------------------------------------
@@ -367,14 +372,14 @@ def test_the_committed_budget_adds_up():
     budget, split = manifest["budget"], manifest["inputs"]["split train.json"]
     assert budget["headline_v1.1_questions"] == 17520
     assert split["questions"] == split["answerable"] + split["unanswerable"] == 6023
-    assert budget["added_unanswerable_per_file"] == qa.standin.COPIES * split["unanswerable"]
+    assert budget["added_unanswerable_per_file"] == qa.data.standin.COPIES * split["unanswerable"]
     assert budget["total_questions"] == 17520 + 6023 + budget["added_unanswerable_per_file"]
     assert budget["unanswerable"] == split["unanswerable"] + budget["added_unanswerable_per_file"]
     for name, info in manifest["files"].items():
         assert info["questions"] == sum(info["kinds"].values()) == budget["added_unanswerable_per_file"], name  # fmt: skip
 
 
-@pytest.mark.parametrize("mode", qa.standin.MODES)
+@pytest.mark.parametrize("mode", qa.data.standin.MODES)
 def test_each_control_config_is_the_x3_run_on_the_stand_in_with_headline_defaults(mode):
     model_args, data_args, training_args = parse_arguments([str(CONFIGS[mode])])
     _, x3_data, x3_training = parse_arguments([str(ROOT / "configs" / "squad-v2-devsplit-x3.json")])
@@ -394,9 +399,9 @@ def test_each_control_config_is_the_x3_run_on_the_stand_in_with_headline_default
 @pytest.fixture(scope="module")
 def real_standin(tmp_path_factory):
     folder = tmp_path_factory.mktemp("real")
-    qa.split.ensure_split(str(folder / "split"), str(SQUAD_DIR / "dev-v2.0.json"))
+    qa.data.split.ensure_split(str(folder / "split"), str(SQUAD_DIR / "dev-v2.0.json"))
     out = folder / "standin"
-    manifest = qa.standin.ensure_standin(
+    manifest = qa.data.standin.ensure_standin(
         str(out), str(SQUAD_DIR / "train-v1.1.json"), str(folder / "split" / "train.json")
     )
     return folder, out, manifest
@@ -406,10 +411,10 @@ def real_standin(tmp_path_factory):
 @pytest.mark.slow
 def test_the_committed_manifest_is_what_the_real_data_gives(real_standin):
     folder, out, manifest = real_standin
-    assert qa.standin.committed_view(manifest) == json.loads(COMMITTED.read_text())
+    assert qa.data.standin.committed_view(manifest) == json.loads(COMMITTED.read_text())
     sources = inputs_by_id(SQUAD_DIR / "train-v1.1.json", folder / "split" / "train.json")
     check_standin(out, manifest, sources, (17520, 6023))
-    made = [r for m in qa.standin.MODES for r in questions(json.loads((out / f"{m}.json").read_text()))]  # fmt: skip
+    made = [r for m in qa.data.standin.MODES for r in questions(json.loads((out / f"{m}.json").read_text()))]  # fmt: skip
     made_ids = {r["id"] for _, _, r in made} | {r["standin"]["source_id"] for _, _, r in made}
     made_contexts = {c for _, c, _ in made}
     for part in ("tune", "heldout"):
@@ -431,12 +436,12 @@ def standin_env(real_standin, monkeypatch):
 @needs_squad
 @pytest.mark.slow
 def test_each_control_config_trains_on_the_budget(standin_env):
-    import qa.squad_data
+    import qa.data.load
 
     manifest = standin_env[2]
     for mode, config in CONFIGS.items():
         model_args, data_args, training_args = parse_arguments([str(config), "--do_eval", "false"])
-        train = qa.squad_data.load_raw_datasets(data_args, model_args, training_args)[0]["train"]
+        train = qa.data.load.load_raw_datasets(data_args, model_args, training_args)[0]["train"]
         assert len(train) == manifest["budget"]["total_questions"] == 29385, mode
         unanswerable = sum(not a["text"] for a in train["answers"])
         assert unanswerable == manifest["budget"]["unanswerable"] == 8763, mode
@@ -445,11 +450,11 @@ def test_each_control_config_trains_on_the_budget(standin_env):
 @needs_squad
 @pytest.mark.slow
 def test_a_second_seed_trains_on_the_questions_the_standin_was_made_from(standin_env):
-    import qa.squad_data
+    import qa.data.load
 
     def training_ids(*overrides: str) -> list[str]:
         args = parse_arguments([str(CONFIGS["perturbed"]), "--do_eval", "false", *overrides])
-        return qa.squad_data.load_raw_datasets(args[1], args[0], args[2])[0]["train"]["id"]
+        return qa.data.load.load_raw_datasets(args[1], args[0], args[2])[0]["train"]["id"]
 
     first = training_ids()
     assert training_ids("--seed", "43", "--train_fraction_seed", "42") == first
@@ -469,7 +474,7 @@ def test_a_control_run_builds_its_standin_on_demand(real_standin, tmp_path, monk
     monkeypatch.setenv("SQUAD_V2_STANDIN_DIR", str(tmp_path / "standin"))
     _, data_args, training_args = parse_arguments([str(CONFIGS["perturbed"]), "--do_eval", "false"])
     run_qa.prepare_split(data_args, training_args)
-    built = json.loads((tmp_path / "standin" / qa.standin.MANIFEST).read_text())
+    built = json.loads((tmp_path / "standin" / qa.data.standin.MANIFEST).read_text())
     assert built["files"] == manifest["files"]
     for name in manifest["files"]:
         assert (tmp_path / "standin" / name).is_file()

@@ -12,11 +12,11 @@ import subprocess
 import pytest
 import safetensors
 import transformers.modeling_utils
-from recipe_runner import ROOT, SMOKE, SQUAD_DIR, command, environment, needs_squad, run_qa
+from helpers.recipe_runner import ROOT, SMOKE, SQUAD_DIR, command, environment, needs_squad, run_qa
 from transformers import TrainerState
 
-from qa.checkpoints import checkpoint_problem
-from qa.config import resolve_model_path
+from qa.run.checkpoints import checkpoint_problem
+from qa.serve.model_files import resolve_model_path
 
 # 24 questions (29 windows), batch 8: 4 steps, a checkpoint after each; evaluated at the end.
 STEPS = ["--max_train_samples", 24, "--per_device_train_batch_size", 8, "--save_strategy",

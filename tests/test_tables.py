@@ -1,5 +1,5 @@
 """Users' own data in CSV and Parquet files and Hub datasets with other column names
-(qa/tables.py): read into SQuAD's schema, and every bad row one line naming file, row and fix."""
+(qa/data/tables.py): read into SQuAD's schema, and every bad row one line naming file, row and fix."""
 
 import json
 from types import SimpleNamespace
@@ -8,13 +8,14 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from recipe_runner import needs_squad, run_qa
+from helpers.recipe_runner import needs_squad, run_qa
 
 import predict_qa
-from qa import features, resume
-from qa.config import parse_arguments
-from qa.squad_data import SquadDataError, load_local_file, load_raw_datasets, load_squad_file
-from qa.tables import Columns
+from qa.data import windows
+from qa.data.load import SquadDataError, load_local_file, load_raw_datasets, load_squad_file
+from qa.data.tables import Columns
+from qa.run import resume
+from qa.run.config import parse_arguments
 
 CONTEXT = "Ada Lovelace wrote the first program in 1843."
 HEADER = "question,context,answer_text,answer_start\n"
@@ -266,13 +267,13 @@ def test_run_qa_refuses_a_bad_csv_row_in_one_line(tmp_path):
 
 
 def test_the_features_cache_tells_columns_apart(monkeypatch, tmp_path):
-    monkeypatch.setattr(features, "tokenizer_fingerprint", lambda tokenizer: "one tokenizer")
+    monkeypatch.setattr(windows, "tokenizer_fingerprint", lambda tokenizer: "one tokenizer")
     args = SimpleNamespace(max_seq_length=384, doc_stride=128, features_cache_dir=str(tmp_path))
     examples = {"id": ["own-1", "own-2"]}
 
     def cache_file(columns):
         checksums = {"train": {"path": "own.csv", "sha256": "0" * 64, "columns": columns}}
-        return features.features_cache_file(args, None, "train", examples, checksums)
+        return windows.features_cache_file(args, None, "train", examples, checksums)
 
     assert cache_file({"question": "q"}) != cache_file({"question": "context"})
 

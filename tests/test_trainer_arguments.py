@@ -7,14 +7,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from recipe_runner import SMOKE, needs_squad, run_qa
+from helpers.recipe_runner import SMOKE, needs_squad, run_qa
 from test_reliability import killed_after_checkpoint
 
-from qa import resume
-from qa.callbacks import EpochsTrained
-from qa.card import card_settings
-from qa.config import parse_arguments
-from qa.flops import training_flops, utilisation
+from qa.machine.flops import training_flops, utilisation
+from qa.run import resume
+from qa.run.callbacks import EpochsTrained
+from qa.run.card import card_settings
+from qa.run.config import parse_arguments
 
 
 class Tiny:  # a model config small enough to count its FLOPs by hand

@@ -7,11 +7,11 @@ import random
 import shutil
 
 import pytest
-from recipe_runner import ROOT, SQUAD_DIR, needs_squad, run_qa
+from helpers.recipe_runner import ROOT, SQUAD_DIR, needs_squad, run_qa
 
-import qa.split
-from qa.samples import draw_questions
-from qa.squad_data import load_squad_file
+import qa.data.split
+from qa.data.load import load_squad_file
+from qa.scoring.samples import draw_questions
 
 # sha256 of the ids (one per line, in training order) of the headline's 17,520 training
 # questions: 20% of train-v1.1.json drawn with seed 42. The 2.0 config must train on these.
@@ -30,12 +30,12 @@ def ids_digest(ids) -> str:
 
 def test_articles_fill_the_parts_in_a_seeded_order():
     counts = [random.Random(i).randint(20, 400) for i in range(35)]
-    parts = qa.split.assign_articles(counts)
-    assert parts == qa.split.assign_articles(counts)  # same seed, same split
-    assert parts != qa.split.assign_articles(counts, seed=7)
-    assert set(parts) == set(qa.split.PARTS)
+    parts = qa.data.split.assign_articles(counts)
+    assert parts == qa.data.split.assign_articles(counts)  # same seed, same split
+    assert parts != qa.data.split.assign_articles(counts, seed=7)
+    assert set(parts) == set(qa.data.split.PARTS)
     total = sum(counts)
-    for part, share in zip(qa.split.PARTS, qa.split.SHARES):
+    for part, share in zip(qa.data.split.PARTS, qa.data.split.SHARES):
         got = sum(c for c, p in zip(counts, parts) if p == part) / total
         assert abs(got - share) <= max(counts) / total  # within one article of the target
 
@@ -43,14 +43,14 @@ def test_articles_fill_the_parts_in_a_seeded_order():
 @needs_squad
 @pytest.mark.slow
 def test_the_split_keeps_articles_whole_and_adds_up(tmp_path):
-    manifest = qa.split.ensure_split(str(tmp_path / "split"), str(DEV_V2))
+    manifest = qa.data.split.ensure_split(str(tmp_path / "split"), str(DEV_V2))
     parts = manifest["parts"]
-    titles = [set(parts[p]["titles"]) for p in qa.split.PARTS]
+    titles = [set(parts[p]["titles"]) for p in qa.data.split.PARTS]
     assert all(not (a & b) for i, a in enumerate(titles) for b in titles[i + 1 :])
     assert sum(len(t) for t in titles) == 35
     assert sum(parts[p]["questions"] for p in parts) == 11873
     assert sum(parts[p]["unanswerable"] for p in parts) == 5945
-    for part, share in zip(qa.split.PARTS, qa.split.SHARES):
+    for part, share in zip(qa.data.split.PARTS, qa.data.split.SHARES):
         data = load_squad_file(str(tmp_path / "split" / f"{part}.json"), allow_unanswerable=True)
         assert len(data) == parts[part]["questions"]
         assert sum(not a["text"] for a in data["answers"]) == parts[part]["unanswerable"]
@@ -63,12 +63,12 @@ def test_the_split_keeps_articles_whole_and_adds_up(tmp_path):
 @pytest.mark.slow
 def test_the_split_is_the_same_on_every_run_and_kept_while_current(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
-    qa.split.ensure_split(str(first), str(DEV_V2))
-    qa.split.ensure_split(str(second), str(DEV_V2))
-    for name in [*(f"{p}.json" for p in qa.split.PARTS), qa.split.MANIFEST]:
+    qa.data.split.ensure_split(str(first), str(DEV_V2))
+    qa.data.split.ensure_split(str(second), str(DEV_V2))
+    for name in [*(f"{p}.json" for p in qa.data.split.PARTS), qa.data.split.MANIFEST]:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     stamp = (first / "train.json").stat().st_mtime_ns
-    qa.split.ensure_split(str(first), str(DEV_V2))
+    qa.data.split.ensure_split(str(first), str(DEV_V2))
     assert (first / "train.json").stat().st_mtime_ns == stamp  # current: not rewritten
 
 
@@ -80,16 +80,16 @@ def test_a_changed_source_rebuilds_the_split(tmp_path):
 
     source = tmp_path / "dev.json"
     source.write_text(json.dumps({"version": "v2.0", "data": [article("a", 3), article("b", 5)]}))
-    first = qa.split.ensure_split(str(tmp_path / "split"), str(source))
+    first = qa.data.split.ensure_split(str(tmp_path / "split"), str(source))
     source.write_text(json.dumps({"version": "v2.0", "data": [article("c", 4)] * 1}))
-    second = qa.split.ensure_split(str(tmp_path / "split"), str(source))
+    second = qa.data.split.ensure_split(str(tmp_path / "split"), str(source))
     assert first["source_sha256"] != second["source_sha256"]
     assert sum(p["questions"] for p in second["parts"].values()) == 4
 
 
 def test_a_missing_source_names_the_fix(tmp_path):
-    with pytest.raises(qa.split.SquadDataError, match="SQUAD_DIR"):
-        qa.split.ensure_split(str(tmp_path / "split"), str(tmp_path / "nope.json"))
+    with pytest.raises(qa.data.split.SquadDataError, match="SQUAD_DIR"):
+        qa.data.split.ensure_split(str(tmp_path / "split"), str(tmp_path / "nope.json"))
     assert not (tmp_path / "split").exists()
 
 
@@ -98,21 +98,21 @@ def test_a_missing_source_names_the_fix(tmp_path):
 def test_the_v2_config_trains_on_the_headline_questions_plus_the_whole_training_part(
     tmp_path, monkeypatch
 ):
-    import qa.config
-    import qa.squad_data
+    import qa.data.load
+    import qa.run.config
     import run_qa
 
     monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(tmp_path / "split"))
     monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
-    head = qa.config.parse_arguments(
+    head = qa.run.config.parse_arguments(
         [str(ROOT / "configs" / "squad20pct.json"), "--do_eval", "false"]
     )
-    v2 = qa.config.parse_arguments(
+    v2 = qa.run.config.parse_arguments(
         [str(ROOT / "configs" / "squad-v2-devsplit.json"), "--do_eval", "false"]
     )
     manifest = run_qa.prepare_split(v2[1], v2[2])
-    headline_train = qa.squad_data.load_raw_datasets(head[1], head[0], head[2])[0]["train"]
-    v2_train = qa.squad_data.load_raw_datasets(v2[1], v2[0], v2[2])[0]["train"]
+    headline_train = qa.data.load.load_raw_datasets(head[1], head[0], head[2])[0]["train"]
+    v2_train = qa.data.load.load_raw_datasets(v2[1], v2[0], v2[2])[0]["train"]
     assert len(headline_train) == 17520
     assert ids_digest(headline_train["id"]) == HEADLINE_IDS_SHA256
     assert ids_digest(v2_train["id"][:17520]) == HEADLINE_IDS_SHA256
@@ -123,10 +123,10 @@ def test_the_v2_config_trains_on_the_headline_questions_plus_the_whole_training_
 
 
 def test_a_question_in_two_training_files_is_refused():
-    import qa.squad_data
+    import qa.data.load
 
-    with pytest.raises(qa.squad_data.SquadDataError, match="more than one training file"):
-        qa.squad_data.check_unique_ids(["a", "b", "a"], ["train_file", "extra.json"])
+    with pytest.raises(qa.data.load.SquadDataError, match="more than one training file"):
+        qa.data.load.check_unique_ids(["a", "b", "a"], ["train_file", "extra.json"])
 
 
 def test_samples_draw_both_kinds_of_question_when_there_are_both():
@@ -259,7 +259,7 @@ def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path)
     folder = ROOT / "results" / "runs" / run
     assert folder.is_dir(), f"the committed results {folder} are missing"
     split = tmp_path / "split"
-    manifest = qa.split.ensure_split(str(split), str(DEV_V2))
+    manifest = qa.data.split.ensure_split(str(split), str(DEV_V2))
     assert json.loads((folder / "split_manifest.json").read_text()) == manifest  # same split
     settings = json.loads((folder / "qa_settings.json").read_text())
     tuned = json.loads((folder / "tune_results.json").read_text())
@@ -306,7 +306,7 @@ def test_the_committed_comparisons_recompute_from_the_committed_predictions(comm
     table = command_file.with_name(command_file.name.replace("-command.json", ".json"))
     assert table.is_file(), f"{command_file} has no table beside it"
     split = tmp_path / "split"
-    qa.split.ensure_split(str(split), str(DEV_V2))
+    qa.data.split.ensure_split(str(split), str(DEV_V2))
     command = json.loads(command_file.read_text())
     models = command["models"]
     result = compare_qa.compare(
@@ -342,7 +342,7 @@ def test_the_squad_v2_comparison_and_the_controls_are_committed():
 def test_the_bert_base_config_runs_on_a_local_folder_in_the_hub_layout(tmp_path):
     """dataset_name goes through datasets.load_dataset as with the Hub's squad_v2; only the
     download (and bert-base itself, swapped for the bundled model) is left untested."""
-    qa.split.ensure_split(str(tmp_path / "split"), str(DEV_V2))
+    qa.data.split.ensure_split(str(tmp_path / "split"), str(DEV_V2))
     hub = tmp_path / "squad_v2"
     (hub / "squad_v2").mkdir(parents=True)  # the Hub repository's own file layout
     for split, part, count in (("train", "train", 64), ("validation", "heldout", 32)):
@@ -366,7 +366,7 @@ def test_the_bert_base_config_runs_on_a_local_folder_in_the_hub_layout(tmp_path)
 @needs_squad
 @pytest.mark.slow
 def test_the_v1_articles_outside_dev_v2_are_the_13_unseen_ones():
-    document = qa.split.articles_outside(str(SQUAD_DIR / "dev-v1.1.json"), str(DEV_V2))
+    document = qa.data.split.articles_outside(str(SQUAD_DIR / "dev-v1.1.json"), str(DEV_V2))
     titles = {a["title"] for a in document["data"]}
     v2_titles = {a["title"] for a in json.loads(DEV_V2.read_text())["data"]}
     assert len(titles) == 13 and not titles & v2_titles

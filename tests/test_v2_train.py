@@ -11,18 +11,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from recipe_runner import ROOT, SQUAD_DIR
+from helpers.recipe_runner import ROOT, SQUAD_DIR
 
-import qa.squad_files
-from qa.config import parse_arguments
-from qa.squad_data import (
+import qa.data.files
+from qa.data.files import OfficialFile
+from qa.data.load import (
     SquadDataError,
     fetch_official_files,
     load_raw_datasets,
     load_squad_file,
     official_files_to_fetch,
 )
-from qa.squad_files import OfficialFile
+from qa.run.config import parse_arguments
 
 CONFIGS = ROOT / "configs"
 RECIPE = CONFIGS / "squad-v2-20pct.json"
@@ -128,7 +128,7 @@ def empty_squad_dir(tmp_path, monkeypatch):
     data = TINY_TRAIN.read_bytes()
     (site / "train-v2.0.json").write_bytes(data)
     tiny = OfficialFile("train-v2.0.json", len(data), hashlib.sha256(data).hexdigest(), "tiny")
-    monkeypatch.setitem(qa.squad_files.OFFICIAL_FILES, "train-v2.0.json", tiny)
+    monkeypatch.setitem(qa.data.files.OFFICIAL_FILES, "train-v2.0.json", tiny)
     monkeypatch.setenv("SQUAD_DIR", str(folder))
     monkeypatch.setenv("SQUAD_BASE_URL", site.as_uri())
     return folder
@@ -197,7 +197,7 @@ def test_run_qa_offline_without_train_v2_stops_before_anything_with_one_line(tmp
     assert "Traceback" not in result.stderr + result.stdout
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {folder / 'train-v2.0.json'}: no such file")
-    official = qa.squad_files.OFFICIAL_FILES["train-v2.0.json"]
+    official = qa.data.files.OFFICIAL_FILES["train-v2.0.json"]
     assert f"download {OFFLINE}/train-v2.0.json ({official.size:,} bytes" in last
     assert official.sha256 in last and f"into {folder}" in last
     assert list(folder.iterdir()) == []

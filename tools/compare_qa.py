@@ -14,7 +14,7 @@ tune_null_odds.json and tune_span_predictions.json are the tuning part. Each mod
 
 Each model's honest row also gives the AUC of its null odds (how well they rank unanswerable above
 answerable questions, whatever the threshold), and with `--baseline NAME` its honest F1 minus that
-model's, with a 95% interval from a paired bootstrap over the held-out articles (qa/abstention.py).
+model's, with a 95% interval from a paired bootstrap over the held-out articles (qa/scoring/abstention.py).
 
 The always-"no answer" floor is the first row. Threshold and odds are the null score minus the
 best span score, the quantity run_qa.py tunes and tools/predict_qa.py applies.
@@ -27,10 +27,10 @@ import sys
 
 import numpy as np
 
-from qa.abstention import RESAMPLES, null_score_auc, paired_article_bootstrap
 from qa.atomic import write_json_atomic, write_text_atomic
-from qa.metric import load_metric_functions
-from qa.squad_data import SquadDataError, load_squad_file, resolve_data_path
+from qa.data.load import SquadDataError, load_squad_file, resolve_data_path
+from qa.scoring.abstention import RESAMPLES, null_score_auc, paired_article_bootstrap
+from qa.scoring.metric import load_metric_functions
 from qa.user_files import read_json_file
 
 HELDOUT = "$SQUAD_V2_SPLIT_DIR/heldout.json"

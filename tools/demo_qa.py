@@ -26,11 +26,11 @@ from pathlib import Path
 import datasets
 from datasets import Dataset
 
-from qa.answer_settings import answering_settings
-from qa.export import add_backend_argument
-from qa.features import QuestionTooLong
-from qa.predict import QuestionAnswerer, add_bf16_argument, use_bf16
-from qa.squad_data import SquadDataError, load_squad_file, resolve_data_path
+from qa.answers.settings import answering_settings
+from qa.data.load import SquadDataError, load_squad_file, resolve_data_path
+from qa.data.windows import QuestionTooLong
+from qa.serve.export import add_backend_argument
+from qa.serve.predict import QuestionAnswerer, add_bf16_argument, use_bf16
 
 PAGE = Path(__file__).resolve().parent / "demo_qa.html"
 MAX_CONTEXT_CHARS = 20_000  # a few pages of text: a handful of windows, answered in seconds

@@ -5,14 +5,14 @@
 Writes runs/squad20pct/onnx/: model.onnx (batch and length free), with --quantize int8 also
 model_quantized.onnx, and the tokenizer, config.json and qa_settings.json, so the folder answers
 on its own. Then: make predict|demo|eval ... BACKEND=onnxruntime (or onnxruntime-int8). The
-export is refused if ONNX Runtime's logits differ from PyTorch's on a probe (qa/export.py).
+export is refused if ONNX Runtime's logits differ from PyTorch's on a probe (qa/serve/export.py).
 """
 
 import argparse
 import os
 import sys
 
-from qa.export import export_folder
+from qa.serve.export import export_folder
 
 
 def main(argv=None) -> str:

@@ -4,13 +4,13 @@
     make plots RUN=results/runs/squad20pct
 
 Writes training_curves.png and dev_scores.png into the folder (or --out). run_qa.py draws them at
-the end of every run (qa/plots.py), so the plots sit beside the metrics they come from.
+the end of every run (qa/run/plots.py), so the plots sit beside the metrics they come from.
 """
 
 import argparse
 import sys
 
-from qa.plots import PlotError, draw_run_plots
+from qa.run.plots import PlotError, draw_run_plots
 
 
 def main(argv=None):

@@ -16,14 +16,14 @@ from dataclasses import asdict
 
 from datasets import Dataset
 
-from qa.answer_settings import answering_settings
+from qa.answers.settings import answering_settings
 from qa.atomic import write_json_atomic
-from qa.export import add_backend_argument
-from qa.features import QuestionTooLong
-from qa.passages import passage_problem
-from qa.predict import SettingError, add_bf16_argument, answer_questions, use_bf16
-from qa.squad_data import SquadDataError, load_squad_file
-from qa.tables import Columns
+from qa.data.load import SquadDataError, load_squad_file
+from qa.data.tables import Columns
+from qa.data.windows import QuestionTooLong
+from qa.serve.export import add_backend_argument
+from qa.serve.passages import passage_problem
+from qa.serve.predict import SettingError, add_bf16_argument, answer_questions, use_bf16
 from qa.user_files import lone_surrogate
 
 

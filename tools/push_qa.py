@@ -6,7 +6,7 @@
 
 Both first check the folder: a finished run (all_results.json), weights and tokenizer present,
 and a model card (README.md) whose metadata huggingface_hub's own parser accepts: license,
-datasets, base model, model-index with the dev scores. The files are chosen by qa/hub.py, as
+datasets, base model, model-index with the dev scores. The files are chosen by qa/serve/hub.py, as
 run_qa.py's push_to_hub chooses them: what loading and judging the model needs; per-question
 answer dumps, locks and nested folders (an eval/ of `make eval`) stay home unless --include_all,
 checkpoints and _-prefixed files always. huggingface_hub's own filter applies the patterns, so the
@@ -22,8 +22,8 @@ from huggingface_hub import ModelCard
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from qa.checkpoints import FINISHED_MARKER
-from qa.hub import push_folder, upload_selection, why_the_hub_failed
+from qa.run.checkpoints import FINISHED_MARKER
+from qa.serve.hub import push_folder, upload_selection, why_the_hub_failed
 
 REQUIRED = {  # file -> what its absence means
     FINISHED_MARKER: "the run did not finish (run_qa.py writes it last)",
