@@ -2,8 +2,8 @@
 
 The model sees windows (features); the metric needs one answer per question (example). After the
 usual evaluation loop has gathered the logits of every window from every process, in dataset order
-and without the duplicates that distributed padding adds, `post_process_function` turns them into
-answers and `compute_metrics` scores them.
+and without the duplicates that distributed padding adds, the main process turns them into answers
+by `answer_rules` (qa/answers/postprocess.py) and scores them with the offline SQuAD metric.
 """
 
 import math
@@ -16,9 +16,10 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
+from qa.answers.postprocess import AnswerRules
 from qa.run.callbacks import keep_tensorboard_in_output_dir
 from qa.run.ranks import any_process, decided_on_main
-from qa.scoring.metric import TRAINING_EVAL_PREFIX
+from qa.scoring.metric import TRAINING_EVAL_PREFIX, load_metric, metric_inputs
 from qa.serve.hub import hub_errors, push_folder
 
 
@@ -50,21 +51,30 @@ def random_state_kept(active: bool):
 
 class QuestionAnsweringTrainer(Trainer):
     def __init__(
-        self, *args, eval_examples=None, post_process_function=None, training_eval=None, **kwargs
+        self,
+        *args,
+        eval_examples=None,
+        answer_rules: AnswerRules | None = None,
+        training_eval=None,
+        own_model_card: bool = False,
+        **kwargs,
     ):
-        """`training_eval`: (features, examples) scored instead of the whole dev set by the
-        evaluations that eval_strategy schedules during training, logged as eval_subset_*."""
+        """`answer_rules`: how logits become answers, and the metric's no-answer threshold.
+        `training_eval`: (features, examples) scored instead of the whole dev set by the
+        evaluations that eval_strategy schedules during training, logged as eval_subset_*.
+        `own_model_card`: the caller writes output_dir/README.md before any upload (run_qa.py
+        does, qa/run/card.py), and the Trainer's generic card never replaces it."""
         super().__init__(*args, **kwargs)
         keep_tensorboard_in_output_dir(self)
         self.eval_examples = eval_examples
-        self.post_process_function = post_process_function
+        self.answer_rules = answer_rules or AnswerRules()
         self.training_eval = training_eval
+        self.own_model_card = own_model_card
         # Seconds spent in evaluations during train(): train_runtime includes them, and the MFU
         # of the optimizer steps alone leaves them out.
         self.seconds_evaluating_in_training = 0.0
-        # Set once the run's own card exists; push_to_hub() then writes it, not the generic one.
-        self.model_card_writer = None
         self._loss_not_finite = False  # in some micro-batch of the optimizer step in progress
+        self._metric = None  # the SQuAD metric, loaded at the first evaluation
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         # With push_to_hub, Trainer.save_model also uploads ("Model save"), before our card and
@@ -84,10 +94,9 @@ class QuestionAnsweringTrainer(Trainer):
         return loss
 
     def create_model_card(self, *args, **kwargs):
-        if self.model_card_writer is None:
+        if not self.own_model_card:
             return super().create_model_card(*args, **kwargs)
-        if self.is_world_process_zero():
-            self.model_card_writer()
+        return None  # the caller's card is already in output_dir
 
     def hub_repo_name(self) -> str:
         return (
@@ -132,18 +141,14 @@ class QuestionAnsweringTrainer(Trainer):
     def _answer_spans(self, dataset, examples, description, metric_key_prefix):
         """Run the model over `dataset`, post-process, score; returns (answers, metrics)."""
         dataloader = self.get_eval_dataloader(dataset)
-        compute_metrics, self.compute_metrics = self.compute_metrics, None
         start_time = time.time()
-        try:
-            # Scoring needs the whole question, so the loop only collects logits.
-            output = self.evaluation_loop(
-                dataloader,
-                description=description,
-                prediction_loss_only=False,
-                metric_key_prefix=metric_key_prefix,
-            )
-        finally:
-            self.compute_metrics = compute_metrics
+        # Scoring needs the whole question, so the loop only collects logits.
+        output = self.evaluation_loop(
+            dataloader,
+            description=description,
+            prediction_loss_only=False,
+            metric_key_prefix=metric_key_prefix,
+        )
         model_seconds = time.time() - start_time
 
         # Every process now holds every window's logits; one process turns them into answers
@@ -176,15 +181,31 @@ class QuestionAnsweringTrainer(Trainer):
 
     def _score(self, examples, dataset, logits, metric_key_prefix):
         """(answers, metrics) from the gathered logits: post-processing, then the metric."""
-        answers = self.post_process_function(examples, dataset, logits, metric_key_prefix)
-        metrics = {}
-        if self.compute_metrics is not None and answers.label_ids is not None:
-            metrics = self.compute_metrics(answers)
-        return answers, metrics
+        progress = self.args.process_index == 0 and not self.args.disable_tqdm
+        answers = self.answer_rules.answers(examples, dataset, logits, progress=progress)
+        return answers, self.score(examples, answers)
+
+    def score(self, examples, answers: dict) -> dict:
+        """The SQuAD metric of `answers` against the references of `examples`."""
+        if self._metric is None:
+            self._metric = load_metric()
+        rules = self.answer_rules
+        references = [{"id": i, "answers": a} for i, a in zip(examples["id"], examples["answers"])]
+        return self._metric.compute(
+            predictions=metric_inputs(answers, rules.version_2_with_negative),
+            references=references,
+            version_2_with_negative=rules.version_2_with_negative,
+            no_answer_threshold=rules.null_score_diff_threshold,
+        )
 
     def evaluate(
         self, eval_dataset=None, eval_examples=None, ignore_keys=None, metric_key_prefix="eval"
     ):
+        return self.evaluate_answers(eval_dataset, eval_examples, metric_key_prefix)[0]
+
+    def evaluate_answers(self, eval_dataset=None, eval_examples=None, metric_key_prefix="eval"):
+        """evaluate(), and the answers it scored: {question id: QuestionPrediction} on the main
+        process, None on the others."""
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
         examples = self.eval_examples if eval_examples is None else eval_examples
         if eval_dataset is None and self.is_in_train and self.training_eval is not None:
@@ -192,23 +213,23 @@ class QuestionAnsweringTrainer(Trainer):
             metric_key_prefix = TRAINING_EVAL_PREFIX
         started = time.time()
         with random_state_kept(self.is_in_train):
-            _, metrics = self._answer_spans(dataset, examples, "Evaluation", metric_key_prefix)
+            answers, metrics = self._answer_spans(
+                dataset, examples, "Evaluation", metric_key_prefix
+            )
         if self.is_in_train:
             self.seconds_evaluating_in_training += time.time() - started
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(
             self.args, self.state, self.control, metrics
         )
-        return metrics
+        return metrics, answers
 
     def predict(
         self, predict_dataset, predict_examples, ignore_keys=None, metric_key_prefix="test"
     ):
+        """Answers and scores, without logging: predictions are {question id:
+        QuestionPrediction} on the main process, None on the others (they post-process nothing)."""
         answers, metrics = self._answer_spans(
             predict_dataset, predict_examples, "Prediction", metric_key_prefix
         )
-        if answers is None:  # not the main process: it post-processed nothing
-            return PredictionOutput(predictions=None, label_ids=None, metrics=metrics)
-        return PredictionOutput(
-            predictions=answers.predictions, label_ids=answers.label_ids, metrics=metrics
-        )
+        return PredictionOutput(predictions=answers, label_ids=None, metrics=metrics)

@@ -47,8 +47,8 @@ def arguments(tmp_path, output, results=None, overwrite=False):
     flags = ["--output_dir", str(output), "--do_eval", "--report_to", "none"]
     flags += ["--results_dir", str(results)] if results else []
     flags += ["--overwrite_output_dir", "true"] if overwrite else []
-    _, data_args, training_args = parse_arguments(flags)
-    return training_args, data_args
+    args = parse_arguments(flags)
+    return args.training, args.run
 
 
 def finished(folder, marker="old", only=None):
@@ -60,9 +60,9 @@ def finished(folder, marker="old", only=None):
 
 def test_a_finished_results_dir_alone_is_refused(tmp_path):
     finished(tmp_path / "results", only="samples.md")
-    training_args, data_args = arguments(tmp_path, tmp_path / "new-run", tmp_path / "results")
+    training_args, run_args = arguments(tmp_path, tmp_path / "new-run", tmp_path / "results")
     with pytest.raises(SystemExit, match=r"results already holds a finished run"):
-        check_output_dirs(training_args, data_args)
+        check_output_dirs(training_args, run_args)
 
 
 def test_results_swap_keeps_the_old_results_until_the_new_ones_are_in_place(tmp_path, monkeypatch):
@@ -81,8 +81,8 @@ def test_results_swap_keeps_the_old_results_until_the_new_ones_are_in_place(tmp_
         copy_results(str(output), str(results))
     monkeypatch.setattr(qa.run.checkpoints.os, "replace", real_replace)
     # The old results are whole: in place, or aside where the next run puts them back.
-    training_args, data_args = arguments(tmp_path, tmp_path / "other", results, overwrite=True)
-    check_output_dirs(training_args, data_args)
+    training_args, run_args = arguments(tmp_path, tmp_path / "other", results, overwrite=True)
+    check_output_dirs(training_args, run_args)
     assert (results / "tune_results.json").is_file()
     assert json.loads((results / "all_results.json").read_text()) == {"run": "old"}
 
@@ -98,12 +98,12 @@ def test_results_swap_keeps_the_old_results_until_the_new_ones_are_in_place(tmp_
 def test_output_dir_spelt_with_a_trailing_slash_is_moved_aside_whole(tmp_path, spelling):
     output = tmp_path / "run"
     finished(output, "old")
-    training_args, data_args = arguments(
+    training_args, run_args = arguments(
         tmp_path, spelling.format(output), f"{tmp_path}/results/", overwrite=True
     )
     assert training_args.output_dir == str(output)
-    assert data_args.results_dir == str(tmp_path / "results")
-    assert check_output_dirs(training_args, data_args) is None
+    assert run_args.results_dir == str(tmp_path / "results")
+    assert check_output_dirs(training_args, run_args) is None
     assert (tmp_path / "run.previous" / "old-only.txt").is_file() and not output.exists()
 
 
@@ -113,8 +113,8 @@ import sys
 from qa.run.config import parse_arguments
 from qa.run.checkpoints import check_output_dirs
 flags = ["--output_dir", sys.argv[1], "--do_eval", "--report_to", "none"]
-_, data_args, training_args = parse_arguments([*flags, "--overwrite_output_dir", "true"])
-check_output_dirs(training_args, data_args)
+args = parse_arguments([*flags, "--overwrite_output_dir", "true"])
+check_output_dirs(args.training, args.run)
 print("started", flush=True)
 sys.stdin.read()
 """
@@ -131,17 +131,17 @@ def test_a_folder_in_use_stays_locked_after_being_moved_aside_and_is_freed_by_a_
         assert other.stdout.readline() == "started\n"
         output.mkdir()
         (output / "train.log").write_text("the other run's first file")
-        training_args, data_args = arguments(tmp_path, output, overwrite=True)
+        training_args, run_args = arguments(tmp_path, output, overwrite=True)
         holder = f"error: {output} is in use by another run (pid {other.pid} on "
         with pytest.raises(SystemExit, match="^" + re.escape(holder)):
-            check_output_dirs(training_args, data_args)
+            check_output_dirs(training_args, run_args)
         # Refused before anything moved: the other run's folder and the old run are untouched.
         assert (output / "train.log").is_file()
         assert (tmp_path / "run.previous" / "old-only.txt").is_file()
     finally:
         other.kill()  # SIGKILL: the kernel drops its lock, nothing is left to clear by hand
         other.wait()
-    assert check_output_dirs(training_args, data_args) is None
+    assert check_output_dirs(training_args, run_args) is None
     assert (tmp_path / "run.previous" / "train.log").is_file()
 
 
@@ -164,10 +164,10 @@ def users_results(folder):
 def test_a_results_dir_holding_a_users_files_is_refused_at_start(tmp_path, overwrite):
     results = tmp_path / "results"
     before = users_results(results)
-    training_args, data_args = arguments(tmp_path, tmp_path / "run", results, overwrite)
+    training_args, run_args = arguments(tmp_path, tmp_path / "run", results, overwrite)
     expected = f"error: results_dir {results} holds files this recipe did not write (README.md, earlier-run); nothing was moved or deleted. Move those files elsewhere, or choose another output_dir/results_dir."  # fmt: skip
     with pytest.raises(SystemExit) as refused:
-        check_output_dirs(training_args, data_args)
+        check_output_dirs(training_args, run_args)
     assert refused.value.code == expected
     assert snapshot(results) == before
 
@@ -187,9 +187,9 @@ def test_an_output_dir_holding_a_users_notes_is_refused_not_moved(tmp_path, over
     output = tmp_path / "notes"
     output.mkdir()
     (output / "notes.txt").write_text("mine")
-    training_args, data_args = arguments(tmp_path, output, overwrite=overwrite)
+    training_args, run_args = arguments(tmp_path, output, overwrite=overwrite)
     with pytest.raises(SystemExit, match=rf"^error: output_dir {output} holds files this recipe did not write \(notes.txt\)"):  # fmt: skip
-        check_output_dirs(training_args, data_args)
+        check_output_dirs(training_args, run_args)
     assert snapshot(output) == ["notes.txt"] and not (tmp_path / "notes.previous").exists()
 
 
@@ -198,9 +198,9 @@ def test_a_previous_folder_this_recipe_did_not_write_is_not_deleted(tmp_path):
     finished(output)
     previous.mkdir()
     (previous / "notes.txt").write_text("mine")
-    training_args, data_args = arguments(tmp_path, output, overwrite=True)
+    training_args, run_args = arguments(tmp_path, output, overwrite=True)
     with pytest.raises(SystemExit, match=r"folder for output_dir's previous run, .* \(notes.txt\)"):
-        check_output_dirs(training_args, data_args)
+        check_output_dirs(training_args, run_args)
     assert (previous / "notes.txt").is_file() and (output / "old-only.txt").is_file()
 
 
@@ -208,9 +208,9 @@ def test_a_users_folder_beside_results_dir_is_neither_restored_nor_deleted(tmp_p
     results, aside = tmp_path / "results", tmp_path / "results.replaced"
     aside.mkdir()
     (aside / "notes.txt").write_text("mine")
-    training_args, data_args = arguments(tmp_path, tmp_path / "run", results)
+    training_args, run_args = arguments(tmp_path, tmp_path / "run", results)
     with pytest.raises(SystemExit, match=r"the swap folder of results_dir .* \(notes.txt\)"):
-        check_output_dirs(training_args, data_args)
+        check_output_dirs(training_args, run_args)
     assert snapshot(aside) == ["notes.txt"] and not results.exists()
 
 
@@ -220,8 +220,8 @@ def test_a_results_dir_that_is_a_link_is_followed_run_after_run(tmp_path):
     link.symlink_to(target, target_is_directory=True)
     for run in ("first", "second"):
         output = tmp_path / run
-        training_args, data_args = arguments(tmp_path, output, link, overwrite=True)
-        check_output_dirs(training_args, data_args)
+        training_args, run_args = arguments(tmp_path, output, link, overwrite=True)
+        check_output_dirs(training_args, run_args)
         finished(output, run)
         copy_results(str(output), str(link))
         assert link.is_symlink() and json.loads((target / "all_results.json").read_text()) == {
@@ -234,8 +234,8 @@ def test_an_output_dir_that_is_a_link_keeps_its_link_when_the_old_run_is_moved_a
     target, link = tmp_path / "disk" / "run", tmp_path / "run"
     finished(target)
     link.symlink_to(target, target_is_directory=True)
-    training_args, data_args = arguments(tmp_path, link, overwrite=True)
-    assert check_output_dirs(training_args, data_args) is None
+    training_args, run_args = arguments(tmp_path, link, overwrite=True)
+    assert check_output_dirs(training_args, run_args) is None
     assert (tmp_path / "disk" / "run.previous" / "old-only.txt").is_file()
     assert link.is_symlink() and target.is_dir() and not any(target.iterdir())
 
@@ -243,14 +243,14 @@ def test_an_output_dir_that_is_a_link_keeps_its_link_when_the_old_run_is_moved_a
 @pytest.mark.parametrize("results", ["{run}", "{run}/results", "{tmp}"])
 def test_a_results_dir_overlapping_output_dir_is_refused(tmp_path, results):
     output = tmp_path / "run"
-    training_args, data_args = arguments(tmp_path, output, results.format(run=output, tmp=tmp_path))
+    training_args, run_args = arguments(tmp_path, output, results.format(run=output, tmp=tmp_path))
     with pytest.raises(SystemExit, match=r"are the same folder or one holds the other"):
-        check_output_dirs(training_args, data_args)
+        check_output_dirs(training_args, run_args)
 
 
 def test_a_users_file_named_like_the_lock_is_not_emptied(tmp_path):
     (tmp_path / "run.lock").write_text("my own file")
-    training_args, data_args = arguments(tmp_path, tmp_path / "run")
+    training_args, run_args = arguments(tmp_path, tmp_path / "run")
     with pytest.raises(SystemExit, match=r"run.lock is not a lock file of this recipe"):
-        check_output_dirs(training_args, data_args)
+        check_output_dirs(training_args, run_args)
     assert (tmp_path / "run.lock").read_text() == "my own file"

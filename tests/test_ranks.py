@@ -90,7 +90,7 @@ def test_one_process_decides_without_a_process_group():
 
 
 def _check(args):
-    return check_output_dirs(args, args.data_args)
+    return check_output_dirs(args, args.run_args)
 
 
 def _fake_checkpoint(folder: Path, step: int) -> Path:
@@ -105,8 +105,8 @@ def test_overwriting_with_two_processes_moves_the_old_run_once_and_does_not_hang
     run = tmp_path / "run"
     _fake_checkpoint(run, 2)
     (run / "all_results.json").write_text("{}")
-    data_args = SimpleNamespace(results_dir=None, overwrite_output_dir=True)
-    results = run_on_two_ranks(_check, output_dir=str(run), data_args=data_args)
+    run_args = SimpleNamespace(results_dir=None, overwrite_output_dir=True)
+    results = run_on_two_ranks(_check, output_dir=str(run), run_args=run_args)
     assert results == {0: ("value", None), 1: ("value", None)}
     assert (tmp_path / "run.previous" / "checkpoint-2" / "model.safetensors").is_file()
     assert not run.exists()
@@ -116,12 +116,12 @@ def test_every_process_resumes_from_the_checkpoint_the_main_process_chose(tmp_pa
     run = tmp_path / "run"
     chosen = _fake_checkpoint(run, 4)
     _fake_checkpoint(run, 2)
-    data_args = SimpleNamespace(results_dir=None, overwrite_output_dir=False)
-    results = run_on_two_ranks(_check, output_dir=str(run), data_args=data_args)
+    run_args = SimpleNamespace(results_dir=None, overwrite_output_dir=False)
+    results = run_on_two_ranks(_check, output_dir=str(run), run_args=run_args)
     assert results == {0: ("value", str(chosen)), 1: ("value", str(chosen))}
     # A finished run is refused on every process, with the same message.
     (run / "all_results.json").write_text("{}")
-    refused = run_on_two_ranks(_check, output_dir=str(run), data_args=data_args)
+    refused = run_on_two_ranks(_check, output_dir=str(run), run_args=run_args)
     assert refused[0] == refused[1] and "already holds a finished run" in refused[1][1]
 
 
@@ -137,22 +137,20 @@ def test_a_process_that_cannot_see_the_chosen_checkpoint_says_the_filesystem_mus
 
 def _score_gathered_logits(args):
     """QuestionAnsweringTrainer's scoring step on a stand-in trainer whose evaluation loop has
-    gathered two windows; each call of the post-processing leaves a file named by its rank."""
+    gathered two windows; each post-processing and scoring leaves a file named by its rank."""
     calls = Path(args.calls)
 
-    def post_process(examples, dataset, logits, stage):
+    def score(examples, dataset, logits, stage):
         (calls / f"rank-{args.process_index}-{stage}").touch()
-        return SimpleNamespace(predictions=["an answer"], label_ids=["a reference"])
+        # A score that differs by rank: the one every process reports tells who computed it.
+        return {"q1": "an answer"}, {"f1": float(args.process_index)}
 
     trainer = SimpleNamespace(
         args=args,
         get_eval_dataloader=lambda dataset: None,
         evaluation_loop=lambda *a, **k: SimpleNamespace(predictions=(0, 0), num_samples=2),
-        post_process_function=post_process,
-        # A score that differs by rank: the one every process reports tells who computed it.
-        compute_metrics=lambda answers: {"f1": float(args.process_index)},
+        _score=score,
     )
-    trainer._score = lambda *a: QuestionAnsweringTrainer._score(trainer, *a)
     answers, metrics = QuestionAnsweringTrainer._answer_spans(
         trainer, ["window"] * 2, ["question"], "Evaluation", "eval"
     )

@@ -5,7 +5,6 @@ import json
 import shutil
 from dataclasses import fields
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from helpers.recipe_runner import needs_squad, run_qa
@@ -33,7 +32,7 @@ def test_every_counted_setting_is_an_argument():
 
 def settings_of(tmp_path, *flags):
     base = ["--output_dir", tmp_path / "run", "--do_train", "--report_to", "none"]
-    model_args, data_args, training_args = parse_arguments([str(f) for f in (*base, *flags)])
+    model_args, data_args, _, training_args = parse_arguments([str(f) for f in (*base, *flags)])
     return resume.training_settings(model_args, data_args, training_args)
 
 
@@ -61,8 +60,7 @@ def _check_with_other_settings(args):
     """This command's settings differ from the recorded ones (only rank 0 looks)."""
     args.output_dir = args.run
     resume.training_settings = lambda *_: {"learning_rate": 0.0002}
-    data_args = SimpleNamespace(resume_with_changed_settings=False)
-    return resume.check_resume_settings(args.checkpoint, None, data_args, args)
+    return resume.check_resume_settings(args.checkpoint, None, None, args, accept_changes=False)
 
 
 def test_the_main_process_refuses_for_every_process(tmp_path):

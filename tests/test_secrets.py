@@ -30,12 +30,13 @@ def test_a_hub_token_flag_reaches_the_hub_client_and_no_saved_argument(
     tmp_path, hf_token_restored, given
 ):
     argv = ["--output_dir", str(tmp_path / "run"), "--do_eval", "--report_to", "none", *given]
-    model_args, data_args, training_args = parse_arguments(argv)
+    args = parse_arguments(argv)
+    training_args = args.training
     assert get_token() == SECRET  # what the Trainer's push (token=None) authenticates with
     saved = io.BytesIO()
     torch.save(training_args, saved)  # as the Trainer writes training_args.bin
     assert SECRET.encode() not in saved.getvalue()
-    recorded = json.dumps(run_metadata(model_args, data_args, training_args, argv, {}))
+    recorded = json.dumps(run_metadata(args, argv, {}))
     assert SECRET not in recorded and "<HUB_TOKEN>" in recorded
     assert SECRET not in str(training_args) + training_args.to_json_string()
 

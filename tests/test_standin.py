@@ -381,8 +381,10 @@ def test_the_committed_budget_adds_up():
 
 @pytest.mark.parametrize("mode", qa.data.standin.MODES)
 def test_each_control_config_is_the_x3_run_on_the_stand_in_with_headline_defaults(mode):
-    model_args, data_args, training_args = parse_arguments([str(CONFIGS[mode])])
-    _, x3_data, x3_training = parse_arguments([str(ROOT / "configs" / "squad-v2-devsplit-x3.json")])
+    model_args, data_args, _, training_args = parse_arguments([str(CONFIGS[mode])])
+    _, x3_data, _, x3_training = parse_arguments(
+        [str(ROOT / "configs" / "squad-v2-devsplit-x3.json")]
+    )
     assert data_args.extra_train_files == ["$SQUAD_V2_SPLIT_DIR/train.json", f"$SQUAD_V2_STANDIN_DIR/{mode}.json"]  # fmt: skip
     assert data_args.extra_train_repeats == 1  # the budget: every file once
     assert (data_args.train_file, data_args.train_fraction) == (x3_data.train_file, 0.2)
@@ -440,7 +442,9 @@ def test_each_control_config_trains_on_the_budget(standin_env):
 
     manifest = standin_env[2]
     for mode, config in CONFIGS.items():
-        model_args, data_args, training_args = parse_arguments([str(config), "--do_eval", "false"])
+        model_args, data_args, _, training_args = parse_arguments(
+            [str(config), "--do_eval", "false"]
+        )
         train = qa.data.load.load_raw_datasets(data_args, model_args, training_args)[0]["train"]
         assert len(train) == manifest["budget"]["total_questions"] == 29385, mode
         unanswerable = sum(not a["text"] for a in train["answers"])
@@ -472,7 +476,9 @@ def test_a_control_run_builds_its_standin_on_demand(real_standin, tmp_path, monk
     monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
     monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(tmp_path / "split"))
     monkeypatch.setenv("SQUAD_V2_STANDIN_DIR", str(tmp_path / "standin"))
-    _, data_args, training_args = parse_arguments([str(CONFIGS["perturbed"]), "--do_eval", "false"])
+    _, data_args, _, training_args = parse_arguments(
+        [str(CONFIGS["perturbed"]), "--do_eval", "false"]
+    )
     run_qa.prepare_split(data_args, training_args)
     built = json.loads((tmp_path / "standin" / qa.data.standin.MANIFEST).read_text())
     assert built["files"] == manifest["files"]

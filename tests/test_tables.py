@@ -268,12 +268,12 @@ def test_run_qa_refuses_a_bad_csv_row_in_one_line(tmp_path):
 
 def test_the_features_cache_tells_columns_apart(monkeypatch, tmp_path):
     monkeypatch.setattr(windows, "tokenizer_fingerprint", lambda tokenizer: "one tokenizer")
-    args = SimpleNamespace(max_seq_length=384, doc_stride=128, features_cache_dir=str(tmp_path))
+    args = SimpleNamespace(max_seq_length=384, doc_stride=128)
     examples = {"id": ["own-1", "own-2"]}
 
     def cache_file(columns):
         checksums = {"train": {"path": "own.csv", "sha256": "0" * 64, "columns": columns}}
-        return windows.features_cache_file(args, None, "train", examples, checksums)
+        return windows.features_cache_file(str(tmp_path), args, None, "train", examples, checksums)
 
     assert cache_file({"question": "q"}) != cache_file({"question": "context"})
 
@@ -281,9 +281,8 @@ def test_the_features_cache_tells_columns_apart(monkeypatch, tmp_path):
 def test_resuming_with_other_columns_is_a_changed_setting(tmp_path):
     def settings(*flags):
         base = ["--output_dir", str(tmp_path), "--do_train", "--report_to", "none"]
-        return resume.training_settings(
-            *parse_arguments([*base, "--train_file", "own.csv", *flags])
-        )
+        args = parse_arguments([*base, "--train_file", "own.csv", *flags])
+        return resume.training_settings(args.model, args.data, args.training)
 
     changed = resume.differences(settings(), settings("--answer_column", "answer_text"))
     assert changed == ['answer_column: "answers" -> "answer_text"']

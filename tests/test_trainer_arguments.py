@@ -47,13 +47,13 @@ def refusal(*flags) -> str:
 def test_the_best_model_is_chosen_by_the_learning_curve_score(given, logged):
     """The learning curve logs eval_subset_*; the Trainer looked for eval_f1 and stopped with a
     KeyError at the first evaluation, after the first steps of training."""
-    _, _, training_args = parsed(*BEST, "--metric_for_best_model", given)
+    training_args = parsed(*BEST, "--metric_for_best_model", given).training
     assert training_args.metric_for_best_model == logged
     assert training_args.greater_is_better
 
 
 def test_without_a_learning_curve_subset_the_whole_dev_set_scores():
-    _, _, training_args = parsed(*BEST, "--metric_for_best_model", "f1",
+    _, _, _, training_args = parsed(*BEST, "--metric_for_best_model", "f1",
                                  "--eval_questions_during_training", 0)  # fmt: skip
     assert training_args.metric_for_best_model == "eval_f1"
 
@@ -68,7 +68,7 @@ def test_without_a_learning_curve_subset_the_whole_dev_set_scores():
 )
 def test_a_metric_the_evaluations_do_not_log_is_refused(flags, expected):
     if expected is None:
-        assert parsed(*BEST, *flags)[2].metric_for_best_model == "eval_subset_f1"
+        assert parsed(*BEST, *flags).training.metric_for_best_model == "eval_subset_f1"
     else:
         assert expected in refusal(*BEST, *flags)
 
@@ -114,7 +114,8 @@ def test_a_resume_keeps_the_score_that_chooses_the_best_model(tmp_path):
 
     def settings(*flags):
         chosen = [*BEST, "--output_dir", tmp_path, *flags]
-        return resume.training_settings(*parsed(*chosen))
+        args = parsed(*chosen)
+        return resume.training_settings(args.model, args.data, args.training)
 
     f1 = settings("--metric_for_best_model", "f1")
     assert f1["best model chosen by"] == "eval_subset_f1 on the first 8 dev questions"
@@ -127,7 +128,7 @@ def test_a_resume_keeps_the_score_that_chooses_the_best_model(tmp_path):
 
 def test_the_card_shows_the_epochs_trained_and_the_total_batch():
     """With max_steps the card said num_train_epochs (1) however far training went."""
-    _, data_args, training_args = parsed("--max_steps", 2, "--gradient_accumulation_steps", 2)
+    _, data_args, _, training_args = parsed("--max_steps", 2, "--gradient_accumulation_steps", 2)
     settings = card_settings(data_args, training_args, {"epoch": 2 / 3, "train_examples": 64})
     assert settings["epochs"] == 0.67 and settings["max_steps"] == 2
     assert settings["batch size (total)"] == 16 * 2  # per device x accumulation steps

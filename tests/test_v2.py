@@ -110,9 +110,11 @@ def test_the_v2_config_trains_on_the_headline_questions_plus_the_whole_training_
     v2 = qa.run.config.parse_arguments(
         [str(ROOT / "configs" / "squad-v2-devsplit.json"), "--do_eval", "false"]
     )
-    manifest = run_qa.prepare_split(v2[1], v2[2])
-    headline_train = qa.data.load.load_raw_datasets(head[1], head[0], head[2])[0]["train"]
-    v2_train = qa.data.load.load_raw_datasets(v2[1], v2[0], v2[2])[0]["train"]
+    manifest = run_qa.prepare_split(v2.data, v2.training)
+    headline_train = qa.data.load.load_raw_datasets(head.data, head.model, head.training)[0][
+        "train"
+    ]
+    v2_train = qa.data.load.load_raw_datasets(v2.data, v2.model, v2.training)[0]["train"]
     assert len(headline_train) == 17520
     assert ids_digest(headline_train["id"]) == HEADLINE_IDS_SHA256
     assert ids_digest(v2_train["id"][:17520]) == HEADLINE_IDS_SHA256

@@ -56,7 +56,7 @@ def differ(a: dict, b: dict) -> set:
 
 
 def settings(config) -> dict:
-    model_args, data_args, training_args = parse(config)
+    model_args, data_args, _, training_args = parse(config)
     return {**vars(model_args), **vars(data_args), **training_args.to_dict()}
 
 
@@ -101,7 +101,7 @@ def test_the_official_train_layout_loads_ids_kept_plausible_answers_dropped():
 def test_train_fraction_of_it_is_seeded_and_drawn_by_question():
     def drawn(seed):
         flags = ["--train_file", TINY_TRAIN, "--train_fraction", 0.5, "--seed", seed]
-        model_args, data_args, training_args = parse(RECIPE, *flags, *TRAIN_ONLY)
+        model_args, data_args, _, training_args = parse(RECIPE, *flags, *TRAIN_ONLY)
         return load_raw_datasets(data_args, model_args, training_args)[0]["train"]["id"]
 
     ids = [qa["id"] for qa in file_questions(TINY_TRAIN)]
@@ -135,7 +135,7 @@ def empty_squad_dir(tmp_path, monkeypatch):
 
 
 def train_only(config=RECIPE):
-    _, data_args, training_args = parse(config, *TRAIN_ONLY)
+    _, data_args, _, training_args = parse(config, *TRAIN_ONLY)
     return data_args, training_args
 
 
@@ -150,7 +150,7 @@ def test_a_missing_official_train_file_is_fetched_and_checked(empty_squad_dir):
     # A file the config reads that is not an official one is the user's: never fetched.
     assert official_files_to_fetch(*train_only(TEN_ARTICLES)) == []
     # An evaluation reads no training file, so none is fetched for it.
-    _, data_args, training_args = parse(RECIPE, "--do_train", "false")
+    _, data_args, _, training_args = parse(RECIPE, "--do_train", "false")
     assert official_files_to_fetch(data_args, training_args) == [
         str(empty_squad_dir / "dev-v2.0.json")
     ]
@@ -213,7 +213,9 @@ def test_the_real_official_prefix_loads_with_its_ids_and_its_348_unanswerables()
     assert len(unanswerable) == 348 == sum(qa["is_impossible"] for qa in source)
     assert set(unanswerable) == {"The_Legend_of_Zelda:_Twilight_Princess", "Spectre_(2015_film)"}
     # The 20% the recipe takes of it: by question, from every one of the 10 articles.
-    model_args, data_args, training_args = parse(RECIPE, "--train_file", REAL_PREFIX, *TRAIN_ONLY)
+    model_args, data_args, _, training_args = parse(
+        RECIPE, "--train_file", REAL_PREFIX, *TRAIN_ONLY
+    )
     train = load_raw_datasets(data_args, model_args, training_args)[0]["train"]
     assert len(train) == round(4719 * 0.2)
     taken, whole = Counter(train["title"]), Counter(rows["title"])

@@ -11,7 +11,7 @@ windows, as in the original BERT code) competes with the best span.
 
 import gc
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -178,6 +178,24 @@ def _group_starts(sorted_groups: np.ndarray) -> np.ndarray:
     is_first[1:] = sorted_groups[1:] != sorted_groups[:-1]
     first = np.flatnonzero(is_first)
     return np.repeat(first, np.diff(np.append(first, len(sorted_groups))))
+
+
+@dataclass(frozen=True)
+class AnswerRules:
+    """How window logits become answers: what post-processing and the metric's threshold share.
+    Frozen: a tuned threshold makes a new one (dataclasses.replace), it never edits this one."""
+
+    version_2_with_negative: bool = False
+    n_best_size: int = DEFAULTS["n_best_size"]
+    max_answer_length: int = DEFAULTS["max_answer_length"]
+    null_score_diff_threshold: float = DEFAULTS["null_score_diff_threshold"]
+
+    def answers(self, examples, features, logits, progress: bool = False) -> dict:
+        """{question id: QuestionPrediction} from the (start, end) logits of `features`."""
+        start_logits, end_logits = logits
+        return postprocess_qa_predictions(
+            examples, features, start_logits, end_logits, **asdict(self), progress=progress
+        )
 
 
 def postprocess_qa_predictions(

@@ -73,11 +73,11 @@ def answering_settings(folder: str, **given) -> dict:
     return settings
 
 
-def inference_settings(data_args, checksums) -> dict:
+def inference_settings(data_args, null_threshold: float, checksums) -> dict:
     """What predict, the demo and make eval need to answer as this run did."""
     settings = {
         "version_2_with_negative": data_args.version_2_with_negative,
-        "null_score_diff_threshold": data_args.null_score_diff_threshold,
+        "null_score_diff_threshold": null_threshold,
         "max_seq_length": data_args.max_seq_length,
         "doc_stride": data_args.doc_stride,
         "n_best_size": data_args.n_best_size,

@@ -195,7 +195,9 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
-def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -> str | None:
+def features_cache_file(
+    cache_dir: str, data_args, tokenizer, split: str, examples, checksums
+) -> str | None:
     """A cache path keyed on everything that shapes the windows; None for Hub data."""
     if split not in checksums:
         return None  # datasets caches Hub data by its own fingerprint
@@ -210,11 +212,13 @@ def features_cache_file(data_args, tokenizer, split: str, examples, checksums) -
         "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),  # this file
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return os.path.join(data_args.features_cache_dir, f"{split}-{digest}.arrow")
+    return os.path.join(cache_dir, f"{split}-{digest}.arrow")
 
 
-def tokenize(examples, prepare, data_args, tokenizer, split, checksums, training_args):
-    cache_file = features_cache_file(data_args, tokenizer, split, examples, checksums)
+def cached_windows(examples, prepare, split, *, data_args, cache_dir, tokenizer, checksums,
+                   training_args):  # fmt: skip
+    """`prepare` (train or eval windows) over `examples`, kept in cache_dir for later runs."""
+    cache_file = features_cache_file(cache_dir, data_args, tokenizer, split, examples, checksums)
     if cache_file:
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
     try:

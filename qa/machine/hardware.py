@@ -102,16 +102,16 @@ def resolve_hardware_flags(flags: list[str]) -> list[str]:
     return defaults + resolved
 
 
-def configure_machine(training_args: TrainingArguments, data_args) -> None:
+def configure_machine(training_args: TrainingArguments, run_args) -> None:
     """Threads, allocator, seed and tf32 for this process, and log lines saying what it runs on."""
     if training_args.device.type == "cpu":
-        torch.set_num_threads(cpu_threads(data_args.cpu_threads))
+        torch.set_num_threads(cpu_threads(run_args.cpu_threads))
         logger.info(
             "OpenMP started with OMP_NUM_THREADS=%s (the launcher gave %s)",
             os.environ.get("OMP_NUM_THREADS"),
             OMP_NUM_THREADS_GIVEN or "none",
         )
-    logger.info("Memory: %s", keep_freed_memory(data_args.keep_freed_memory))
+    logger.info("Memory: %s", keep_freed_memory(run_args.keep_freed_memory))
     where = (
         f"Process {training_args.process_index} of {training_args.world_size}, device "
         f"{training_args.device}, bf16 {training_args.bf16}, {torch.get_num_threads()} CPU "

@@ -132,7 +132,8 @@ def total_train_batch(training_args) -> int:
     )
 
 
-def card_settings(data_args, training_args, results) -> dict:
+def card_settings(data_args, training_args, results, null_threshold: float = 0.0) -> dict:
+    """The settings a card lists; null_threshold: the no-answer threshold the run answered with."""
     return {
         "training questions": results.get("train_examples"),
         "train_fraction": data_args.train_fraction,
@@ -147,7 +148,7 @@ def card_settings(data_args, training_args, results) -> dict:
         "seed": training_args.seed,
         **(
             {"no-answer threshold (null - best span score)":
-             round(data_args.null_score_diff_threshold, 4),
+             round(null_threshold, 4),
              "threshold tuned on": data_args.threshold_file or "not tuned"}
             if data_args.version_2_with_negative else {}
         ),

@@ -220,7 +220,7 @@ def hold_folder(folder: str) -> None:
     _held_locks[path] = lock
 
 
-def check_output_dirs(training_args, data_args) -> str | None:
+def check_output_dirs(training_args, run_args) -> str | None:
     """Refuse to replace a finished run; find the checkpoint to resume an unfinished one.
 
     The main process decides for every process (qa/run/ranks.py), so all of them resume from one
@@ -230,7 +230,7 @@ def check_output_dirs(training_args, data_args) -> str | None:
     never mixed with the new run's files.
     """
     resume_from = decided_on_main(
-        training_args, partial(_check_output_dirs_on_main, training_args, data_args)
+        training_args, partial(_check_output_dirs_on_main, training_args, run_args)
     )
     if resume_from and not os.path.isdir(resume_from):
         raise SystemExit(
@@ -241,21 +241,21 @@ def check_output_dirs(training_args, data_args) -> str | None:
     return resume_from
 
 
-def _check_output_dirs_on_main(training_args, data_args) -> str | None:
+def _check_output_dirs_on_main(training_args, run_args) -> str | None:
     # First, before anything is moved: a second run on these folders stops here.
-    refuse_overlap(training_args.output_dir, data_args.results_dir)
-    for folder in (training_args.output_dir, data_args.results_dir):
+    refuse_overlap(training_args.output_dir, run_args.results_dir)
+    for folder in (training_args.output_dir, run_args.results_dir):
         if folder:
             hold_folder(folder)
-    refuse_what_is_not_ours(training_args.output_dir, data_args)
-    if data_args.results_dir and restore_aside(os.path.realpath(data_args.results_dir)):
+    refuse_what_is_not_ours(training_args.output_dir, run_args)
+    if run_args.results_dir and restore_aside(os.path.realpath(run_args.results_dir)):
         logger.warning(
             "%s: put back from beside it, where a results swap that stopped half-way left it",
-            data_args.results_dir,
+            run_args.results_dir,
         )
-    for folder in (training_args.output_dir, data_args.results_dir):
+    for folder in (training_args.output_dir, run_args.results_dir):
         finished = folder and os.path.isfile(os.path.join(folder, FINISHED_MARKER))
-        if finished and not data_args.overwrite_output_dir:
+        if finished and not run_args.overwrite_output_dir:
             raise SystemExit(
                 f"error: {folder} already holds a finished run ({FINISHED_MARKER}). Choose another "
                 "output_dir/results_dir, or pass --overwrite_output_dir true to replace it."
@@ -263,7 +263,7 @@ def _check_output_dirs_on_main(training_args, data_args) -> str | None:
     output_dir = os.path.realpath(training_args.output_dir)  # a link: its target is the run
     if not os.path.isdir(output_dir) or not os.listdir(output_dir):
         return None
-    if data_args.overwrite_output_dir:
+    if run_args.overwrite_output_dir:
         move_run_aside(training_args.output_dir)
         return None
     resume_from = last_complete_checkpoint(output_dir)
@@ -290,16 +290,16 @@ def refuse_overlap(output_dir: str, results_dir: str | None) -> None:
         )
 
 
-def refuse_what_is_not_ours(output_dir: str, data_args) -> None:
+def refuse_what_is_not_ours(output_dir: str, run_args) -> None:
     """Before anything is moved: every folder the run would write in, move, replace or delete
     holds only what this recipe wrote."""
     real = os.path.realpath(output_dir)
     refuse_strangers(real, "output_dir")
-    if data_args.overwrite_output_dir and os.path.isdir(real) and os.listdir(real):
+    if run_args.overwrite_output_dir and os.path.isdir(real) and os.listdir(real):
         refuse_strangers(previous_path(output_dir), "the folder for output_dir's previous run,")
-    if not data_args.results_dir:
+    if not run_args.results_dir:
         return
-    refuse_strangers_in_results(data_args.results_dir)
+    refuse_strangers_in_results(run_args.results_dir)
 
 
 def move_run_aside(output_dir: str) -> None:

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field, fields
+from typing import NamedTuple
 
 from transformers import AutoConfig, HfArgumentParser, TrainingArguments
 
@@ -190,6 +191,12 @@ class DataArguments:
     max_answer_length: int = field(
         default=DEFAULTS["max_answer_length"], metadata={"help": "Longest answer, in tokens."}
     )
+
+
+@dataclass
+class RunArguments:
+    """How the run uses the machine and its folders: nothing here changes what is learnt."""
+
     num_samples: int = field(default=5, metadata={"help": "Dev questions shown after evaluation."})
     samples_seed: int = field(
         default=42,
@@ -240,6 +247,15 @@ class DataArguments:
     )
 
 
+class RecipeArguments(NamedTuple):
+    """run_qa.py's four argument groups, as parse_arguments() returns them."""
+
+    model: ModelArguments
+    data: DataArguments
+    run: RunArguments
+    training: TrainingArguments
+
+
 class ArgumentParser(HfArgumentParser):
     source = "flags"  # where the values came from, for messages: the config file, or the flags
 
@@ -250,7 +266,7 @@ class ArgumentParser(HfArgumentParser):
 
 def parse_arguments(argv: list[str]):
     """A JSON config, flags, or a JSON config followed by flags that override it."""
-    parser = ArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    parser = ArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
     flags = list(argv)
     if flags and flags[0].endswith(".json"):
         parser.source = f"{flags[0]} (or a flag after it)" if flags[1:] else flags[0]
@@ -263,16 +279,16 @@ def parse_arguments(argv: list[str]):
         # Some of TrainingArguments' messages span lines: one line here, as every error.
         raise SystemExit(f"error: {parser.source}: {' '.join(str(err).split())}") from None
     check_ranges(arguments, parser.source)
-    _, data_args, training_args = arguments
-    resolve_best_metric(data_args, training_args, parser.source)
-    take_hub_token(training_args)
+    args = RecipeArguments(*arguments)
+    resolve_best_metric(args.data, args.training, parser.source)
+    take_hub_token(args.training)
     # Once, here: "run/" and "run" must name the same folder (run/ + ".previous" is inside it).
-    if training_args.output_dir:
-        training_args.output_dir = os.path.normpath(training_args.output_dir)
+    if args.training.output_dir:
+        args.training.output_dir = os.path.normpath(args.training.output_dir)
     for name in ("results_dir", "features_cache_dir"):
-        if getattr(data_args, name):
-            setattr(data_args, name, os.path.normpath(getattr(data_args, name)))
-    return arguments
+        if getattr(args.run, name):
+            setattr(args.run, name, os.path.normpath(getattr(args.run, name)))
+    return args
 
 
 # The scores an evaluation logs (qa/scoring/squad_qa), by which a best checkpoint can be chosen.
@@ -447,21 +463,22 @@ def check_window_settings(data_args: DataArguments, tokenizer, model) -> None:
         )
 
 
-def resolve_null_threshold(data_args, model_path: str, tuning: bool) -> None:
+def starting_threshold(data_args, model_path: str, tuning: bool) -> float:
     """The SQuAD 2.0 no-answer threshold until tuning (if any) replaces it: the one given, else
-    the one saved with the model, else 0."""
+    the one saved with the model, else 0. data_args keeps what the user gave."""
+    given = data_args.null_score_diff_threshold
     if not data_args.version_2_with_negative:
         if data_args.threshold_file:
             raise SystemExit("error: threshold_file needs version_2_with_negative true.")
-        data_args.null_score_diff_threshold = data_args.null_score_diff_threshold or 0.0
-        return
-    if tuning and data_args.null_score_diff_threshold is not None:
+        return given or 0.0
+    if tuning and given is not None:
         raise SystemExit(
             "error: give null_score_diff_threshold or threshold_file, not both: the threshold "
             "is either fixed or tuned."
         )
-    if data_args.null_score_diff_threshold is None:
-        stored = load_settings(model_path).get("null_score_diff_threshold")
-        if stored is not None and not tuning:
-            logger.info("No-answer threshold %.4f, saved with the model", stored)
-        data_args.null_score_diff_threshold = 0.0 if stored is None else float(stored)
+    if given is not None:
+        return given
+    stored = load_settings(model_path).get("null_score_diff_threshold")
+    if stored is not None and not tuning:
+        logger.info("No-answer threshold %.4f, saved with the model", stored)
+    return 0.0 if stored is None else float(stored)

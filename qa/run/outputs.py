@@ -11,7 +11,6 @@ import sys
 import time
 import uuid
 from dataclasses import asdict
-from functools import partial
 
 import datasets
 import numpy as np
@@ -61,7 +60,8 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
-def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
+def run_metadata(args, argv, checksums) -> dict:
+    model_args, data_args, run_args, training_args = args
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -73,6 +73,7 @@ def run_metadata(model_args, data_args, training_args, argv, checksums) -> dict:
         "git_commit": commit,
         "model_arguments": asdict(model_args),
         "data_arguments": asdict(data_args),
+        "run_arguments": asdict(run_args),
         "training_arguments": training_args.to_dict(),
         "data_files": checksums,
         "versions": {
@@ -135,18 +136,18 @@ def copy_results(output_dir: str, results_dir: str) -> None:
 def finish_run(
     trainer,
     argv,
-    model_args,
-    data_args,
-    training_args,
+    args,
     all_results: dict,
     *,
     checksums: dict,
     split_manifest: dict | None,
+    null_threshold: float,
     samples_markdown: str,
     wall_start: float,
 ) -> dict:
     """The end of a run: its time and memory, the model card, the history, plots and run
     metadata, the finish marker (last), the results copy and the upload; all_results."""
+    model_args, data_args, run_args, training_args = args
     is_main = training_args.process_index == 0
     all_results["run_wall_seconds"] = round(time.time() - wall_start, 1)
     # This process's own peak resident memory (Linux reports KiB), not the launcher's.
@@ -158,13 +159,12 @@ def finish_run(
             base_model=hub_id_of(model_args.model_name_or_path),
             version_2=data_args.version_2_with_negative,
             metrics=all_results,
-            settings=card_settings(data_args, training_args, all_results),
+            settings=card_settings(data_args, training_args, all_results, null_threshold),
             samples_markdown=samples_markdown,
             extra_limits=SPLIT_NOTE if split_manifest else "",
         )
+        # Before any upload: the trainer keeps this card (own_model_card), not a generic one.
         write_model_card(training_args.output_dir, card)
-        # push_to_hub() writes the card before uploading: ours, not the Trainer's generic one.
-        trainer.model_card_writer = partial(write_model_card, training_args.output_dir, card)
     if is_main:
         out = training_args.output_dir
         if split_manifest:
@@ -175,13 +175,13 @@ def finish_run(
         write_json_atomic(
             os.path.join(out, "run_config.json"),
             {
-                **run_metadata(model_args, data_args, training_args, argv, checksums),
+                **run_metadata(args, argv, checksums),
                 "parallelism": parallelism(trainer),
             },
         )
         write_json_atomic(os.path.join(out, FINISHED_MARKER), all_results)
-        if data_args.results_dir:
-            copy_results(out, data_args.results_dir)
+        if run_args.results_dir:
+            copy_results(out, run_args.results_dir)
     if training_args.push_to_hub and training_args.do_train:
         # Through the Trainer: it uploads output_dir (checkpoints left out) with our card.
         trainer.push_to_hub(

@@ -120,14 +120,16 @@ def differences(before: dict, now: dict) -> list[str]:
     ]
 
 
-def check_resume_settings(resume_from, model_args, data_args, training_args) -> None:
+def check_resume_settings(
+    resume_from, model_args, data_args, training_args, accept_changes: bool
+) -> None:
     """Refuse, on every process, to resume `resume_from` with other training settings; record
     this command's. The main process reads, hashes and writes; the others follow its answer."""
 
     def on_main():
         now = training_settings(model_args, data_args, training_args)
         if resume_from:
-            compare(resume_from, now, data_args.resume_with_changed_settings)
+            compare(resume_from, now, accept_changes)
             refuse_a_model_only_checkpoint(resume_from)
         # After a resume too: the next checkpoints are made with these (output_dir may be new).
         write_json_atomic(os.path.join(training_args.output_dir, SETTINGS_FILE), now)

@@ -23,12 +23,12 @@ TORCH_WRITER = "inline_container.cc"  # where torch.save's zip writer reports a 
 NEARLY_FULL = 16 * 2**20  # less free than this, after a failed write: the write filled the disk
 
 
-def written_folders(training_args, data_args) -> dict[str, str]:
+def written_folders(training_args, run_args) -> dict[str, str]:
     """{setting: folder} for each folder the run writes to."""
     folders = {
         "output_dir": training_args.output_dir,
-        "results_dir": data_args.results_dir,
-        "features_cache_dir": data_args.features_cache_dir,
+        "results_dir": run_args.results_dir,
+        "features_cache_dir": run_args.features_cache_dir,
     }
     return {name: folder for name, folder in folders.items() if folder}
 
@@ -60,12 +60,12 @@ def probe_writable(setting: str, folder: str) -> None:
         ) from None
 
 
-def check_writable(training_args, data_args) -> None:
+def check_writable(training_args, run_args) -> None:
     """Before anything is loaded: every folder the run writes can be written. The main process
     (the one that writes) probes; every process gets its refusal."""
 
     def on_main():
-        for setting, folder in written_folders(training_args, data_args).items():
+        for setting, folder in written_folders(training_args, run_args).items():
             probe_writable(setting, folder)
 
     decided_on_main(training_args, on_main)
@@ -119,12 +119,12 @@ def no_space_message(err: BaseException, folders: list[str]) -> str | None:
 
 
 @contextmanager
-def stop_cleanly_when_the_disk_is_full(training_args, data_args):
+def stop_cleanly_when_the_disk_is_full(training_args, run_args):
     """A full disk anywhere in the block: the one line above and exit code 1."""
     try:
         yield
     except Exception as err:
-        folders = list(written_folders(training_args, data_args).values())
+        folders = list(written_folders(training_args, run_args).values())
         message = no_space_message(err, folders)
         if message is None:
             raise

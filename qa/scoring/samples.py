@@ -5,6 +5,7 @@ import os
 import random
 
 from qa.atomic import write_json_atomic, write_text_atomic
+from qa.scoring.metric import load_metric_functions
 
 EXCERPT_MARGIN = 160  # characters of context kept on each side of the marked answers
 
@@ -100,22 +101,17 @@ def render_markdown(samples) -> str:
     return "\n".join(lines)
 
 
-def show_samples(examples, answers, data_args, training_args) -> str:
+def show_samples(examples, answers, v2: bool, run_args, output_dir: str) -> str:
     """Write samples.json/.md for a reproducible draw of dev questions, and print them."""
-    from qa.scoring.metric import (
-        load_metric_functions,  # here: qa.scoring.metric imports this module
-    )
-
     squad = load_metric_functions()
-    v2 = data_args.version_2_with_negative
 
     def score(prediction, texts):
         exact, f1 = squad.score_question(prediction, squad.gold_answers(texts, v2), v2)
         return 100.0 * exact, 100.0 * f1
 
-    samples = pick_samples(examples, answers, data_args.num_samples, data_args.samples_seed, score)
+    samples = pick_samples(examples, answers, run_args.num_samples, run_args.samples_seed, score)
     markdown = render_markdown(samples)
-    write_json_atomic(os.path.join(training_args.output_dir, "samples.json"), samples)
-    write_text_atomic(os.path.join(training_args.output_dir, "samples.md"), markdown)
+    write_json_atomic(os.path.join(output_dir, "samples.json"), samples)
+    write_text_atomic(os.path.join(output_dir, "samples.md"), markdown)
     print(f"\n{len(samples)} sample predictions from the dev set:\n\n{markdown}", flush=True)
     return markdown
