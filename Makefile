@@ -23,10 +23,9 @@ ACCELERATE_ARGS ?= --num_processes 1 --num_machines 1 --mixed_precision no --dyn
 
 # SQuAD: SQUAD_DIR if set, else ../shared/squad if there, else a per-user cache that `make data`
 # downloads into (qa/data/files.py decides, so make and run_qa.py read the same folder).
-# The article split of dev-v2.0 that stands in for the SQuAD 2.0 training set (python -m qa.data.split).
-export SQUAD_V2_SPLIT_DIR ?= $(abspath .cache/squad-v2-split)
-# Unanswerable questions made from the 2.0 training data (python -m qa.data.standin).
-export SQUAD_V2_STANDIN_DIR ?= $(abspath .cache/squad-v2-standin)
+# The dev-v2.0 article split (python -m qa.data.split) and the 2.0 stand-in (python -m
+# qa.data.standin) go to SQUAD_V2_SPLIT_DIR and SQUAD_V2_STANDIN_DIR, by default under .cache/
+# (qa/data/load.py holds the defaults).
 # Nothing here needs the network; users with the Hub can set these to 0.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -151,5 +150,5 @@ bench: setup data ## defaults vs classic settings: MFU, speed, memory, post-proc
 # fp32 vs int8 vs bf16 inference of a trained folder, with its scores (results/benches/inference/).
 bench-inference: setup split ## inference variants of MODEL side by side: windows/s and F1
 	$(BIN)/python bench/inference.py $(MODEL) \
-		--data "v1.1 dev outside dev-v2.0=$$SQUAD_V2_SPLIT_DIR/dev-v1.1-outside.json" \
-		--data "v2.0 held-out=$$SQUAD_V2_SPLIT_DIR/heldout.json" $(ARGS)
+		--data 'v1.1 dev outside dev-v2.0=$$SQUAD_V2_SPLIT_DIR/dev-v1.1-outside.json' \
+		--data 'v2.0 held-out=$$SQUAD_V2_SPLIT_DIR/heldout.json' $(ARGS)

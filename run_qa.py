@@ -89,16 +89,24 @@ def main(argv: list[str]) -> dict:
             threshold = tuned["tune_best_f1_thresh"]
             results |= tuned
         if args.training.process_index == 0:
-            save_settings(args.training.output_dir,
-                          inference_settings(args.data, threshold, checksums))  # fmt: skip
+            save_settings(
+                args.training.output_dir, inference_settings(args.data, threshold, checksums)
+            )
         samples = "(not evaluated)"
         if args.training.do_eval:
             metrics, samples = evaluate(trainer, args, examples.eval, windows.eval)
             results |= metrics
         return finish_run(
-            trainer, argv, args, results, checksums=checksums, wall_start=wall_start,
-            split_manifest=start.split_manifest, null_threshold=threshold, samples_markdown=samples,
-        )  # fmt: skip
+            trainer,
+            argv,
+            args,
+            results,
+            checksums=checksums,
+            wall_start=wall_start,
+            split_manifest=start.split_manifest,
+            null_threshold=threshold,
+            samples_markdown=samples,
+        )
 
 
 class RunStart(NamedTuple):
@@ -122,8 +130,13 @@ def start_run(args: RecipeArguments) -> RunStart:
     fetch_official_files(args.data, training_args)
     split_manifest = prepare_split(args.data, training_args)
     if training_args.do_train:
-        check_resume_settings(resume_from, args.model, args.data, training_args,
-                              accept_changes=args.run.resume_with_changed_settings)  # fmt: skip
+        check_resume_settings(
+            resume_from,
+            args.model,
+            args.data,
+            training_args,
+            accept_changes=args.run.resume_with_changed_settings,
+        )
     os.makedirs(training_args.output_dir, exist_ok=True)
     is_main = training_args.process_index == 0
     log_file = LogFile(os.path.join(training_args.output_dir, "train.log")) if is_main else None
@@ -224,9 +237,14 @@ def load_checked_model(args: RecipeArguments):
 def make_windows(args: RecipeArguments, examples: Splits, tokenizer, checksums) -> Splits:
     """Tokenised windows of each split, cached under features_cache_dir for later runs; the
     evaluated ones longest first."""
-    windows_of = partial(cached_windows, data_args=args.data, tokenizer=tokenizer,
-                         cache_dir=args.run.features_cache_dir, checksums=checksums,
-                         training_args=args.training)  # fmt: skip
+    windows_of = partial(
+        cached_windows,
+        data_args=args.data,
+        tokenizer=tokenizer,
+        cache_dir=args.run.features_cache_dir,
+        checksums=checksums,
+        training_args=args.training,
+    )
     train = eval_ = tune = None
     if args.training.do_train:
         train = windows_of(examples.train, prepare_train_features, "train")
@@ -247,8 +265,9 @@ class Watch(NamedTuple):
     interrupt: StopOnInterrupt
 
 
-def build_trainer(args, model, tokenizer, examples: Splits, windows: Splits, threshold: float,
-                  start: RunStart) -> tuple[QuestionAnsweringTrainer, Watch]:  # fmt: skip
+def build_trainer(
+    args, model, tokenizer, examples: Splits, windows: Splits, threshold: float, start: RunStart
+) -> tuple[QuestionAnsweringTrainer, Watch]:
     """The Trainer with its answer rules, learning-curve subset and callbacks."""
     data_args, training_args = args.data, args.training
     training_eval = None
@@ -256,8 +275,12 @@ def build_trainer(args, model, tokenizer, examples: Splits, windows: Splits, thr
     if training_args.do_train and training_args.eval_strategy != "no" and questions > 0:
         training_eval = first_questions(examples.eval, windows.eval, questions)
         logger.info("During training, scoring the first %d dev questions", len(training_eval[1]))
-    rules = AnswerRules(data_args.version_2_with_negative, data_args.n_best_size,
-                        data_args.max_answer_length, threshold)  # fmt: skip
+    rules = AnswerRules(
+        data_args.version_2_with_negative,
+        data_args.n_best_size,
+        data_args.max_answer_length,
+        threshold,
+    )
     # Ctrl-C or SIGTERM: save at the end of the step, then stop.
     watch = Watch(MemoryWatch(), EpochsTrained(), StopOnInterrupt())
     trainer = QuestionAnsweringTrainer(
@@ -302,11 +325,16 @@ def train(trainer, args: RecipeArguments, train_examples, watch: Watch, resume_f
         precision_peak(training_args)  # a trial after training, for both figures below
     # MFU (reported by the main process only); then the same without the learning-curve
     # evaluations that train_runtime includes.
-    seconds = {"train": metrics["train_runtime"],
-               "train_steps": metrics["train_runtime"] - metrics["train_seconds_evaluating"]}  # fmt: skip
+    seconds = {
+        "train": metrics["train_runtime"],
+        "train_steps": metrics["train_runtime"] - metrics["train_seconds_evaluating"],
+    }
     for stage, elapsed in seconds.items():
-        metrics.update(utilisation(config, train_windows, elapsed, stage, training_args, report,
-                                   watch.epochs.epochs))  # fmt: skip
+        metrics.update(
+            utilisation(
+                config, train_windows, elapsed, stage, training_args, report, watch.epochs.epochs
+            )
+        )
     trainer.log_metrics("train", metrics)
     if is_main:
         write_json_atomic(os.path.join(training_args.output_dir, "train_results.json"), metrics)
@@ -353,9 +381,11 @@ def tune_threshold(trainer, args: RecipeArguments, tune_examples, tune_windows) 
     metrics, threshold = tuned.metrics, tuned.metrics["tune_best_f1_thresh"]
     trainer.answer_rules = replace(trainer.answer_rules, null_score_diff_threshold=threshold)
     logger.info(
-        "No-answer threshold %.4f (null score - best span score): tune F1 %.2f there, "
-        "%.2f at 0", threshold, metrics["tune_best_f1"], metrics["tune_f1"],
-    )  # fmt: skip
+        "No-answer threshold %.4f (null score - best span score): tune F1 %.2f there, %.2f at 0",
+        threshold,
+        metrics["tune_best_f1"],
+        metrics["tune_f1"],
+    )
     if args.training.process_index == 0:
         out = args.training.output_dir
         write_prediction_files(out, tuned.predictions, args.data.version_2_with_negative, "tune")
@@ -371,8 +401,16 @@ def evaluate(trainer, args: RecipeArguments, eval_examples, eval_windows) -> tup
     metrics, answers = trainer.evaluate_answers()
     if args.run.report_mfu and is_main:
         precision_peak(training_args)  # a trial after the evaluation
-    metrics.update(utilisation(trainer.model.config, eval_windows, metrics["eval_runtime"],
-                               "eval", training_args, args.run.report_mfu))  # fmt: skip
+    metrics.update(
+        utilisation(
+            trainer.model.config,
+            eval_windows,
+            metrics["eval_runtime"],
+            "eval",
+            training_args,
+            args.run.report_mfu,
+        )
+    )
     trainer.log_metrics("eval", metrics)
     samples = "(not evaluated)"
     if is_main:

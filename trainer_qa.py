@@ -112,8 +112,15 @@ class QuestionAnsweringTrainer(Trainer):
         with hub_errors(self.hub_repo_name(), then, token or self.args.hub_token):
             super().init_hf_repo(token, private)
 
-    def push_to_hub(self, commit_message="End of training", blocking=True, token=None,
-                    revision=None, private=None, **kwargs):  # fmt: skip
+    def push_to_hub(
+        self,
+        commit_message="End of training",
+        blocking=True,
+        token=None,
+        revision=None,
+        private=None,
+        **kwargs,
+    ):
         """Trainer.push_to_hub, choosing the files as `make push` does (qa/serve/hub.py: no
         per-question dumps, locks or nested folders), and one line if the Hub fails."""
         self.callback_handler.on_push_begin(self.args, self.state, self.control)
@@ -129,10 +136,17 @@ class QuestionAnsweringTrainer(Trainer):
         )
         private = self.args.hub_private_repo if private is None else private
         # With push_to_hub set, the repository was made as the Trainer started (hub_model_id).
-        return push_folder(folder, repo, commit_message, then=then, private=private,
-                           token=token or self.args.hub_token, blocking=blocking,
-                           revision=revision or self.args.hub_revision,
-                           create=self.hub_model_id is None)  # fmt: skip
+        return push_folder(
+            folder,
+            repo,
+            commit_message,
+            then=then,
+            private=private,
+            token=token or self.args.hub_token,
+            blocking=blocking,
+            revision=revision or self.args.hub_revision,
+            create=self.hub_model_id is None,
+        )
 
     def _get_eval_sampler(self, eval_dataset):
         # Logits must come back in feature order: never let a length-grouping sampler shuffle them.

@@ -45,8 +45,9 @@ def training_step(dropout: float, length: int):
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(input_ids=ids, attention_mask=mask, start_positions=starts,
-                         end_positions=starts + 3).loss  # fmt: skip
+            loss = model(
+                input_ids=ids, attention_mask=mask, start_positions=starts, end_positions=starts + 3
+            ).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -63,8 +64,12 @@ def time_case(dropout: float, length: int) -> dict:
         step()
         seconds.append(time.perf_counter() - began)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"dropout": dropout, "length": length, "step_s": statistics.median(seconds),
-            "peak_rss_mib": round(peak)}  # fmt: skip
+    return {
+        "dropout": dropout,
+        "length": length,
+        "step_s": statistics.median(seconds),
+        "peak_rss_mib": round(peak),
+    }
 
 
 def main():
@@ -79,16 +84,21 @@ def main():
         return
     cases = []
     for dropout in (0.1, 0.0):
-        child = subprocess.run([sys.executable, __file__, "--case", f"{dropout},384"],
-                               capture_output=True, text=True, check=True)  # fmt: skip
+        child = subprocess.run(
+            [sys.executable, __file__, "--case", f"{dropout},384"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         cases.append(json.loads(child.stdout.splitlines()[-1]))
     step = training_step(0.0, 192)
     step()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
         for _ in range(3):
             step()
-    table = profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=25,
-                                         max_name_column_width=55)  # fmt: skip
+    table = profile.key_averages().table(
+        sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=55
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = [

@@ -40,7 +40,7 @@ from qa.atomic import write_json_atomic, write_text_atomic
 from qa.data.load import load_squad_file, resolve_data_path
 from qa.data.windows import prepare_eval_features
 from qa.machine.memory import KEEP_FREED
-from tests.helpers.reference import differences, reference_postprocess
+from tests.helpers.reference import mismatched_questions, reference_postprocess
 
 CLASSIC_FLAGS = [
     "--bf16", "false", "--pad_to_max_length", "true",
@@ -143,7 +143,7 @@ def time_postprocessing(dev_file, version_2, tokenizer, seed=0):
     began = time.perf_counter()
     slow = reference_postprocess(examples, features, start, end, version_2, *settings.values())
     slow_s = time.perf_counter() - began
-    mismatched = differences(fast, slow)
+    mismatched = mismatched_questions(fast, slow)
     if mismatched:
         raise SystemExit(
             f"post-processing differs from the reference on {dev_file}: {mismatched[:3]}"
@@ -214,24 +214,30 @@ def ratios(recipe, post) -> dict:
     result = {}
     d, a, c = (recipe.get(k) for k in ("default", "default, stock allocator", "classic"))
     if d and c:
-        result.update({
-            "train samples/s, default over classic": f"{d['train_samples_per_second'] / c['train_samples_per_second']:.2f}x",
-            "eval samples/s, default over classic": f"{d['eval_samples_per_second'] / c['eval_samples_per_second']:.2f}x",
-            "dev F1, default minus classic (points)": f"{d['eval_f1'] - c['eval_f1']:+.2f}",
-            "peak RSS, default over classic": f"{d['peak_rss_mib'] / c['peak_rss_mib']:.2f}x",
-        })  # fmt: skip
+        result.update(
+            {
+                "train samples/s, default over classic": f"{d['train_samples_per_second'] / c['train_samples_per_second']:.2f}x",
+                "eval samples/s, default over classic": f"{d['eval_samples_per_second'] / c['eval_samples_per_second']:.2f}x",
+                "dev F1, default minus classic (points)": f"{d['eval_f1'] - c['eval_f1']:+.2f}",
+                "peak RSS, default over classic": f"{d['peak_rss_mib'] / c['peak_rss_mib']:.2f}x",
+            }
+        )
     s = recipe.get("default, sdpa attention")
     if d and s:
-        result.update({
-            "train samples/s, default over sdpa attention": f"{d['train_samples_per_second'] / s['train_samples_per_second']:.2f}x",
-            "eval samples/s, default over sdpa attention": f"{d['eval_samples_per_second'] / s['eval_samples_per_second']:.2f}x",
-            "peak RSS, default over sdpa attention": f"{d['peak_rss_mib'] / s['peak_rss_mib']:.2f}x",
-        })  # fmt: skip
+        result.update(
+            {
+                "train samples/s, default over sdpa attention": f"{d['train_samples_per_second'] / s['train_samples_per_second']:.2f}x",
+                "eval samples/s, default over sdpa attention": f"{d['eval_samples_per_second'] / s['eval_samples_per_second']:.2f}x",
+                "peak RSS, default over sdpa attention": f"{d['peak_rss_mib'] / s['peak_rss_mib']:.2f}x",
+            }
+        )
     if d and a:
-        result.update({
-            "train samples/s, allocator settings on over off": f"{d['train_samples_per_second'] / a['train_samples_per_second']:.2f}x",
-            "peak RSS, allocator settings on over off": f"{d['peak_rss_mib'] / a['peak_rss_mib']:.2f}x",
-        })  # fmt: skip
+        result.update(
+            {
+                "train samples/s, allocator settings on over off": f"{d['train_samples_per_second'] / a['train_samples_per_second']:.2f}x",
+                "peak RSS, allocator settings on over off": f"{d['peak_rss_mib'] / a['peak_rss_mib']:.2f}x",
+            }
+        )
     for name, p in post.items():
         result[f"post-processing {name}, classic over vectorised"] = (
             f"{p['classic_s'] / p['vectorised_s']:.1f}x"
@@ -299,9 +305,11 @@ def main():
         "--runs", default=",".join(RUNS), help=f"comma-separated, of: {', '.join(RUNS)}"
     )
     parser.add_argument(
-        "--postprocessing", default="true", choices=["true", "false"],
+        "--postprocessing",
+        default="true",
+        choices=["true", "false"],
         help="also time post-processing (CPU only; false on a GPU box saves its time)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     chosen = chosen_runs(args.runs)
     out_dir = Path(args.work_dir)

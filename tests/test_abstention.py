@@ -106,12 +106,26 @@ def squad_file(path, questions):
     """A SQuAD 2.0 file of one paragraph per (id, question, answers) on its own article."""
     context = "The Denver Broncos won in 1990 and the red fox ran."
     data = [
-        {"title": f"article {i % 2}", "paragraphs": [{"context": context, "qas": [{
-            "id": qid, "question": "What?", "is_impossible": not answers,
-            "answers": [{"text": a, "answer_start": context.index(a)} for a in answers],
-        }]}]}
+        {
+            "title": f"article {i % 2}",
+            "paragraphs": [
+                {
+                    "context": context,
+                    "qas": [
+                        {
+                            "id": qid,
+                            "question": "What?",
+                            "is_impossible": not answers,
+                            "answers": [
+                                {"text": a, "answer_start": context.index(a)} for a in answers
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
         for i, (qid, answers) in enumerate(questions)
-    ]  # fmt: skip
+    ]
     path.write_text(json.dumps({"version": "v2.0", "data": data}))
     return str(path)
 
@@ -121,8 +135,10 @@ def test_a_training_runs_folder_serves_alone_with_its_tune_files(tmp_path):
     result as the two parts given as two folders."""
     import compare_qa
 
-    heldout = squad_file(tmp_path / "heldout.json", [("h1", ["Denver Broncos"]), ("h2", []),
-                                                     ("h3", ["red fox"]), ("h4", [])])  # fmt: skip
+    heldout = squad_file(
+        tmp_path / "heldout.json",
+        [("h1", ["Denver Broncos"]), ("h2", []), ("h3", ["red fox"]), ("h4", [])],
+    )
     tune = squad_file(tmp_path / "tune.json", [("t1", ["1990"]), ("t2", []), ("t3", [])])
     run, tune_only = tmp_path / "run", tmp_path / "tune-only"
     run.mkdir(), tune_only.mkdir()

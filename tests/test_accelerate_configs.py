@@ -12,9 +12,13 @@ YAMLS = sorted(p.name for p in CONFIGS.glob("*.yaml"))
 
 def test_the_launch_story_has_a_config_per_kind_of_run():
     assert set(YAMLS) == {
-        "cpu_ddp.yaml", "single_gpu.yaml", "multi_gpu.yaml", "fsdp.yaml",
-        "deepspeed_zero2.yaml", "deepspeed_zero3.yaml",
-    }  # fmt: skip
+        "cpu_ddp.yaml",
+        "single_gpu.yaml",
+        "multi_gpu.yaml",
+        "fsdp.yaml",
+        "deepspeed_zero2.yaml",
+        "deepspeed_zero3.yaml",
+    }
 
 
 @pytest.mark.parametrize("name", YAMLS)
@@ -39,8 +43,9 @@ def test_the_cpu_config_starts_gloo_processes_not_accelerates_single_process_mpi
     )
 
 
-@pytest.mark.parametrize("name", ["multi_gpu.yaml", "fsdp.yaml", "deepspeed_zero2.yaml",
-                                  "deepspeed_zero3.yaml"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name", ["multi_gpu.yaml", "fsdp.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml"]
+)
 def test_gpu_configs_run_on_gpus(name):
     config = load_config_from_file(str(CONFIGS / name))
     assert config.num_processes == 8 and config.use_cpu is False

@@ -8,9 +8,14 @@ import qa.serve.predict
 
 @pytest.mark.parametrize(
     "flags, hardware_has_bf16, expected",
-    [([], True, True), ([], False, False), (["--bf16", "false"], True, False),
-     (["--bf16"], False, True), (["--bf16", "true"], False, True)],
-)  # fmt: skip
+    [
+        ([], True, True),
+        ([], False, False),
+        (["--bf16", "false"], True, False),
+        (["--bf16"], False, True),
+        (["--bf16", "true"], False, True),
+    ],
+)
 def test_predict_uses_bf16_by_default_where_the_hardware_has_it(
     monkeypatch, tmp_path, flags, hardware_has_bf16, expected
 ):

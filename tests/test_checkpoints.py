@@ -125,8 +125,10 @@ def test_a_folder_in_use_stays_locked_after_being_moved_aside_and_is_freed_by_a_
     finished(output, "old")
     other = subprocess.Popen(
         [sys.executable, "-c", OTHER_RUN, str(output)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert other.stdout.readline() == "started\n"
         output.mkdir()
@@ -165,7 +167,7 @@ def test_a_results_dir_holding_a_users_files_is_refused_at_start(tmp_path, overw
     results = tmp_path / "results"
     before = users_results(results)
     training_args, run_args = arguments(tmp_path, tmp_path / "run", results, overwrite)
-    expected = f"error: results_dir {results} holds files this recipe did not write (README.md, earlier-run); nothing was moved or deleted. Move those files elsewhere, or choose another output_dir/results_dir."  # fmt: skip
+    expected = f"error: results_dir {results} holds files this recipe did not write (README.md, earlier-run); nothing was moved or deleted. Move those files elsewhere, or choose another output_dir/results_dir."
     with pytest.raises(SystemExit) as refused:
         check_output_dirs(training_args, run_args)
     assert refused.value.code == expected
@@ -188,7 +190,10 @@ def test_an_output_dir_holding_a_users_notes_is_refused_not_moved(tmp_path, over
     output.mkdir()
     (output / "notes.txt").write_text("mine")
     training_args, run_args = arguments(tmp_path, output, overwrite=overwrite)
-    with pytest.raises(SystemExit, match=rf"^error: output_dir {output} holds files this recipe did not write \(notes.txt\)"):  # fmt: skip
+    with pytest.raises(
+        SystemExit,
+        match=rf"^error: output_dir {output} holds files this recipe did not write \(notes.txt\)",
+    ):
         check_output_dirs(training_args, run_args)
     assert snapshot(output) == ["notes.txt"] and not (tmp_path / "notes.previous").exists()
 

@@ -281,16 +281,21 @@ def test_the_recipes_differ_from_their_base_only_where_they_say():
         model_args, data_args, _, training_args = parse(CONFIGS / name)
         return {**vars(model_args), **vars(data_args), **training_args.to_dict()}
 
-    headline, v2, x3 = (settings(n) for n in
-                        ("squad20pct.json", "squad-v2-devsplit.json", "squad-v2-devsplit-x3.json"))  # fmt: skip
+    headline, v2, x3 = (
+        settings(n)
+        for n in ("squad20pct.json", "squad-v2-devsplit.json", "squad-v2-devsplit-x3.json")
+    )
     differ = lambda a, b: {k for k in a if a[k] != b[k]}  # noqa: E731
     ignore = {"output_dir", "logging_dir", "run_name"}
     assert differ(v2, x3) - ignore == {"extra_train_repeats"} and x3["extra_train_repeats"] == 3
     for mode in ("copies", "other-paragraph", "perturbed"):
         control = settings(f"squad-v2-standin-{mode}.json")
         assert differ(headline, control) - ignore == {
-            "extra_train_files", "threshold_file", "validation_file", "version_2_with_negative"
-        }  # fmt: skip
+            "extra_train_files",
+            "threshold_file",
+            "validation_file",
+            "version_2_with_negative",
+        }
         assert control["per_device_eval_batch_size"] == 16 and control["hidden_dropout"] == 0.0
     for name in ("squad-v2-devsplit", "squad-v2-devsplit-x3", "squad-v2-standin-copies"):
         assert "extends" in json.loads((CONFIGS / f"{name}.json").read_text())  # not a copy

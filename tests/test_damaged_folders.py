@@ -49,17 +49,25 @@ def no_weights(path: Path) -> None:
 
 # case: (the file damaged, how, words the line must hold besides the path of what is named)
 DAMAGE = {
-    "weights-an-unsafe-pickle": ("pytorch_model.bin", unsafe_pickle, "refuses to load these weights safely"),
+    "weights-an-unsafe-pickle": (
+        "pytorch_model.bin",
+        unsafe_pickle,
+        "refuses to load these weights safely",
+    ),
     "weights-cut-short": ("model.safetensors", cut_short, "cut short: its tensors need"),
     "weights-garbage": ("model.safetensors", overwrite(b"garbage" * 100), "not a safetensors file"),
-    "weights-empty": ("model.safetensors", overwrite(b""), "0 bytes, shorter than a safetensors header"),
+    "weights-empty": (
+        "model.safetensors",
+        overwrite(b""),
+        "0 bytes, shorter than a safetensors header",
+    ),
     "weights-missing": ("model.safetensors", no_weights, "holds no model weights"),
     "config-cut-short": ("config.json", overwrite('{"model_type": "be'), "not valid JSON"),
     "config-a-list": ("config.json", overwrite("[1]"), "not a model config (no model_type)"),
     "config-wrong-type": ("config.json", wrong_config_type, "Field 'hidden_size' expected int"),
     "config-nested-too-deep": ("config.json", overwrite("[" * 100_000), "levels deep"),
     "tokenizer-cut-short": ("tokenizer.json", overwrite("{"), "not valid JSON"),
-}  # fmt: skip
+}
 
 
 def damaged_folder(tmp_path: Path, source: str, case: str) -> tuple[Path, Path]:

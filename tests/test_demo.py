@@ -101,5 +101,7 @@ def test_api_refuses_bad_requests_with_a_message(demo):
     assert status == 400 and body["error"] == "Paste a passage to answer from."
     status, body = post(url, json.dumps({"context": "x" * 20_001, "question": "Who?"}).encode())
     assert status == 400 and "up to 20,000" in body["error"]
-    status, body = post(url, json.dumps({"context": "Paris is in France.", "question": "Where is Paris?"}).encode())  # fmt: skip
+    status, body = post(
+        url, json.dumps({"context": "Paris is in France.", "question": "Where is Paris?"}).encode()
+    )
     assert status == 200 and body["text"] and 0 < body["probability"] <= 1

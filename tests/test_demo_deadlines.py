@@ -77,7 +77,9 @@ def test_a_body_sent_a_byte_at_a_time_gets_408_at_the_overall_deadline(served):
     """Every byte comes well within a read timeout; the body as a whole does not."""
     url, _ = served
     status, body, seconds = trickle(url, head(str(len(VALID))), VALID)
-    assert status == 408 and body["error"].startswith(f"The body did not arrive within {BODY_S:g} s")  # fmt: skip
+    assert status == 408 and body["error"].startswith(
+        f"The body did not arrive within {BODY_S:g} s"
+    )
     assert BODY_S <= seconds < BODY_S + 2
 
 
@@ -85,7 +87,9 @@ def test_headers_sent_a_byte_at_a_time_get_408_at_the_deadline(served, capsys):
     url, _ = served
     request = head(str(len(VALID)), "X-Padding: " + "x" * 200) + VALID
     status, body, seconds = trickle(url, request[:20], request[20:])
-    assert status == 408 and body == {"error": f"The request's headers did not arrive within {HEAD_S:g} s."}  # fmt: skip
+    assert status == 408 and body == {
+        "error": f"The request's headers did not arrive within {HEAD_S:g} s."
+    }
     assert HEAD_S <= seconds < HEAD_S + 2
     assert "Traceback" not in capsys.readouterr().err
 
@@ -108,7 +112,9 @@ def test_clients_over_the_limit_get_503_at_once_and_slots_come_back(served):
     try:
         time.sleep(0.2)  # the server has accepted them all
         status, body, seconds = raw_request(url, head(str(len(VALID))), VALID)
-        assert status == 503 and body == {"error": "The demo is busy with other clients; try again."}  # fmt: skip
+        assert status == 503 and body == {
+            "error": "The demo is busy with other clients; try again."
+        }
         assert seconds < 1
     finally:
         for sock in held:

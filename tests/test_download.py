@@ -223,8 +223,13 @@ def test_a_stalled_server_times_out_and_keeps_nothing(site, files, tmp_path):
     site.modes["dev-v2.0.json"] = "stall"
     official = OFFICIAL_FILES["dev-v2.0.json"]
     with pytest.raises(DataFolderError, match="broke off"):
-        download(f"{site.url}/dev-v2.0.json", tmp_path / "dev-v2.0.json", official.size,
-                 official.sha256, timeout=0.5)  # fmt: skip
+        download(
+            f"{site.url}/dev-v2.0.json",
+            tmp_path / "dev-v2.0.json",
+            official.size,
+            official.sha256,
+            timeout=0.5,
+        )
     assert leftovers(tmp_path) == []
 
 
@@ -421,8 +426,12 @@ def test_make_data_in_a_fresh_checkout_fills_the_cache(tmp_path):
         # -o: the venv's stamp is taken as up to date (the copy's files are newer than it).
         made = subprocess.run(
             ["make", "--no-print-directory", "-o", f"{venv}/.installed", f"VENV={venv}", "data"],
-            cwd=clone, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -432,8 +441,16 @@ def test_make_data_in_a_fresh_checkout_fills_the_cache(tmp_path):
     assert sorted(server.requests) == sorted(NAMES)
     assert leftovers(cache) == sorted(NAMES)
     resolved = subprocess.run(
-        [sys.executable, "-c", "import qa.data.load as d; print(d.__file__);"
-         "print(d.resolve_data_path('$SQUAD_DIR/train-v1.1.json'))"],
-        cwd=clone, env=env, capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import qa.data.load as d; print(d.__file__);"
+            "print(d.resolve_data_path('$SQUAD_DIR/train-v1.1.json'))",
+        ],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert resolved == [str(clone / "qa" / "data" / "load.py"), str(cache / "train-v1.1.json")]

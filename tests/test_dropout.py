@@ -51,8 +51,11 @@ def test_a_model_without_attention_dropout_is_refused(tmp_path, monkeypatch):
 
 
 def hidden_dropout_rates(model) -> set:
-    return {m.p for n, m in model.named_modules()
-            if isinstance(m, torch.nn.Dropout) and not n.endswith("attention.self.dropout")}  # fmt: skip
+    return {
+        m.p
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Dropout) and not n.endswith("attention.self.dropout")
+    }
 
 
 def test_hidden_dropout_reaches_the_loaded_model_alone(bundled):

@@ -51,9 +51,11 @@ def fixture_logits(folder, backend, batch_size):
 
     tokenizer = AutoTokenizer.from_pretrained(export)
     features = examples.map(
-        prepare_eval_features, batched=True, remove_columns=examples.column_names,
+        prepare_eval_features,
+        batched=True,
+        remove_columns=examples.column_names,
         fn_kwargs={"tokenizer": tokenizer, "max_seq_length": 128, "doc_stride": 32},
-    )  # fmt: skip
+    )
     return window_logits(model, tokenizer, features, batch_size, False)
 
 
@@ -73,8 +75,14 @@ def assert_same_answers(got: dict, want: dict) -> None:
 def test_the_export_holds_what_answering_needs_and_nothing_half_written(exported):
     folder, out, manifest = exported
     assert Path(out) == Path(folder) / "onnx"
-    assert {"model.onnx", "model_quantized.onnx", "tokenizer.json", "config.json",
-            "qa_settings.json", "export.json"} <= {p.name for p in Path(out).iterdir()}  # fmt: skip
+    assert {
+        "model.onnx",
+        "model_quantized.onnx",
+        "tokenizer.json",
+        "config.json",
+        "qa_settings.json",
+        "export.json",
+    } <= {p.name for p in Path(out).iterdir()}
     assert manifest["max_logit_difference_vs_torch"]["onnxruntime"] < 1e-4
     assert not [p for p in Path(folder).iterdir() if "partial" in p.name]
 
@@ -150,8 +158,13 @@ def test_an_export_that_answers_differently_is_not_kept(exported, tmp_path, monk
 def test_make_push_uploads_the_export(exported):
     folder, _, _ = exported
     uploaded = {name for name, _ in upload_selection(folder)[0]}
-    assert {"onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/tokenizer.json",
-            "onnx/qa_settings.json", "model.safetensors"} <= uploaded  # fmt: skip
+    assert {
+        "onnx/model.onnx",
+        "onnx/model_quantized.onnx",
+        "onnx/tokenizer.json",
+        "onnx/qa_settings.json",
+        "model.safetensors",
+    } <= uploaded
 
 
 def test_the_inference_bench_reports_questions_per_second_of_each_default_variant(
@@ -195,8 +208,10 @@ def test_smoke_model_export_answers_as_pytorch_does(smoke_run, tmp_path, capsys)
     assert "model.onnx" in printed and "model_quantized.onnx" in printed
     want = answers_of(str(output))
     assert_same_answers(answers_of(str(tmp_path / "onnx"), backend="onnxruntime"), want)
-    for got, expected in zip(fixture_logits(str(tmp_path / "onnx"), "onnxruntime", 5),
-                             fixture_logits(str(output), "torch", 5)):  # fmt: skip
+    for got, expected in zip(
+        fixture_logits(str(tmp_path / "onnx"), "onnxruntime", 5),
+        fixture_logits(str(output), "torch", 5),
+    ):
         assert np.abs(got - expected).max() < 1e-3
 
 

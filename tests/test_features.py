@@ -259,9 +259,16 @@ def test_tokenising_a_file_with_such_an_answer_names_the_file(tokenizer, tmp_pat
     training_args = types.SimpleNamespace(main_process_first=lambda **_: contextlib.nullcontext())
     checksums = {"train": {"path": "/data/odd.json", "sha256": "0" * 64}}
     with pytest.raises(SquadDataError, match=r"^/data/odd.json: question esc: its answer"):
-        cached_windows(examples, prepare_train_features, "train", data_args=data_args,
-                       cache_dir=str(tmp_path), tokenizer=tokenizer, checksums=checksums,
-                       training_args=training_args)  # fmt: skip
+        cached_windows(
+            examples,
+            prepare_train_features,
+            "train",
+            data_args=data_args,
+            cache_dir=str(tmp_path),
+            tokenizer=tokenizer,
+            checksums=checksums,
+            training_args=training_args,
+        )
 
 
 def test_an_answer_too_long_for_any_window_is_kept_and_labelled_cls(tokenizer):
@@ -411,10 +418,12 @@ def test_eval_features_keep_no_labels(tokenizer):
 
 @pytest.fixture(
     scope="module",
-    params=[REPO_ROOT / "tests" / "fixtures" / "squad-v1.1-tiny.json",
-            pytest.param(SQUAD_DIR / "dev-v1.1.json", marks=pytest.mark.slow)],
+    params=[
+        REPO_ROOT / "tests" / "fixtures" / "squad-v1.1-tiny.json",
+        pytest.param(SQUAD_DIR / "dev-v1.1.json", marks=pytest.mark.slow),
+    ],
     ids=["tiny", "dev"],
-)  # fmt: skip
+)
 def dev_sample(request):
     path = request.param
     if not path.is_file():

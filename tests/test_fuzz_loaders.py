@@ -72,8 +72,13 @@ def records(draw):
 
 def escape_only(qid="esc"):
     """A passage and answer of one control character: no token at all."""
-    return {"id": qid, "title": "t", "context": "\x1b", "question": "q",
-            "answers": {"text": ["\x1b"], "answer_start": [0]}}  # fmt: skip
+    return {
+        "id": qid,
+        "title": "t",
+        "context": "\x1b",
+        "question": "q",
+        "answers": {"text": ["\x1b"], "answer_start": [0]},
+    }
 
 
 @settings(
@@ -118,9 +123,10 @@ def test_loader_and_labels_never_crash_and_label_the_answer(tmp_path, rows, allo
         answer_start = answers["answer_start"][0]
         answer_end = answer_start + len(answers["text"][0])
         overlapping = [
-            t for t in range(first, last + 1)
+            t
+            for t in range(first, last + 1)
             if offsets[t][0] < answer_end and offsets[t][1] > answer_start
-        ]  # fmt: skip
+        ]
         covered.update([owner] if overlapping else [])
         whole = offsets[first][0] <= answer_start and offsets[last][1] >= answer_end
         expected.append((overlapping[0], overlapping[-1]) if whole and overlapping else NO_LABEL)

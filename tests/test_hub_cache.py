@@ -55,8 +55,14 @@ for name in sys.argv[1:]:
 
 
 def load(*models: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", LOAD, *models], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", LOAD, *models],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_bert_base_uncased_loads_offline_from_a_hub_layout_cache(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import qa.ranges
 import qa.user_files
 from qa.data.load import SquadDataError, load_squad_file
 from qa.run.config import DataArguments, parse_arguments
@@ -53,33 +54,113 @@ def unreadable(monkeypatch):
 # (case id, how to make the file at `path`, words the one-line message must hold).
 # The file's path is always required in the message too.
 DATA_CASES = [
-    ("not-utf8", lambda p: p.write_bytes(b'{"data": [{"title": "caf\xe9"}]}'), ["not UTF-8", "line 1", "save the file as UTF-8"]),
-    ("latin1-line-3", lambda p: p.write_bytes(b"\n\n" + json.dumps(record()).encode().replace(b"Wend.", b"W\xe9nd.")), ["not UTF-8", "line 3"]),
+    (
+        "not-utf8",
+        lambda p: p.write_bytes(b'{"data": [{"title": "caf\xe9"}]}'),
+        ["not UTF-8", "line 1", "save the file as UTF-8"],
+    ),
+    (
+        "latin1-line-3",
+        lambda p: p.write_bytes(
+            b"\n\n" + json.dumps(record()).encode().replace(b"Wend.", b"W\xe9nd.")
+        ),
+        ["not UTF-8", "line 3"],
+    ),
     ("folder", lambda p: p.mkdir(), ["is a folder", "name the file inside it"]),
     ("missing", lambda p: None, ["no such file", "SQUAD_DIR"]),
-    ("truncated", lambda p: p.write_text(json.dumps(nested(), indent=1)[:150]), ["cut short", "again"]),
-    ("broken-middle", lambda p: p.write_text('{"data": [\n{"title": "x",, "paragraphs": []}]}\n'), ["line 2", "not valid JSON", "fix the file"]),
+    (
+        "truncated",
+        lambda p: p.write_text(json.dumps(nested(), indent=1)[:150]),
+        ["cut short", "again"],
+    ),
+    (
+        "broken-middle",
+        lambda p: p.write_text('{"data": [\n{"title": "x",, "paragraphs": []}]}\n'),
+        ["line 2", "not valid JSON", "fix the file"],
+    ),
     ("empty", lambda p: p.write_text(""), ["empty"]),
     ("top-level-list", lambda p: p.write_text("[1, 2]"), ["line 1", "'context'"]),
-    ("start-float", lambda p: p.write_text(json.dumps(record(answers={"text": ["Wend"], "answer_start": [27.0]}))), ["q1", "answer_start 27.0", "whole number >= 0"]),
-    ("start-bool", lambda p: p.write_text(json.dumps(record(answers={"text": ["r"], "answer_start": [True]}))), ["q1", "answer_start true", "whole number >= 0"]),
-    ("start-negative", lambda p: p.write_text(json.dumps(record(answers={"text": ["merchants"], "answer_start": [-10]}))), ["q1", "answer_start -10", "fix that record"]),
-    ("start-string", lambda p: p.write_text(json.dumps(record(answers={"text": ["Wend"], "answer_start": ["27"]}))), ["q1", 'answer_start "27"', "whole number >= 0"]),
-    ("start-nested-negative", lambda p: p.write_text(json.dumps(nested(answers=[{"text": "Wend", "answer_start": -47}]))), ["q1", "answer_start -47"]),
-    ("is-impossible-string", lambda p: p.write_text(json.dumps(record(is_impossible="false"))), ["q1", 'is_impossible "false"', "true or false"]),
-    ("id-null", lambda p: p.write_text(json.dumps(record(id=None))), ["line 1", "id null", "non-empty string"]),
-    ("id-float", lambda p: p.write_text(json.dumps(record(id=1.5))), ["line 1", "id 1.5", "fix that record"]),
+    (
+        "start-float",
+        lambda p: p.write_text(
+            json.dumps(record(answers={"text": ["Wend"], "answer_start": [27.0]}))
+        ),
+        ["q1", "answer_start 27.0", "whole number >= 0"],
+    ),
+    (
+        "start-bool",
+        lambda p: p.write_text(json.dumps(record(answers={"text": ["r"], "answer_start": [True]}))),
+        ["q1", "answer_start true", "whole number >= 0"],
+    ),
+    (
+        "start-negative",
+        lambda p: p.write_text(
+            json.dumps(record(answers={"text": ["merchants"], "answer_start": [-10]}))
+        ),
+        ["q1", "answer_start -10", "fix that record"],
+    ),
+    (
+        "start-string",
+        lambda p: p.write_text(
+            json.dumps(record(answers={"text": ["Wend"], "answer_start": ["27"]}))
+        ),
+        ["q1", 'answer_start "27"', "whole number >= 0"],
+    ),
+    (
+        "start-nested-negative",
+        lambda p: p.write_text(json.dumps(nested(answers=[{"text": "Wend", "answer_start": -47}]))),
+        ["q1", "answer_start -47"],
+    ),
+    (
+        "is-impossible-string",
+        lambda p: p.write_text(json.dumps(record(is_impossible="false"))),
+        ["q1", 'is_impossible "false"', "true or false"],
+    ),
+    (
+        "id-null",
+        lambda p: p.write_text(json.dumps(record(id=None))),
+        ["line 1", "id null", "non-empty string"],
+    ),
+    (
+        "id-float",
+        lambda p: p.write_text(json.dumps(record(id=1.5))),
+        ["line 1", "id 1.5", "fix that record"],
+    ),
     ("id-bool", lambda p: p.write_text(json.dumps(record(id=True))), ["line 1", "id true"]),
     ("id-list", lambda p: p.write_text(json.dumps(record(id=["q1"]))), ["line 1", 'id ["q1"]']),
     ("id-empty", lambda p: p.write_text(json.dumps(record(id=" "))), ["line 1", 'id " "']),
-    ("nested-id-dict", lambda p: p.write_text(json.dumps(nested(id={"n": 1}))), ['id {"n": 1}', "non-empty string"]),
-    ("question-number", lambda p: p.write_text(json.dumps(record(question=5))), ["q1", "non-text 'question'", "fix or remove"]),
-    ("question-null", lambda p: p.write_text(json.dumps(record(question=None))), ["q1", "non-text 'question'"]),
-    ("question-list", lambda p: p.write_text(json.dumps(nested(question=["Which river?"]))), ["q1", "non-text 'question'"]),
-    ("question-empty", lambda p: p.write_text(json.dumps(record(question=""))), ["q1", "empty or non-text 'question'"]),
-    ("question-whitespace", lambda p: p.write_text(json.dumps(record(question=" \t\n "))), ["q1", "empty or non-text 'question'"]),
+    (
+        "nested-id-dict",
+        lambda p: p.write_text(json.dumps(nested(id={"n": 1}))),
+        ['id {"n": 1}', "non-empty string"],
+    ),
+    (
+        "question-number",
+        lambda p: p.write_text(json.dumps(record(question=5))),
+        ["q1", "non-text 'question'", "fix or remove"],
+    ),
+    (
+        "question-null",
+        lambda p: p.write_text(json.dumps(record(question=None))),
+        ["q1", "non-text 'question'"],
+    ),
+    (
+        "question-list",
+        lambda p: p.write_text(json.dumps(nested(question=["Which river?"]))),
+        ["q1", "non-text 'question'"],
+    ),
+    (
+        "question-empty",
+        lambda p: p.write_text(json.dumps(record(question=""))),
+        ["q1", "empty or non-text 'question'"],
+    ),
+    (
+        "question-whitespace",
+        lambda p: p.write_text(json.dumps(record(question=" \t\n "))),
+        ["q1", "empty or non-text 'question'"],
+    ),
     ("context-number", lambda p: p.write_text(json.dumps(record(context=12))), ["q1", "'context'"]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("case, make, needles", DATA_CASES, ids=[c[0] for c in DATA_CASES])
@@ -143,19 +224,68 @@ def write_config(path: Path, **changes) -> Path:
 # the config does not break the case.
 SEED_LINE = 1 + next(i for i, line in enumerate(SMOKE.read_text().splitlines()) if '"seed"' in line)
 CONFIG_CASES = [
-    ("not-utf8", lambda p: p.write_bytes(SMOKE.read_bytes().replace(b'"seed"', b'"s\xe9ed"')), ["cannot read config", "not UTF-8", f"line {SEED_LINE}", "save the file as UTF-8"]),
+    (
+        "not-utf8",
+        lambda p: p.write_bytes(SMOKE.read_bytes().replace(b'"seed"', b'"s\xe9ed"')),
+        ["cannot read config", "not UTF-8", f"line {SEED_LINE}", "save the file as UTF-8"],
+    ),
     ("folder", lambda p: p.mkdir(), ["cannot read config", "is a folder"]),
     ("missing", lambda p: None, ["cannot read config", "no such file"]),
-    ("truncated", lambda p: p.write_text(SMOKE.read_text()[:200]), ["cannot read config", f"line {SMOKE.read_text()[:200].count(chr(10)) + 1}", "fix the JSON there"]),
-    ("trailing-comma", lambda p: p.write_text('{"seed": 1,}'), ["line 1 column 12", "no trailing comma"]),
-    ("nested-too-deep", lambda p: p.write_text('{"seed": ' + "[" * 100_000), ["cannot read config", "line 1 column 100009", "nested 100,001 levels deep"]),
+    (
+        "truncated",
+        lambda p: p.write_text(SMOKE.read_text()[:200]),
+        [
+            "cannot read config",
+            f"line {SMOKE.read_text()[:200].count(chr(10)) + 1}",
+            "fix the JSON there",
+        ],
+    ),
+    (
+        "trailing-comma",
+        lambda p: p.write_text('{"seed": 1,}'),
+        ["line 1 column 12", "no trailing comma"],
+    ),
+    (
+        "nested-too-deep",
+        lambda p: p.write_text('{"seed": ' + "[" * 100_000),
+        ["cannot read config", "line 1 column 100009", "nested 100,001 levels deep"],
+    ),
     ("not-an-object", lambda p: p.write_text("[1, 2]"), ["one JSON object"]),
-    ("repeated-key", lambda p: p.write_text(SMOKE.read_text().replace('"seed": 42,', '"seed": 42,\n  "seed": 7,')), ["the key 'seed' is given twice", f"lines {SEED_LINE} and {SEED_LINE + 1}", "delete the other"]),
-    ("repeated-nested-key", lambda p: p.write_text('{"seed": 1, "lr_scheduler_kwargs": {"a": 1, "a": 2}}'), ["the key 'a' is given twice (line 1)"]),
-    ("extends-missing", lambda p: p.write_text('{"extends": "nope.json", "seed": 1}'), ["cannot read config", "nope.json", "no such file", "extended by"]),
-    ("extends-loop", lambda p: (p.with_name("base.json").write_text('{"extends": "config.json"}'), p.write_text('{"extends": "base.json"}')), ["extend each other in a loop", "base.json", 'remove one "extends"']),
-    ("extends-not-a-name", lambda p: p.write_text('{"extends": ["a.json", "b.json"]}'), ['"extends" must name one config file']),
-]  # fmt: skip
+    (
+        "repeated-key",
+        lambda p: p.write_text(
+            SMOKE.read_text().replace('"seed": 42,', '"seed": 42,\n  "seed": 7,')
+        ),
+        [
+            "the key 'seed' is given twice",
+            f"lines {SEED_LINE} and {SEED_LINE + 1}",
+            "delete the other",
+        ],
+    ),
+    (
+        "repeated-nested-key",
+        lambda p: p.write_text('{"seed": 1, "lr_scheduler_kwargs": {"a": 1, "a": 2}}'),
+        ["the key 'a' is given twice (line 1)"],
+    ),
+    (
+        "extends-missing",
+        lambda p: p.write_text('{"extends": "nope.json", "seed": 1}'),
+        ["cannot read config", "nope.json", "no such file", "extended by"],
+    ),
+    (
+        "extends-loop",
+        lambda p: (
+            p.with_name("base.json").write_text('{"extends": "config.json"}'),
+            p.write_text('{"extends": "base.json"}'),
+        ),
+        ["extend each other in a loop", "base.json", 'remove one "extends"'],
+    ),
+    (
+        "extends-not-a-name",
+        lambda p: p.write_text('{"extends": ["a.json", "b.json"]}'),
+        ['"extends" must name one config file'],
+    ),
+]
 
 
 @pytest.mark.parametrize("case, make, needles", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
@@ -188,7 +318,7 @@ def test_config_with_a_byte_order_mark_is_read(tmp_path, caplog):
 
 def numeric_fields():
     """Every int or float setting of the recipe's own arguments, and the Trainer's numbers that
-    qa.user_files.RANGES checks: (name, is_int)."""
+    qa.ranges.RANGES checks: (name, is_int)."""
     ours = [
         (f.name, "int" in str(f.type))
         for f in dataclasses.fields(DataArguments)
@@ -201,7 +331,7 @@ def numeric_fields():
         "seed",
     }
     names = {name for name, _ in ours}
-    theirs = [(n, n in trainer_ints) for n in qa.user_files.RANGES if n not in names]
+    theirs = [(n, n in trainer_ints) for n in qa.ranges.RANGES if n not in names]
     return ours + theirs
 
 
@@ -368,10 +498,13 @@ def test_predict_and_demo_refuse_a_broken_settings_file_naming_it(
 
 @pytest.mark.parametrize(
     "context, needle",
-    [("", "the passage is empty"), (" \n\t ", "the passage is empty"),
-     ("Wend river. " * 200_000, "the passage is 2,400,000 characters; up to 200,000")],
+    [
+        ("", "the passage is empty"),
+        (" \n\t ", "the passage is empty"),
+        ("Wend river. " * 200_000, "the passage is 2,400,000 characters; up to 200,000"),
+    ],
     ids=["empty", "whitespace", "2.4-MB"],
-)  # fmt: skip
+)
 def test_predict_refuses_empty_and_huge_passages_at_once(bundled_model, tmp_path, context, needle):
     import time
 
@@ -390,13 +523,21 @@ def test_predict_refuses_empty_and_huge_passages_at_once(bundled_model, tmp_path
 
 @pytest.mark.parametrize(
     "flags, needle",
-    [(["--max_seq_length", "0"], "max_seq_length must be a whole number >= 1, not 0"),
-     (["--max_seq_length", "1000"], "max_seq_length 1000 exceeds the model's maximum 512"),
-     (["--doc_stride", "-1"], "doc_stride must be a whole number >= 0, not -1"),
-     (["--doc_stride", "500"], "doc_stride 500 leaves no room for a question in windows of 384"),
-     (["--max_seq_length", "4"], "doc_stride 128 leaves no room for a question in windows of 4 tokens; make max_seq_length larger"),
-     (["--null_score_diff_threshold", "nan"], "null_score_diff_threshold must be a finite number")],
-)  # fmt: skip
+    [
+        (["--max_seq_length", "0"], "max_seq_length must be a whole number >= 1, not 0"),
+        (["--max_seq_length", "1000"], "max_seq_length 1000 exceeds the model's maximum 512"),
+        (["--doc_stride", "-1"], "doc_stride must be a whole number >= 0, not -1"),
+        (["--doc_stride", "500"], "doc_stride 500 leaves no room for a question in windows of 384"),
+        (
+            ["--max_seq_length", "4"],
+            "doc_stride 128 leaves no room for a question in windows of 4 tokens; make max_seq_length larger",
+        ),
+        (
+            ["--null_score_diff_threshold", "nan"],
+            "null_score_diff_threshold must be a finite number",
+        ),
+    ],
+)
 def test_predict_refuses_window_settings_the_model_cannot_take(bundled_model, flags, needle):
     import predict_qa
 
@@ -407,9 +548,10 @@ def test_predict_refuses_window_settings_the_model_cannot_take(bundled_model, fl
 
 
 @pytest.mark.parametrize(
-    "text", ['{"data_arguments": {"doc_stride": 1', "[1]", '{"data_arguments": [1]}'],
+    "text",
+    ['{"data_arguments": {"doc_stride": 1', "[1]", '{"data_arguments": [1]}'],
     ids=["cut-short", "not-an-object", "arguments-not-an-object"],
-)  # fmt: skip
+)
 def test_predict_refuses_a_broken_run_config_of_an_older_folder(tmp_path, bundled_model, text):
     """Folders from before qa_settings.json are answered with their run_config.json's settings."""
     folder = trained_folder_with_settings(tmp_path, bundled_model, "{}")

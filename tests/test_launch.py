@@ -213,8 +213,10 @@ def test_two_processes_by_flags_with_bf16_on_score_like_one(one_process, tmp_pat
     """`--multi_gpu --num_processes 2`, bf16 on: the same checkpoint scored by 2 processes.
     Scoring, not training: bf16 on a CPU without native bf16 is emulated and slow."""
     scored = {}
-    for name, launch in (("one", None), ("two", [*ACCELERATE, "--multi_gpu", "--num_processes",
-                                                 "2", "--main_process_port", "0"])):  # fmt: skip
+    for name, launch in (
+        ("one", None),
+        ("two", [*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--main_process_port", "0"]),
+    ):
         result = run_qa(
             "--model_name_or_path", one_process, "--do_train", "false", "--bf16", "true",
             "--max_eval_samples", 16, "--report_mfu", "false",  # no emulated-bf16 peak to time

@@ -26,12 +26,18 @@ def test_no_module_outside_tests_edits_sys_path():
         if "tests" in path.relative_to(ROOT).parts or ".venv" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            target = node.func.value if isinstance(node, ast.Call) and isinstance(
-                node.func, ast.Attribute) else getattr(node, "targets", [None])[0]  # fmt: skip
+            target = (
+                node.func.value
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                else getattr(node, "targets", [None])[0]
+            )
             if isinstance(target, ast.Subscript):
                 target = target.value
-            if isinstance(target, ast.Attribute) and target.attr == "path" and getattr(
-                target.value, "id", None) == "sys":  # fmt: skip
+            if (
+                isinstance(target, ast.Attribute)
+                and target.attr == "path"
+                and getattr(target.value, "id", None) == "sys"
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
 
@@ -40,16 +46,29 @@ def test_the_readme_first_screen_says_how_to_start():
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     assert len(lines) <= 250
     first = "\n".join(lines[:40])
-    for needed in ("make train", "make test", "SQUAD_DIR", "runs/squad20pct/", "6-layer BERT",
-                   "bert-base-uncased", "AVX2", "dev F1"):  # fmt: skip
+    for needed in (
+        "make train",
+        "make test",
+        "SQUAD_DIR",
+        "runs/squad20pct/",
+        "6-layer BERT",
+        "bert-base-uncased",
+        "AVX2",
+        "dev F1",
+    ):
         assert needed in first, needed
 
 
 def test_make_help_lists_every_target():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     phony = set(re.search(r"^\.PHONY:(.*)$", makefile, re.M).group(1).split())
-    helped = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    helped = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     listed = set(re.findall(r"^\s+make (\S+)", helped, re.M))
     assert phony == listed, (phony - listed, listed - phony)
 
@@ -58,9 +77,10 @@ def test_every_tool_and_bench_has_a_make_target():
     """A newcomer finds each tool through `make help`: every script in tools/ and the benches
     that `make` offers run from a recipe line of some target."""
     recipes = "\n".join(
-        line for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+        line
+        for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
         if line.startswith("\t")
-    )  # fmt: skip
+    )
     scripts = sorted(ROOT.glob("tools/*.py")) + [
         ROOT / "bench" / n for n in ("bench.py", "inference.py")
     ]
@@ -80,8 +100,13 @@ def test_make_help_names_every_variable_the_makefile_reads():
     read = {name for pair in read for name in pair if name}
     read |= set(re.findall(r"^(?:export )?([A-Z][A-Z_0-9]*) \?=", makefile, re.M))
     internal = {"BIN", "MAKEFILE_LIST", "SHELL"}  # make's own, or derived from VENV
-    helped = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    helped = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     variables = helped.split("Variables", 1)[1]
     missing = {name for name in read - internal if not re.search(rf"\b{name}\b", variables)}
     assert not missing, missing
@@ -106,8 +131,9 @@ def test_the_installed_package_scores_with_its_own_metric_outside_the_checkout(t
         " references=[{'id': 'a', 'answers': {'text': ['the Denver Broncos'], 'answer_start': [0]}}]))"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", score], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", score], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "'exact_match': 100.0" in done.stdout and "'f1': 100.0" in done.stdout
 
@@ -134,8 +160,11 @@ def test_the_results_index_lists_every_results_folder():
     index = (ROOT / "results" / "README.md").read_text(encoding="utf-8")
     folders = [p for p in ROOT.glob("results/*/*") if p.is_dir() or p.suffix == ".md"]
     folders += [p for p in ROOT.glob("results/*") if p.is_dir()]
-    missing = [str(p.relative_to(ROOT / "results")) for p in folders
-               if f"`{p.relative_to(ROOT / 'results')}" not in index]  # fmt: skip
+    missing = [
+        str(p.relative_to(ROOT / "results"))
+        for p in folders
+        if f"`{p.relative_to(ROOT / 'results')}" not in index
+    ]
     assert folders and not missing, missing
 
 
@@ -193,8 +222,23 @@ def test_no_stage_imports_a_stage_after_it():
 
 def test_the_library_holds_no_test_or_bench_code_and_only_foundations_at_its_top():
     top = sorted(p.name for p in (ROOT / "qa").glob("*.py"))
-    assert top == ["__init__.py", "atomic.py", "user_files.py"]
+    assert top == ["__init__.py", "atomic.py", "ranges.py", "user_files.py"]
     for stage in STAGES:  # the tests' oracle and the bench's baseline live beside them
         assert not {"reference.py", "classic_postprocess.py"} & {
             p.name for p in (ROOT / "qa" / stage).glob("*.py")
         }
+
+
+def test_functions_stay_short_enough_to_read():
+    """The recipe's scripts read as a pipeline of short stages; the library's functions fit a
+    screen or two."""
+    limits = {ROOT / "run_qa.py": 60, ROOT / "trainer_qa.py": 60}
+    limits |= {path: 100 for path in (ROOT / "qa").rglob("*.py")}
+    long = []
+    for path, limit in limits.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} {lines}")
+    assert not long, long

@@ -43,8 +43,10 @@ def test_a_passage_of_no_token_gets_no_answer_from_predict(bundled_model, tmp_pa
     assert {k: answer[k] for k in NO_ANSWER} == NO_ANSWER
     # In a file, beside a passage with tokens: each question gets its own answer.
     path = tmp_path / "questions.jsonl"
-    rows = [{"id": "empty", "question": "Which river?", "context": passage},
-            {"id": "plain", "question": "Which river?", "context": CONTEXT}]  # fmt: skip
+    rows = [
+        {"id": "empty", "question": "Which river?", "context": passage},
+        {"id": "plain", "question": "Which river?", "context": CONTEXT},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     predict_qa.main([bundled_model, "--file", str(path), "--output", str(out), *flags])
     answers = json.loads(out.read_text())

@@ -53,8 +53,12 @@ def assert_parity(model_dir, questions_path, tmp_path, top_k=3):
     assert len(got) == len(examples) == len(expected)
     for qid, mine in zip(examples["id"], got):
         want = expected[qid]
-        assert mine == {"score": want["probability"], "start": want["start"], "end": want["end"],
-                        "answer": want["text"]}, qid  # fmt: skip
+        assert mine == {
+            "score": want["probability"],
+            "start": want["start"],
+            "end": want["end"],
+            "answer": want["text"],
+        }, qid
     ranked = answer(rows, bf16=False, top_k=top_k)
     for qid, mine in zip(examples["id"], ranked):
         assert [(c["answer"], c["start"], c["end"], c["score"]) for c in mine] == [
@@ -84,8 +88,10 @@ def test_the_pipeline_abstains_where_predict_qa_does(folder, tmp_path):
         for a in answer_questions(folder, examples, version_2_with_negative=True, **WINDOW).values()
     )
     threshold = diffs[len(diffs) // 2]
-    save_settings(str(folder), {"version_2_with_negative": True,
-                                "null_score_diff_threshold": threshold, **WINDOW})  # fmt: skip
+    save_settings(
+        str(folder),
+        {"version_2_with_negative": True, "null_score_diff_threshold": threshold, **WINDOW},
+    )
     expected = assert_parity(folder, questions, tmp_path)
     texts = [a["text"] for a in expected.values()]
     assert "" in texts and any(texts)  # both behaviours are compared above
@@ -99,8 +105,9 @@ def test_one_question_and_one_context_for_several(folder):
     one = answer(question="Who founded Bramford?", context=context, bf16=False)
     assert set(one) == {"score", "start", "end", "answer"}
     assert context[one["start"] : one["end"]] == one["answer"]
-    both = answer(question=["Who founded Bramford?", "Where is Bramford?"], context=context,
-                  bf16=False)  # fmt: skip
+    both = answer(
+        question=["Who founded Bramford?", "Where is Bramford?"], context=context, bf16=False
+    )
     # Batched with another question, the kernels may block the sums differently (oneDNN on AMX
     # does): the same answer, a score equal to float precision.
     assert len(both) == 2 and {**both[0], "score": None} == {**one, "score": None}
@@ -123,18 +130,58 @@ def test_one_question_and_one_context_for_several(folder):
         (lambda a: a(7), TypeError, "dict or a list of them, not int"),
         (lambda a: a({"question": "q", "context": "c"}, {}), TypeError, "one list of them"),
         (lambda a: a([{"question": 5, "context": "c"}]), ValueError, "question 1: 'question'"),
-        (lambda a: a(question="q\ud800", context="c"), ValueError, "question 1: 'question' has a lone surrogate"),
-        (lambda a: a(question="q", context="c", top_k=0), ValueError, "top_k must be a whole number >= 1"),
-        (lambda a: a(question="q", context="c", top_k="3"), ValueError, "top_k must be a whole number"),
-        (lambda a: a(question="q", context="c", max_seq_len=0), ValueError, "max_seq_len must be a whole number >= 1"),
-        (lambda a: a(question="q", context="c", max_seq_len=1000), ValueError, "max_seq_length 1000 exceeds the model's maximum 512"),
-        (lambda a: a(question="q", context="c", doc_stride=500), ValueError, "doc_stride 500 leaves no room for a question"),
-        (lambda a: a(question="q", context="c", max_answer_len=0), ValueError, "max_answer_len must be a whole number >= 1"),
-        (lambda a: a(question="q", context="c", null_score_diff_threshold=float("nan")), ValueError, "a finite number"),
-        (lambda a: a(question="q", context="c", handle_impossible_answer="yes"), ValueError, "True or False"),
-        (lambda a: a(question="q", context="c", bf16="maybe"), ValueError, "bf16 must be 'auto', True or False"),
+        (
+            lambda a: a(question="q\ud800", context="c"),
+            ValueError,
+            "question 1: 'question' has a lone surrogate",
+        ),
+        (
+            lambda a: a(question="q", context="c", top_k=0),
+            ValueError,
+            "top_k must be a whole number >= 1",
+        ),
+        (
+            lambda a: a(question="q", context="c", top_k="3"),
+            ValueError,
+            "top_k must be a whole number",
+        ),
+        (
+            lambda a: a(question="q", context="c", max_seq_len=0),
+            ValueError,
+            "max_seq_len must be a whole number >= 1",
+        ),
+        (
+            lambda a: a(question="q", context="c", max_seq_len=1000),
+            ValueError,
+            "max_seq_length 1000 exceeds the model's maximum 512",
+        ),
+        (
+            lambda a: a(question="q", context="c", doc_stride=500),
+            ValueError,
+            "doc_stride 500 leaves no room for a question",
+        ),
+        (
+            lambda a: a(question="q", context="c", max_answer_len=0),
+            ValueError,
+            "max_answer_len must be a whole number >= 1",
+        ),
+        (
+            lambda a: a(question="q", context="c", null_score_diff_threshold=float("nan")),
+            ValueError,
+            "a finite number",
+        ),
+        (
+            lambda a: a(question="q", context="c", handle_impossible_answer="yes"),
+            ValueError,
+            "True or False",
+        ),
+        (
+            lambda a: a(question="q", context="c", bf16="maybe"),
+            ValueError,
+            "bf16 must be 'auto', True or False",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_calls_say_what_is_wrong(folder, call, error, words):
     answer = pipeline("question-answering", model=str(folder), device="cpu")
     with pytest.raises(error, match=words):
@@ -147,16 +194,19 @@ def test_an_empty_list_of_questions_gets_an_empty_list(folder):
 
 
 @pytest.mark.slow  # trains the smoke models, reads ../shared
-@pytest.mark.parametrize("run, dev", [("smoke_run", "dev-v1.1.json"),
-                                      ("smoke_v2_run", "dev-v2.0.json")])  # fmt: skip
+@pytest.mark.parametrize(
+    "run, dev", [("smoke_run", "dev-v1.1.json"), ("smoke_v2_run", "dev-v2.0.json")]
+)
 def test_the_pipeline_answers_as_predict_qa_with_a_trained_model(request, tmp_path, run, dev):
     """40 dev questions, long contexts over several windows of the run's own size (256 / 96)."""
     output, _, _ = request.getfixturevalue(run)
     document = json.loads((SQUAD_DIR / dev).read_text())
     rows = [
         {"id": q["id"], "question": q["question"], "context": p["context"]}
-        for article in document["data"][:3] for p in article["paragraphs"][:5] for q in p["qas"][:3]
-    ][:40]  # fmt: skip
+        for article in document["data"][:3]
+        for p in article["paragraphs"][:5]
+        for q in p["qas"][:3]
+    ][:40]
     path = tmp_path / "questions.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     expected = assert_parity(output, path, tmp_path)

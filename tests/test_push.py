@@ -63,7 +63,9 @@ def test_real_push_uploads_the_same_selection(tmp_path, monkeypatch):
         repo_id = "me/bert-squad"
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.update(repo=repo_id) or Repo())  # fmt: skip
+    monkeypatch.setattr(
+        HfApi, "create_repo", lambda self, repo_id, **kw: calls.update(repo=repo_id) or Repo()
+    )
     monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.update(kw) or "url")
     push_qa.main([str(folder), "--repo_id", "me/bert-squad"])
     assert calls["repo"] == "me/bert-squad" and calls["repo_id"] == "me/bert-squad"
@@ -221,15 +223,31 @@ def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch)
 
 SECRET = "hf_TestTokenThatMustNeverBePrinted"
 HUB_FILES = [  # what loading and judging the model needs
-    "README.md", "all_results.json", "config.json", "eval_results.json", "log_history.json",
-    "model.safetensors", "qa_settings.json", "runs/Nov28/events.out.tfevents.1", "samples.json",
-    "tokenizer.json", "tokenizer_config.json", "training_curves.png",
-]  # fmt: skip
+    "README.md",
+    "all_results.json",
+    "config.json",
+    "eval_results.json",
+    "log_history.json",
+    "model.safetensors",
+    "qa_settings.json",
+    "runs/Nov28/events.out.tfevents.1",
+    "samples.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "training_curves.png",
+]
 LOCAL_FILES = [  # answer dumps, locks and nested folders: here unless --include_all
-    "eval.lock", "eval/all_results.json", "eval/nbest_predictions.json", "eval/predictions.json",
-    "eval/runs/Dec01/events.out.tfevents.2", "nbest_predictions.json", "null_odds.json",
-    "predictions.json", "span_predictions.json", "tune_nbest_predictions.json",
-]  # fmt: skip
+    "eval.lock",
+    "eval/all_results.json",
+    "eval/nbest_predictions.json",
+    "eval/predictions.json",
+    "eval/runs/Dec01/events.out.tfevents.2",
+    "nbest_predictions.json",
+    "null_odds.json",
+    "predictions.json",
+    "span_predictions.json",
+    "tune_nbest_predictions.json",
+]
 
 
 def evaluated_run(folder):
@@ -242,7 +260,9 @@ def evaluated_run(folder):
 
 
 @pytest.mark.parametrize("include_all", [False, True])
-def test_an_evaluated_folder_uploads_what_a_model_repository_holds(tmp_path, monkeypatch, include_all):  # fmt: skip
+def test_an_evaluated_folder_uploads_what_a_model_repository_holds(
+    tmp_path, monkeypatch, include_all
+):
     folder = str(evaluated_run(tmp_path / "run"))
     uploaded, kept = upload_selection(folder, include_all)
     always_home = ["_scratch.txt", "checkpoint-200/optimizer.pt"]
@@ -273,7 +293,9 @@ def test_the_dry_run_says_what_stays_here_and_how_to_send_it(tmp_path, capsys):
 
 def test_a_folder_name_that_is_no_hub_id_is_refused_before_the_dry_run(tmp_path):
     folder = finished_run(tmp_path / "squad 20%")
-    with pytest.raises(SystemExit, match=r"^error: 'squad 20%' is not a Hub repository id .*--repo_id"):  # fmt: skip
+    with pytest.raises(
+        SystemExit, match=r"^error: 'squad 20%' is not a Hub repository id .*--repo_id"
+    ):
         push_qa.main([str(folder), "--dry_run"])
 
 
@@ -286,8 +308,13 @@ def closed_port():
 
 def push_command(folder, endpoint, tmp_path):
     """`make push REPO_ID=me/bert-squad HF_HUB_OFFLINE=0` against `endpoint`, token in HF_TOKEN."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": endpoint, "HF_TOKEN": SECRET,
-           "HF_HOME": str(tmp_path / "hf-home")}  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "0",
+        "HF_ENDPOINT": endpoint,
+        "HF_TOKEN": SECRET,
+        "HF_HOME": str(tmp_path / "hf-home"),
+    }
     tool = os.path.join(os.path.dirname(push_qa.__file__), "push_qa.py")
     command = [sys.executable, tool, str(folder), "--repo_id", "me/bert-squad"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
@@ -308,9 +335,12 @@ def test_push_with_the_hub_unreachable_is_one_line(tmp_path):
         endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
         result = push_command(folder, endpoint, tmp_path)
     assert_one_line(
-        result, f"cannot reach the Hub at {endpoint} to push me/bert-squad", "ConnectError",
-        "check the network and HF_ENDPOINT", "No commit was made",
-    )  # fmt: skip
+        result,
+        f"cannot reach the Hub at {endpoint} to push me/bert-squad",
+        "ConnectError",
+        "check the network and HF_ENDPOINT",
+        "No commit was made",
+    )
 
 
 def refusal(status):
@@ -325,12 +355,17 @@ def refusal(status):
 
 @pytest.mark.parametrize(
     "status, said",
-    [(401, "the Hub refused the token for me/bert-squad (HTTP 401 Unauthorized)"),
-     (403, "the Hub refused the token for me/bert-squad (HTTP 403 Forbidden)"),
-     (404, "the Hub has no me/bert-squad for this token"),
-     (500, "the Hub refused the upload to me/bert-squad (HTTP 500 Internal Server Error: Invalid")],
-)  # fmt: skip
-def test_a_refused_push_is_one_line_without_the_token(tmp_path, monkeypatch, capsys, status, said):  # fmt: skip
+    [
+        (401, "the Hub refused the token for me/bert-squad (HTTP 401 Unauthorized)"),
+        (403, "the Hub refused the token for me/bert-squad (HTTP 403 Forbidden)"),
+        (404, "the Hub has no me/bert-squad for this token"),
+        (
+            500,
+            "the Hub refused the upload to me/bert-squad (HTTP 500 Internal Server Error: Invalid",
+        ),
+    ],
+)
+def test_a_refused_push_is_one_line_without_the_token(tmp_path, monkeypatch, capsys, status, said):
     folder = finished_run(tmp_path / "run")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_TOKEN", SECRET)
@@ -382,8 +417,13 @@ def tiny_trainer(output_dir, **args):
 
     from trainer_qa import QuestionAnsweringTrainer
 
-    config = BertConfig(vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
-                        intermediate_size=8)  # fmt: skip
+    config = BertConfig(
+        vocab_size=32,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=8,
+    )
     args = TrainingArguments(output_dir=str(output_dir), report_to="none", use_cpu=True, **args)
     return QuestionAnsweringTrainer(model=BertForQuestionAnswering(config), args=args)
 
@@ -418,7 +458,9 @@ def test_run_qa_push_to_hub_with_the_hub_unreachable_is_one_line(tmp_path, monke
         endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
         monkeypatch.setattr(constants, "ENDPOINT", endpoint)  # HfApi() reads it when made
         monkeypatch.setattr("transformers.utils.hub._hf_api", HfApi(endpoint=endpoint))
-        with pytest.raises(SystemExit, match=r"^error: cannot reach the Hub .* me/x .*Nothing was trained"):  # fmt: skip
+        with pytest.raises(
+            SystemExit, match=r"^error: cannot reach the Hub .* me/x .*Nothing was trained"
+        ):
             tiny_trainer(tmp_path / "a", push_to_hub=True, hub_model_id="me/x")
         folder = evaluated_run(tmp_path / "run")
         with pytest.raises(SystemExit) as stopped:

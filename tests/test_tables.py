@@ -20,16 +20,23 @@ from qa.run.config import parse_arguments
 CONTEXT = "Ada Lovelace wrote the first program in 1843."
 HEADER = "question,context,answer_text,answer_start\n"
 GOOD_ROWS = [
-    {"question": "Who wrote the first program?", "context": CONTEXT, "answer_text": "Ada Lovelace",
-     "answer_start": 0},
+    {
+        "question": "Who wrote the first program?",
+        "context": CONTEXT,
+        "answer_text": "Ada Lovelace",
+        "answer_start": 0,
+    },
     {"question": "When?", "context": CONTEXT, "answer_text": "1843", "answer_start": 40},
-]  # fmt: skip
+]
 TEXT_AND_START = Columns(answer="answer_text")
 EXPECTED = [
-    {"question": "Who wrote the first program?", "context": CONTEXT,
-     "answers": {"text": ["Ada Lovelace"], "answer_start": [0]}},
+    {
+        "question": "Who wrote the first program?",
+        "context": CONTEXT,
+        "answers": {"text": ["Ada Lovelace"], "answer_start": [0]},
+    },
     {"question": "When?", "context": CONTEXT, "answers": {"text": ["1843"], "answer_start": [40]}},
-]  # fmt: skip
+]
 
 
 def write_csv(path, text: str) -> str:
@@ -38,8 +45,10 @@ def write_csv(path, text: str) -> str:
 
 
 def good_csv(tmp_path) -> str:
-    lines = [f'"{r["question"]}","{r["context"]}",{r["answer_text"]},{r["answer_start"]}\n'
-             for r in GOOD_ROWS]  # fmt: skip
+    lines = [
+        f'"{r["question"]}","{r["context"]}",{r["answer_text"]},{r["answer_start"]}\n'
+        for r in GOOD_ROWS
+    ]
     return write_csv(tmp_path / "own.csv", HEADER + "".join(lines))
 
 
@@ -73,8 +82,10 @@ def test_csv_with_squad_style_answers_in_json(tmp_path):
 
 
 def test_parquet_with_renamed_columns_and_struct_answers(tmp_path):
-    rows = [{"id": f"p{i}", "query": r["question"], "passage": r["context"], "gold": r["answers"]}
-            for i, r in enumerate(EXPECTED)]  # fmt: skip
+    rows = [
+        {"id": f"p{i}", "query": r["question"], "passage": r["context"], "gold": r["answers"]}
+        for i, r in enumerate(EXPECTED)
+    ]
     columns = Columns(question="query", context="passage", answer="gold")
     examples = load_squad_file(write_parquet(tmp_path / "own.parquet", rows), columns=columns)
     assert content(examples) == EXPECTED and examples["id"] == ["p0", "p1"]
@@ -83,8 +94,7 @@ def test_parquet_with_renamed_columns_and_struct_answers(tmp_path):
 def test_parquet_text_and_start_as_pandas_writes_it(tmp_path):
     # pandas stores an integer column with a gap as floats: 40.0 is the whole number 40.
     rows = [{**r, "answer_start": float(r["answer_start"])} for r in GOOD_ROWS]
-    rows.append({**GOOD_ROWS[0], "question": "Who not?", "answer_text": None,
-                 "answer_start": None})  # fmt: skip
+    rows.append({**GOOD_ROWS[0], "question": "Who not?", "answer_text": None, "answer_start": None})
     path = write_parquet(tmp_path / "floats.parquet", rows)
     examples = load_squad_file(path, allow_unanswerable=True, columns=TEXT_AND_START)
     assert content(examples)[:2] == EXPECTED
@@ -108,9 +118,13 @@ def test_empty_answer_text_is_no_answer_and_needs_version_2(tmp_path):
 def test_the_columns_are_part_of_the_recorded_data(tmp_path):
     """The same file read through other columns is other data: the features cache and the run's
     record must tell them apart."""
-    args = SimpleNamespace(version_2_with_negative=False, question_column="question",
-                           context_column="context", answer_column="answer_text",
-                           answer_start_column="answer_start")  # fmt: skip
+    args = SimpleNamespace(
+        version_2_with_negative=False,
+        question_column="question",
+        context_column="context",
+        answer_column="answer_text",
+        answer_start_column="answer_start",
+    )
     checksums = {}
     load_local_file(good_csv(tmp_path), args, checksums, "train")
     assert checksums["train"]["columns"]["answer"] == "answer_text"
@@ -163,17 +177,22 @@ def test_bad_csv_rows_are_one_line_naming_file_row_and_fix(tmp_path, case):
 def test_bad_parquet_rows_name_the_column_the_user_gave(tmp_path):
     rows = [{"query": "Who?", "passage": None, "answers": EXPECTED[0]["answers"]}]
     path = write_parquet(tmp_path / "nulls.parquet", rows)
-    with pytest.raises(SquadDataError, match=r"nulls.parquet: row 1 has an empty or non-text "
-                       "'passage'; fix or remove"):  # fmt: skip
+    with pytest.raises(
+        SquadDataError,
+        match=r"nulls.parquet: row 1 has an empty or non-text "
+        "'passage'; fix or remove",
+    ):
         load_squad_file(path, columns=Columns(question="query", context="passage"))
 
 
 @pytest.mark.parametrize(
     "name, raw, needle",
-    [("latin1.csv", HEADER.encode() + b"Who?,Caf\xe9,Caf,0\n", "line 2: not UTF-8"),
-     ("broken.parquet", b"PAR1 not really", "not a Parquet file that can be read"),
-     ("empty.csv", b"", "the file is empty")],
-)  # fmt: skip
+    [
+        ("latin1.csv", HEADER.encode() + b"Who?,Caf\xe9,Caf,0\n", "line 2: not UTF-8"),
+        ("broken.parquet", b"PAR1 not really", "not a Parquet file that can be read"),
+        ("empty.csv", b"", "the file is empty"),
+    ],
+)
 def test_unreadable_tables_are_one_line(tmp_path, name, raw, needle):
     (tmp_path / name).write_bytes(raw)
     with pytest.raises(SquadDataError) as caught:
@@ -191,19 +210,34 @@ def test_a_missing_table_says_how_to_point_at_one(tmp_path):
 
 def hub_arguments(**columns):
     data = SimpleNamespace(
-        dataset_name="someone/own-qa", dataset_config_name=None, train_file=None,
-        validation_file=None, threshold_file=None, extra_train_files=[], train_fraction=1.0,
-        train_fraction_seed=None, max_train_samples=None, max_eval_samples=None,
-        extra_train_repeats=1, version_2_with_negative=False,
+        dataset_name="someone/own-qa",
+        dataset_config_name=None,
+        train_file=None,
+        validation_file=None,
+        threshold_file=None,
+        extra_train_files=[],
+        train_fraction=1.0,
+        train_fraction_seed=None,
+        max_train_samples=None,
+        max_eval_samples=None,
+        extra_train_repeats=1,
+        version_2_with_negative=False,
         **{f"{k}_column": v for k, v in {**vars(Columns()), **columns}.items()},
-    )  # fmt: skip
+    )
     training = SimpleNamespace(do_train=True, do_eval=True, seed=42)
     return data, SimpleNamespace(cache_dir=None), training
 
 
 def test_hub_dataset_with_other_column_names(monkeypatch):
-    rows = [{"q": r["question"], "passage": r["context"], "answer_text": r["answer_text"],
-             "answer_start": r["answer_start"]} for r in GOOD_ROWS]  # fmt: skip
+    rows = [
+        {
+            "q": r["question"],
+            "passage": r["context"],
+            "answer_text": r["answer_text"],
+            "answer_start": r["answer_start"],
+        }
+        for r in GOOD_ROWS
+    ]
     hub = datasets.DatasetDict(
         {"train": datasets.Dataset.from_list(rows), "validation": datasets.Dataset.from_list(rows)}
     )
@@ -224,8 +258,9 @@ def test_hub_dataset_in_squads_shape_is_used_as_it_is(monkeypatch):
 
 def test_hub_rows_are_checked_like_a_file(monkeypatch):
     bad = [{**GOOD_ROWS[0], "answer_start": 3}]
-    monkeypatch.setattr(datasets, "load_dataset",
-                        lambda *a, **k: {"train": datasets.Dataset.from_list(bad)})  # fmt: skip
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda *a, **k: {"train": datasets.Dataset.from_list(bad)}
+    )
     with pytest.raises(SquadDataError, match=r"someone/own-qa \(train split\): row 1: the answer"):
         load_raw_datasets(*hub_arguments(answer="answer_text"))
 
@@ -305,7 +340,9 @@ def test_an_evaluation_reads_only_the_hubs_validation_split(monkeypatch):
 
 
 def test_a_row_with_an_id_is_named_by_both(tmp_path):
-    path = write_csv(tmp_path / "ids.csv", "id,question,context,answer_text,answer_start\n"
-                     "q7,Who?,Ada wrote,Ada,2\n")  # fmt: skip
+    path = write_csv(
+        tmp_path / "ids.csv",
+        "id,question,context,answer_text,answer_start\nq7,Who?,Ada wrote,Ada,2\n",
+    )
     with pytest.raises(SquadDataError, match=r"ids.csv: row 1 \(line 2, id q7\): the answer"):
         load_squad_file(path, columns=TEXT_AND_START)

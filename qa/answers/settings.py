@@ -11,18 +11,18 @@ import os
 from qa.atomic import write_json_atomic
 from qa.user_files import read_settings_object
 
-SETTINGS_FILE = "qa_settings.json"
+ANSWER_SETTINGS_FILE = "qa_settings.json"
 
 
 def save_settings(folder: str, settings: dict) -> str:
-    path = os.path.join(folder, SETTINGS_FILE)
+    path = os.path.join(folder, ANSWER_SETTINGS_FILE)
     write_json_atomic(path, settings)
     return path
 
 
 def load_settings(folder: str) -> dict:
     """The folder's settings; {} for a Hub id or a folder without them (the defaults apply)."""
-    path = os.path.join(folder, SETTINGS_FILE)
+    path = os.path.join(folder, ANSWER_SETTINGS_FILE)
     if not os.path.isfile(path):
         return {}
     settings = read_settings_object(

@@ -113,8 +113,14 @@ def _fetch(url: str, sink, size: int, timeout: float, seconds: float, label: str
     return got, digest
 
 
-def download(url: str, target: Path, size: int, sha256: str, timeout: float = TIMEOUT_S,
-             deadline_s: float | None = None) -> None:  # fmt: skip
+def download(
+    url: str,
+    target: Path,
+    size: int,
+    sha256: str,
+    timeout: float = TIMEOUT_S,
+    deadline_s: float | None = None,
+) -> None:
     """Fetch url to target, which appears only once its size and sha256 are right; all of it
     within deadline_s seconds (default: download_deadline(size)).
 
@@ -230,8 +236,9 @@ def prepare(folder: Path, wanted: list[str]) -> str:
         seconds = download_deadline(official.size)  # a bad setting: its own one line
         print(f"Downloading {name} ({official.size / 1e6:.1f} MB) from {url_of(name)}")
         try:
-            download(url_of(name), folder / name, official.size, official.sha256,
-                     deadline_s=seconds)  # fmt: skip
+            download(
+                url_of(name), folder / name, official.size, official.sha256, deadline_s=seconds
+            )
         except DataFolderError as err:
             raise DataFolderError(
                 f"could not get {name}: {err}. Nothing partial was kept.\n"
@@ -245,9 +252,12 @@ def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", type=Path, help="the folder (default: SQUAD_DIR, see above)")
     parser.add_argument(
-        "--files", nargs="+", choices=sorted(OFFICIAL_FILES), default=list(RECIPE_FILES),
+        "--files",
+        nargs="+",
+        choices=sorted(OFFICIAL_FILES),
+        default=list(RECIPE_FILES),
         help=f"the files to check or fetch (default: {' '.join(RECIPE_FILES)})",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     folder = args.dir or squad_dir()
     try:

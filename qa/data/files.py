@@ -24,27 +24,31 @@ OFFICIAL_FILES = {
     f.name: f
     for f in (
         OfficialFile(
-            "train-v1.1.json", 30_288_272,
+            "train-v1.1.json",
+            30_288_272,
             "3527663986b8295af4f7fcdff1ba1ff3f72d07d61a20f487cb238a6ef92fd955",
             "SQuAD 1.1 train, 87,599 questions",
         ),
         OfficialFile(
-            "dev-v1.1.json", 4_854_279,
+            "dev-v1.1.json",
+            4_854_279,
             "95aa6a52d5d6a735563366753ca50492a658031da74f301ac5238b03966972c9",
             "SQuAD 1.1 dev, 10,570 questions",
         ),
         OfficialFile(
-            "dev-v2.0.json", 4_370_528,
+            "dev-v2.0.json",
+            4_370_528,
             "80a5225e94905956a6446d296ca1093975c4d3b3260f1d6c8f68bc2ab77182d8",
             "SQuAD 2.0 dev, 11,873 questions",
         ),
         OfficialFile(
-            "train-v2.0.json", 42_123_633,
+            "train-v2.0.json",
+            42_123_633,
             "68dcfbb971bd3e96d5b46c7177b16c1a4e7d4bdef19fb204502738552dede002",
             "SQuAD 2.0 train, 130,319 questions",
         ),
     )
-}  # fmt: skip
+}
 # What the configs read: make data fetches these (train-v2.0.json only when asked for).
 RECIPE_FILES = ("train-v1.1.json", "dev-v1.1.json", "dev-v2.0.json")
 OFFICIAL_BASE_URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset"

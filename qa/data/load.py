@@ -22,7 +22,7 @@ from datasets import Dataset, Features, List, Value
 
 from qa import ROOT
 from qa.data.download import DataFolderError, download
-from qa.data.files import MIRROR_SUMS, OFFICIAL_FILES, SHARED_SQUAD_DIR, default_squad_dir, url_of
+from qa.data.files import MIRROR_SUMS, OFFICIAL_FILES, default_squad_dir, url_of
 from qa.data.tables import (
     Columns,
     check_columns,
@@ -49,8 +49,6 @@ SQUAD_FEATURES = Features(
 
 SQUAD_COLUMNS = {"id", "context", "question", "answers"}
 
-# The local mirror beside the checkout; without one, SQUAD_DIR defaults to the download cache.
-DEFAULT_SQUAD_DIR = SHARED_SQUAD_DIR
 # Where qa/data/split.py writes the article split of dev-v2.0 unless SQUAD_V2_SPLIT_DIR says otherwise.
 DEFAULT_SPLIT_DIR = ROOT / ".cache" / "squad-v2-split"
 # Defaults are looked up when a path is resolved: `make data` may have just filled the cache.
@@ -258,10 +256,12 @@ def _rows_from_table(
     rows = []
     for number, record in enumerate(records, start=1):
         where = row_name(number, path, record)
-        squad = squad_record(record, columns, text_and_start, where, path, SquadDataError,
-                             default_id(path, number))  # fmt: skip
-        row = _make_row(squad, squad["title"], squad["context"], where, path, answers_optional,
-                        shown)  # fmt: skip
+        squad = squad_record(
+            record, columns, text_and_start, where, path, SquadDataError, default_id(path, number)
+        )
+        row = _make_row(
+            squad, squad["title"], squad["context"], where, path, answers_optional, shown
+        )
         if problem := misplaced_answer(row, where, path):
             raise SquadDataError(problem)
         rows.append(row)
@@ -269,9 +269,12 @@ def _rows_from_table(
 
 
 def table_dataset(
-    records: list[dict], path: str, columns: Columns, allow_unanswerable=False,
+    records: list[dict],
+    path: str,
+    columns: Columns,
+    allow_unanswerable=False,
     answers_optional=False,
-) -> Dataset:  # fmt: skip
+) -> Dataset:
     """A table's rows in the Hub's schema, checked as a SQuAD file's are."""
     rows = _rows_from_table(records, path, columns, answers_optional)
     _check_rows(rows, path, allow_unanswerable)
@@ -325,9 +328,11 @@ MISSING_HINT = (
 
 
 def load_squad_file(
-    path: str, allow_unanswerable: bool = False, answers_optional: bool = False,
+    path: str,
+    allow_unanswerable: bool = False,
+    answers_optional: bool = False,
     columns: Columns | None = None,
-) -> Dataset:  # fmt: skip
+) -> Dataset:
     """Read one local file into the Hub's schema: SQuAD's nested JSON or JSON Lines, or a CSV or
     Parquet table whose columns `columns` names (qa/data/tables.py).
 
@@ -402,13 +407,18 @@ def _truncated_or_invalid(path: str, text: str, err: json.JSONDecodeError) -> Sq
     )
 
 
+def fraction_problem(fraction: float) -> str | None:
+    """What is wrong with a train_fraction, if anything: it must be in (0, 1]."""
+    return None if 0.0 < fraction <= 1.0 else f"train_fraction must be in (0, 1], got {fraction}"
+
+
 def take_fraction(dataset: Dataset, fraction: float, seed: int) -> Dataset:
     """A seeded random subset of questions, kept in file order.
 
     Random rather than the first N, which would all come from the first few articles.
     """
-    if not 0.0 < fraction <= 1.0:
-        raise SquadDataError(f"train_fraction must be in (0, 1], got {fraction}.")
+    if problem := fraction_problem(fraction):
+        raise SquadDataError(f"{problem}.")
     if fraction == 1.0:
         return dataset
     count = max(1, round(len(dataset) * fraction))
@@ -477,8 +487,6 @@ def load_raw_datasets(data_args, model_args, training_args):
         if extras:
             combined = datasets.concatenate_datasets([train.cast(SQUAD_FEATURES), *extras])
             check_unique_ids(combined["id"], ["train_file", *data_args.extra_train_files])
-            if data_args.extra_train_repeats < 1:
-                raise SquadDataError("extra_train_repeats must be 1 or more.")
             copies = extras * (data_args.extra_train_repeats - 1)
             train = datasets.concatenate_datasets([combined, *copies])
     tune = splits.get("tune")

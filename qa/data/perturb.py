@@ -309,11 +309,6 @@ class Article:
         return found
 
 
-def perturbations(question: str, passage: str, others: list[str]) -> list[tuple[Term, list[str]]]:
-    """The options for one question of `passage`, with the article's other paragraphs."""
-    return Article([passage, *others]).options(0, question)
-
-
 def apply(question: str, term: Term, replacement: str) -> Perturbation:
     new = question[: term.start] + replacement + question[term.end :]
     return Perturbation(term.kind, term.text, replacement, new)

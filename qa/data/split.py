@@ -161,9 +161,10 @@ def main(argv=None):
     parser.add_argument("--out", default="$SQUAD_V2_SPLIT_DIR", help="folder to write")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument(
-        "--v1_outside", action="store_true",
+        "--v1_outside",
+        action="store_true",
         help="also write dev-v1.1-outside.json: the v1.1 dev articles not in dev-v2.0",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     out = resolve_data_path(args.out)
     try:

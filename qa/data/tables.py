@@ -127,8 +127,15 @@ def check_columns(names: list[str], columns: Columns, path: str, error, answers_
             )
 
 
-def squad_record(record: dict, columns: Columns, text_and_start: bool, where: str, path: str,
-                 error, default_id: str) -> dict:  # fmt: skip
+def squad_record(
+    record: dict,
+    columns: Columns,
+    text_and_start: bool,
+    where: str,
+    path: str,
+    error,
+    default_id: str,
+) -> dict:
     """The row as a JSON Lines SQuAD record, for the checks every record gets."""
     squad = {
         "id": record.get("id", default_id),

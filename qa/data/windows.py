@@ -215,8 +215,9 @@ def features_cache_file(
     return os.path.join(cache_dir, f"{split}-{digest}.arrow")
 
 
-def cached_windows(examples, prepare, split, *, data_args, cache_dir, tokenizer, checksums,
-                   training_args):  # fmt: skip
+def cached_windows(
+    examples, prepare, split, *, data_args, cache_dir, tokenizer, checksums, training_args
+):
     """`prepare` (train or eval windows) over `examples`, kept in cache_dir for later runs."""
     cache_file = features_cache_file(cache_dir, data_args, tokenizer, split, examples, checksums)
     if cache_file:

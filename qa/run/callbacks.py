@@ -29,16 +29,17 @@ def keep_tensorboard_in_output_dir(trainer) -> None:
             callback.logging_dir = os.path.join(trainer.args.output_dir, default_logdir())
 
 
+# One line format for the console and train.log.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
 class LogFile(TrainerCallback):
     """Keeps train.log: our messages, the Trainer's, and every logged metrics dict."""
 
     def __init__(self, path: str):
         self.handler = logging.FileHandler(path, encoding="utf-8")
-        self.handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"
-            )
-        )
+        self.handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
         for name in ("run_qa", "transformers.trainer"):
             logging.getLogger(name).addHandler(self.handler)
         self.history = logging.getLogger("run_qa.history")

@@ -118,8 +118,11 @@ def write_model_card(output_dir, card: ModelCard) -> str:
 
 
 def card_summary(results: dict) -> str:
-    scores = [f"{k.removeprefix('eval_')} {v:.2f}" for k, v in results.items()
-              if k in ("eval_exact_match", "eval_exact", "eval_f1")]  # fmt: skip
+    scores = [
+        f"{k.removeprefix('eval_')} {v:.2f}"
+        for k, v in results.items()
+        if k in ("eval_exact_match", "eval_exact", "eval_f1")
+    ]
     return ", ".join(scores) or "trained, not evaluated"
 
 
@@ -147,11 +150,16 @@ def card_settings(data_args, training_args, results, null_threshold: float = 0.0
         "bf16": training_args.bf16,
         "seed": training_args.seed,
         **(
-            {"no-answer threshold (null - best span score)":
-             round(null_threshold, 4),
-             "threshold tuned on": data_args.threshold_file or "not tuned"}
-            if data_args.version_2_with_negative else {}
+            {
+                "no-answer threshold (null - best span score)": round(null_threshold, 4),
+                "threshold tuned on": data_args.threshold_file or "not tuned",
+            }
+            if data_args.version_2_with_negative
+            else {}
         ),
-        **({"extra training files": ", ".join(data_args.extra_train_files)}
-           if data_args.extra_train_files else {}),
-    }  # fmt: skip
+        **(
+            {"extra training files": ", ".join(data_args.extra_train_files)}
+            if data_args.extra_train_files
+            else {}
+        ),
+    }

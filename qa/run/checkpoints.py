@@ -21,14 +21,14 @@ import time
 from functools import partial
 
 from qa.run.ranks import decided_on_main
-from qa.run.resume import SETTINGS_FILE
+from qa.run.resume import TRAINING_SETTINGS_FILE
 
 logger = logging.getLogger("run_qa.checkpoints")  # a child of run_qa's logger: lands in train.log
 
 FINISHED_MARKER = "all_results.json"  # written last: its presence means the run completed
 # What marks a folder as a run of this recipe, finished or not: the finish marker, the files a run
 # writes as it starts (its log, the settings a resume is checked against), a Trainer checkpoint.
-RUN_MARKERS = (FINISHED_MARKER, "train.log", SETTINGS_FILE)
+RUN_MARKERS = (FINISHED_MARKER, "train.log", TRAINING_SETTINGS_FILE)
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
 
 RESULT_FILES = [  # small outputs copied to results_dir; the weights stay in output_dir

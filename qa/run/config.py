@@ -12,11 +12,13 @@ from transformers import AutoConfig, HfArgumentParser, TrainingArguments
 
 from qa import ROOT
 from qa.answers.settings import DEFAULTS, load_settings
+from qa.data.load import fraction_problem
 from qa.data.windows import MAX_QUESTION_TOKENS
 from qa.machine.hardware import refuse_fsdp_without_an_accelerator, resolve_hardware_flags
+from qa.ranges import RANGES
 from qa.scoring.metric import TRAINING_EVAL_PREFIX
 from qa.serve.export import BACKENDS
-from qa.user_files import RepeatedKey, check_ranges, parse_json, read_text_file, unique_keys
+from qa.user_files import RepeatedKey, parse_json, read_text_file, unique_keys
 
 logger = logging.getLogger("run_qa.config")  # a child of run_qa's logger: lands in train.log
 
@@ -264,6 +266,23 @@ class ArgumentParser(HfArgumentParser):
         raise SystemExit(f"error: {self.source}: {message} (see `python run_qa.py --help`)")
 
 
+def check_ranges(arguments, source: str) -> None:
+    """Raise SystemExit naming the setting, its value and the range, for the first out of it."""
+    for group in arguments:
+        for key, (low, high) in RANGES.items():
+            value = getattr(group, key, None)
+            if value is None or (low <= value and (high is None or value <= high)):
+                continue
+            rule = f">= {low}" if high is None else f"between {low} and {high}"
+            raise SystemExit(
+                f"error: {source}: {key} is {value}: it must be {rule}; fix it there or pass "
+                f"--{key}."
+            )
+    fraction = getattr(arguments[1], "train_fraction", 1.0) if len(arguments) > 1 else 1.0
+    if problem := fraction_problem(fraction):
+        raise SystemExit(f"error: {source}: {problem}; fix it there or pass --train_fraction.")
+
+
 def parse_arguments(argv: list[str]):
     """A JSON config, flags, or a JSON config followed by flags that override it."""
     parser = ArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
@@ -436,8 +455,12 @@ def dropout_overrides(model_args: ModelArguments, model_path: str) -> dict:
                 f"error: {setting} is set but a {config.model_type} model has no {what} "
                 f"setting; remove {setting} from the config."
             )
-        logger.info("%s %s (the checkpoint has %s)", setting.replace("_", " ").capitalize(),
-                    value, getattr(config, name))  # fmt: skip
+        logger.info(
+            "%s %s (the checkpoint has %s)",
+            setting.replace("_", " ").capitalize(),
+            value,
+            getattr(config, name),
+        )
         overrides[name] = value
     return overrides
 

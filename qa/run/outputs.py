@@ -24,6 +24,7 @@ from qa import ROOT
 from qa.atomic import write_json_atomic
 from qa.machine.hardware import cpu_description, precision_path
 from qa.machine.memory import peak_mib
+from qa.run.callbacks import LOG_DATE_FORMAT, LOG_FORMAT
 from qa.run.card import card_settings, card_summary, hub_id_of, model_card, write_model_card
 from qa.run.checkpoints import (
     FINISHED_MARKER,
@@ -48,8 +49,8 @@ def setup_logging(training_args: TrainingArguments) -> None:
     """Console for every process at its level; a train.log file for the main process."""
     level = logging.INFO if training_args.should_log else logging.WARNING
     logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
+        format=LOG_FORMAT,
+        datefmt=LOG_DATE_FORMAT,
         handlers=[logging.StreamHandler(sys.stdout)],
     )
     logging.getLogger("run_qa").setLevel(level)  # and so that of its children, ours

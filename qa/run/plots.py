@@ -84,8 +84,10 @@ def draw_dev_scores(history: list[dict], path: str, title: str) -> str | None:
     """Dev scores against the step they were measured at: a learning curve on the dev subset
     scored while training (if any), and the whole dev set's scores as stars."""
     curves, stars = {}, {}
-    subset = next((row[f"{SUBSET_PREFIX}examples"] for row in history
-                   if f"{SUBSET_PREFIX}examples" in row), None)  # fmt: skip
+    subset = next(
+        (row[f"{SUBSET_PREFIX}examples"] for row in history if f"{SUBSET_PREFIX}examples" in row),
+        None,
+    )
     for key, label in SCORE_KEYS:
         whole = series(history, key)
         if whole[0] and label not in stars:
@@ -105,12 +107,25 @@ def draw_dev_scores(history: list[dict], path: str, title: str) -> str | None:
         color = next(colors)
         if label in curves:
             steps, values = curves[label]
-            axis.plot(steps, values, marker="o", color=color, alpha=0.8,
-                      label=f"{label}, first {subset:,} dev questions (last {values[-1]:.1f})")  # fmt: skip
+            axis.plot(
+                steps,
+                values,
+                marker="o",
+                color=color,
+                alpha=0.8,
+                label=f"{label}, first {subset:,} dev questions (last {values[-1]:.1f})",
+            )
         if label in stars:
             steps, values = stars[label]
-            axis.plot(steps, values, marker="*", markersize=14, linestyle="none", color=color,
-                      label=f"{label}, whole dev set: {values[-1]:.2f}")  # fmt: skip
+            axis.plot(
+                steps,
+                values,
+                marker="*",
+                markersize=14,
+                linestyle="none",
+                color=color,
+                label=f"{label}, whole dev set: {values[-1]:.2f}",
+            )
     axis.set_ylim(0, 100)
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("dev score (%)")

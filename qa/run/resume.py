@@ -20,7 +20,7 @@ from qa.user_files import read_settings_object
 
 logger = logging.getLogger("run_qa.resume")  # a child of run_qa's logger: lands in train.log
 
-SETTINGS_FILE = "training_settings.json"
+TRAINING_SETTINGS_FILE = "training_settings.json"
 
 # What decides the weights trained, and only that: a change to one of these makes the resumed
 # steps part of another recipe. Everything else may change between a stop and its resume, as it
@@ -132,7 +132,7 @@ def check_resume_settings(
             compare(resume_from, now, accept_changes)
             refuse_a_model_only_checkpoint(resume_from)
         # After a resume too: the next checkpoints are made with these (output_dir may be new).
-        write_json_atomic(os.path.join(training_args.output_dir, SETTINGS_FILE), now)
+        write_json_atomic(os.path.join(training_args.output_dir, TRAINING_SETTINGS_FILE), now)
 
     decided_on_main(training_args, on_main)
 
@@ -152,12 +152,14 @@ def refuse_a_model_only_checkpoint(resume_from: str) -> None:
 
 
 def compare(resume_from: str, now: dict, accept: bool) -> None:
-    recorded = os.path.join(os.path.dirname(os.path.normpath(resume_from)), SETTINGS_FILE)
+    recorded = os.path.join(os.path.dirname(os.path.normpath(resume_from)), TRAINING_SETTINGS_FILE)
     if not os.path.isfile(recorded):
         logger.warning(
             "%s has no %s (saved before settings were recorded): resuming without comparing its "
-            "settings with this command's", resume_from, SETTINGS_FILE,
-        )  # fmt: skip
+            "settings with this command's",
+            resume_from,
+            TRAINING_SETTINGS_FILE,
+        )
         return
     changed = differences(read_recorded(recorded), now)
     if changed and not accept:

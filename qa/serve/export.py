@@ -42,10 +42,12 @@ PROBE = (  # a question pair of two lengths: padding, token types and the mask a
 
 def add_backend_argument(parser) -> None:
     parser.add_argument(
-        "--backend", default="torch", choices=BACKENDS,
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
         help="torch (default): the trained weights; onnxruntime / onnxruntime-int8: the folder's "
         "ONNX export (make export; QUANTIZE=int8 for the int8 one), the folder or its onnx/",
-    )  # fmt: skip
+    )
 
 
 def onnxruntime_module():
@@ -92,10 +94,16 @@ def export_onnx(model, path: str) -> None:
     with warnings.catch_warnings(), quiet_logs("torch.onnx"):
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (), path, kwargs=example, dynamo=True, verbose=False, external_data=False,
+            model,
+            (),
+            path,
+            kwargs=example,
+            dynamo=True,
+            verbose=False,
+            external_data=False,
             output_names=["start_logits", "end_logits"],
             dynamic_shapes={n: {0: batch, 1: length} for n in names},
-        )  # fmt: skip
+        )
 
 
 def quantize_int8(fp32_path: str, int8_path: str) -> None:
@@ -128,8 +136,11 @@ class OnnxModel(torch.nn.Module):
         return torch.device("cpu")  # where the session reads its inputs from
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
-        given = {"input_ids": input_ids, "attention_mask": attention_mask,
-                 "token_type_ids": token_type_ids}  # fmt: skip
+        given = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+        }
         feed = {k: v.cpu().numpy().astype(np.int64) for k, v in given.items() if k in self.inputs}
         start, end = self.session.run(["start_logits", "end_logits"], feed)
         return QuestionAnsweringModelOutput(

@@ -56,8 +56,19 @@ def upload_selection(folder: str, include_all: bool = False):
     return [f for f in sized if f[0] in chosen], [f for f in sized if f[0] not in chosen]
 
 
-def push_folder(folder, repo_id, commit_message, *, then, token=None, private=None,
-                revision=None, include_all=False, blocking=True, create=True):  # fmt: skip
+def push_folder(
+    folder,
+    repo_id,
+    commit_message,
+    *,
+    then,
+    token=None,
+    private=None,
+    revision=None,
+    include_all=False,
+    blocking=True,
+    create=True,
+):
     """Create `repo_id` if needed (`create`) and upload the selection of `folder`; `then` ends
     the line said when the Hub cannot be reached or refuses (what the user can do next)."""
     with hub_errors(repo_id, then, token):

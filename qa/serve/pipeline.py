@@ -28,7 +28,7 @@ from transformers import AutoModelForQuestionAnswering, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import cached_file
 
-from qa.answers.settings import DEFAULTS, SETTINGS_FILE, answering_settings
+from qa.answers.settings import ANSWER_SETTINGS_FILE, DEFAULTS, answering_settings
 from qa.serve.predict import QuestionAnswerer, broken_rule, use_bf16
 from qa.user_files import lone_surrogate
 
@@ -57,7 +57,7 @@ def settings_folder(name_or_path: str) -> str | None:
         return name_or_path
     found = cached_file(
         name_or_path,
-        SETTINGS_FILE,
+        ANSWER_SETTINGS_FILE,
         _raise_exceptions_for_missing_entries=False,
         _raise_exceptions_for_connection_errors=False,
     )
@@ -170,9 +170,12 @@ class SquadQuestionAnsweringPipeline(Pipeline):
     def _forward(self, inputs, bf16="auto", **given):
         settings = {**self.saved, **given}
         answerer = QuestionAnswerer(
-            None, model=self.model, tokenizer=self.tokenizer, bf16=use_bf16(str(bf16).lower()),
+            None,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            bf16=use_bf16(str(bf16).lower()),
             **settings,
-        )  # fmt: skip
+        )
         examples = inputs["examples"]
         return {"answers": answerer(examples), "ids": examples["id"]}
 
@@ -182,14 +185,20 @@ class SquadQuestionAnsweringPipeline(Pipeline):
             answer = outputs["answers"][qid]
             if top_k == 1:
                 results.append(
-                    {"score": answer.probability, "start": answer.start, "end": answer.end,
-                     "answer": answer.text}
-                )  # fmt: skip
+                    {
+                        "score": answer.probability,
+                        "start": answer.start,
+                        "end": answer.end,
+                        "answer": answer.text,
+                    }
+                )
             else:
                 results.append(
-                    [{"score": c.probability, "start": c.start, "end": c.end, "answer": c.text}
-                     for c in answer.nbest[:top_k]]
-                )  # fmt: skip
+                    [
+                        {"score": c.probability, "start": c.start, "end": c.end, "answer": c.text}
+                        for c in answer.nbest[:top_k]
+                    ]
+                )
         return results
 
 

@@ -12,18 +12,22 @@ from qa.answers.postprocess import postprocess_qa_predictions
 from qa.answers.settings import DEFAULTS
 from qa.data.windows import prepare_eval_features, question_token_limit
 from qa.machine.hardware import bf16_available
+from qa.ranges import RANGES
 from qa.serve.export import MODEL_INPUTS, answering_model
 from qa.serve.model_files import damage_named
-from qa.user_files import RANGES
 
 
 def add_bf16_argument(parser) -> None:
     """--bf16 auto|true|false for the answering tools; bare --bf16 means true."""
     parser.add_argument(
-        "--bf16", nargs="?", const="true", default="auto", choices=["auto", "true", "false"],
+        "--bf16",
+        nargs="?",
+        const="true",
+        default="auto",
+        choices=["auto", "true", "false"],
         help="bf16 autocast. auto (default): where the CPU has AVX512-BF16 or AMX, or on a GPU; "
         "on a Zen 4 CPU it answered 1.69x as fast as fp32 with the same F1 (docs/speed.md)",
-    )  # fmt: skip
+    )
 
 
 def use_bf16(choice: str) -> bool:
@@ -96,12 +100,22 @@ def check_settings(tokenizer, model, settings: dict) -> None:
 class QuestionAnswerer:
     """A trained folder loaded once, answering batches of questions (used by the CLI and demo)."""
 
-    def __init__(self, model_dir, *, max_seq_length=DEFAULTS["max_seq_length"],
-                 doc_stride=DEFAULTS["doc_stride"], batch_size=64, bf16=False,
-                 version_2_with_negative=False, n_best_size=DEFAULTS["n_best_size"],
-                 max_answer_length=DEFAULTS["max_answer_length"],
-                 null_score_diff_threshold=DEFAULTS["null_score_diff_threshold"], model=None,
-                 tokenizer=None, backend="torch"):  # fmt: skip
+    def __init__(
+        self,
+        model_dir,
+        *,
+        max_seq_length=DEFAULTS["max_seq_length"],
+        doc_stride=DEFAULTS["doc_stride"],
+        batch_size=64,
+        bf16=False,
+        version_2_with_negative=False,
+        n_best_size=DEFAULTS["n_best_size"],
+        max_answer_length=DEFAULTS["max_answer_length"],
+        null_score_diff_threshold=DEFAULTS["null_score_diff_threshold"],
+        model=None,
+        tokenizer=None,
+        backend="torch",
+    ):
         # model/tokenizer: already loaded and placed (the question-answering pipeline's own).
         # backend: torch, or an ONNX export's (qa/serve/export.py), whose folder has the tokenizer.
         if model is None:

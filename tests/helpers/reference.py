@@ -41,7 +41,7 @@ def reference_postprocess(
     return answers
 
 
-def differences(fast, slow) -> list[str]:
+def mismatched_questions(fast, slow) -> list[str]:
     """Question ids where the fast path's answers (`fast`) differ from the reference's (`slow`)."""
     return [
         qid
