@@ -493,7 +493,9 @@ def test_a_second_seed_trains_on_the_questions_the_standin_was_made_from(standin
 
     def training_ids(*overrides: str) -> list[str]:
         args = parse_arguments([str(CONFIGS["perturbed"]), "--do_eval", "false", *overrides])
-        return qa.data.load.load_raw_datasets(args[1], args[0], args[2])[0]["train"]["id"]
+        return qa.data.load.load_raw_datasets(args.data, args.model, args.training)[0]["train"][
+            "id"
+        ]
 
     first = training_ids()
     assert training_ids("--seed", "43", "--train_fraction_seed", "42") == first
