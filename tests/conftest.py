@@ -3,8 +3,9 @@
 import os
 
 import pytest
-from helpers.recipe_runner import SQUAD_DIR, run_qa
 from hypothesis import settings
+
+from helpers.recipe_runner import SQUAD_DIR, run_qa
 
 # Tests that draw random inputs draw the same ones on every run, so a commit is green or red for
 # everyone; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) draws fresh ones, many more, to find new cases.

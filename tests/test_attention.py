@@ -5,9 +5,9 @@ import json
 
 import pytest
 import torch
-from helpers.recipe_runner import needs_squad, run_qa
 from transformers import AutoModelForQuestionAnswering, BertConfig
 
+from helpers.recipe_runner import needs_squad, run_qa
 from qa.machine.attention import COMPILED, CompiledAttention, kernel_for, set_attention_kernel
 from qa.machine.hardware import bf16_available
 from qa.serve.model_files import resolve_model_path

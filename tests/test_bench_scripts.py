@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.recipe_runner import SQUAD_DIR, environment, needs_squad
 
+from helpers.recipe_runner import SQUAD_DIR, environment, needs_squad
 from qa.serve.model_files import resolve_model_path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,10 +3,10 @@ loop's answer, and with a small k it may not (which is why it is a baseline, not
 
 import numpy as np
 import pytest
-from helpers.reference import reference_postprocess
-from test_postprocess import random_case
 
 from bench.classic_postprocess import classic_postprocess
+from helpers.reference import reference_postprocess
+from test_postprocess import random_case
 
 
 @pytest.mark.parametrize("seed", range(8))

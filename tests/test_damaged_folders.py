@@ -8,9 +8,9 @@ import pickle
 from pathlib import Path
 
 import pytest
-from test_inputs import CONTEXT, bundled_model  # noqa: F401  (a fixture)
 
 import predict_qa
+from test_inputs import CONTEXT, bundled_model  # noqa: F401  (a fixture)
 
 
 class RunsCode:

@@ -7,8 +7,8 @@ import urllib.request
 
 import pytest
 from datasets import Dataset
-from helpers.browser import ask, have_browser, start_browser, start_demo
 
+from helpers.browser import ask, have_browser, start_browser, start_demo
 from qa.serve.predict import answer_questions
 
 pytestmark = pytest.mark.slow  # a trained smoke run, a browser

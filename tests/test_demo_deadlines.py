@@ -9,9 +9,9 @@ import threading
 import time
 
 import pytest
-from test_demo_server import VALID, head, raw_request
 
 import demo_qa
+from test_demo_server import VALID, head, raw_request
 
 pytestmark = pytest.mark.slow  # starts servers
 

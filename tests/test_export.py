@@ -9,10 +9,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers.recipe_runner import ROOT, environment, run_qa
-from test_bench_scripts import run_script, tiny_model  # noqa: F401  tiny_model: a fixture
 
 import qa.serve.export
+from helpers.recipe_runner import ROOT, environment, run_qa
 from qa.data.load import load_squad_file
 from qa.data.windows import prepare_eval_features
 from qa.serve.export import (
@@ -24,6 +23,7 @@ from qa.serve.export import (
 )
 from qa.serve.hub import upload_selection
 from qa.serve.predict import answer_questions, window_logits
+from test_bench_scripts import run_script, tiny_model  # noqa: F401  tiny_model: a fixture
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 import torch
-from helpers.recipe_runner import ROOT, command, environment, needs_squad
 
 import qa.machine.flops
+from helpers.recipe_runner import ROOT, command, environment, needs_squad
 from qa.machine.memory import KEEP_FREED
 from qa.machine.threads import cpu_threads
 from qa.serve.model_files import resolve_model_path

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.recipe_runner import ROOT, command, environment
 
+from helpers.recipe_runner import ROOT, command, environment
 from qa.serve.model_files import resolve_model_path
 
 FIXTURES = ROOT / "tests" / "fixtures"

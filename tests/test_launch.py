@@ -18,8 +18,8 @@ import time
 
 import psutil
 import pytest
-from helpers.recipe_runner import ROOT, command, environment, needs_squad, run_qa
 
+from helpers.recipe_runner import ROOT, command, environment, needs_squad, run_qa
 from qa.machine.hardware import bf16_available
 from qa.run.checkpoints import checkpoint_problem
 

@@ -10,13 +10,13 @@ model was trained on SQuAD 2.0 or not.
 import json
 
 import pytest
-from test_inputs import CONTEXT, bundled_model  # noqa: F401  (a fixture)
 from transformers import pipeline
 
 import predict_qa
 import qa.serve.pipeline  # noqa: F401  (registers the task)
 from qa.data.load import SquadDataError, load_squad_file
 from qa.user_files import read_json_file
+from test_inputs import CONTEXT, bundled_model  # noqa: F401  (a fixture)
 
 # Each tokenises to no token at all with BERT's uncased WordPiece.
 NO_TOKEN = {

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from datasets import Dataset
-from helpers.reference import mismatched_questions, reference_postprocess
 
+from helpers.reference import mismatched_questions, reference_postprocess
 from utils_qa import postprocess_qa_predictions
 
 CONTEXT = "Denver Broncos beat the Carolina Panthers in Santa Clara"

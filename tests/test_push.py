@@ -178,10 +178,9 @@ def test_push_to_hub_through_the_trainer_uploads_our_card(smoke_run, tmp_path, m
 def test_run_qa_push_to_hub_uploads_the_run_with_its_card(tmp_path, monkeypatch):
     """run_qa.main itself with push_to_hub: the Trainer's upload (patched where it calls it)
     receives output_dir, without checkpoints, with our model card in it."""
-    from helpers.recipe_runner import SMOKE, SQUAD_DIR
-
     import qa.run.card
     import run_qa
+    from helpers.recipe_runner import SMOKE, SQUAD_DIR
 
     if not (SQUAD_DIR / "dev-v1.1.json").is_file():
         pytest.skip(f"no SQuAD data in {SQUAD_DIR}")

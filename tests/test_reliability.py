@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
-from helpers.recipe_runner import ROOT, TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
 from safetensors.numpy import load_file
 
+from helpers.recipe_runner import ROOT, TWO_CPU_PROCESSES, needs_squad, run_qa, start_qa
 from qa.run.checkpoints import checkpoint_problem
 
 pytestmark = [pytest.mark.slow, needs_squad]  # they train several runs

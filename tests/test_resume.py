@@ -7,13 +7,13 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from helpers.recipe_runner import needs_squad, run_qa
-from test_ranks import run_on_two_ranks
-from test_reliability import killed_after_checkpoint
 from transformers import TrainingArguments
 
+from helpers.recipe_runner import needs_squad, run_qa
 from qa.run import resume
 from qa.run.config import DataArguments, ModelArguments, parse_arguments
+from test_ranks import run_on_two_ranks
+from test_reliability import killed_after_checkpoint
 
 # 48 questions, batch 8: several steps, a checkpoint every 2; evaluated at the end only.
 STEPS = ["--max_train_samples", 48, "--per_device_train_batch_size", 8, "--save_strategy",

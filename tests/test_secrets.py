@@ -5,9 +5,9 @@ import json
 
 import pytest
 import torch
-from helpers.recipe_runner import needs_squad, run_qa
 from huggingface_hub import get_token
 
+from helpers.recipe_runner import needs_squad, run_qa
 from qa.run.config import parse_arguments
 from qa.run.outputs import run_metadata
 

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.recipe_runner import ROOT, SQUAD_DIR, needs_squad
 
 import qa.data.split
 import qa.data.standin
+from helpers.recipe_runner import ROOT, SQUAD_DIR, needs_squad
 from qa.data import perturb
 from qa.data.load import SquadDataError, load_squad_file
 from qa.run.config import parse_arguments

@@ -12,9 +12,9 @@ import subprocess
 import pytest
 import safetensors
 import transformers.modeling_utils
-from helpers.recipe_runner import ROOT, SMOKE, SQUAD_DIR, command, environment, needs_squad, run_qa
 from transformers import TrainerState
 
+from helpers.recipe_runner import ROOT, SMOKE, SQUAD_DIR, command, environment, needs_squad, run_qa
 from qa.run.checkpoints import checkpoint_problem
 from qa.serve.model_files import resolve_model_path
 

@@ -8,9 +8,9 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers.recipe_runner import needs_squad, run_qa
 
 import predict_qa
+from helpers.recipe_runner import needs_squad, run_qa
 from qa.data import windows
 from qa.data.load import SquadDataError, load_local_file, load_raw_datasets, load_squad_file
 from qa.data.tables import Columns

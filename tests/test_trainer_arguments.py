@@ -7,14 +7,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers.recipe_runner import SMOKE, needs_squad, run_qa
-from test_reliability import killed_after_checkpoint
 
+from helpers.recipe_runner import SMOKE, needs_squad, run_qa
 from qa.machine.flops import training_flops, utilisation
 from qa.run import resume
 from qa.run.callbacks import EpochsTrained
 from qa.run.card import card_settings
 from qa.run.config import parse_arguments
+from test_reliability import killed_after_checkpoint
 
 
 class Tiny:  # a model config small enough to count its FLOPs by hand

@@ -7,9 +7,9 @@ import random
 import shutil
 
 import pytest
-from helpers.recipe_runner import ROOT, SQUAD_DIR, needs_squad, run_qa
 
 import qa.data.split
+from helpers.recipe_runner import ROOT, SQUAD_DIR, needs_squad, run_qa
 from qa.data.load import load_squad_file
 from qa.scoring.samples import draw_questions
 

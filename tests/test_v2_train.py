@@ -11,9 +11,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers.recipe_runner import ROOT, SQUAD_DIR
 
 import qa.data.files
+from helpers.recipe_runner import ROOT, SQUAD_DIR
 from qa.data.files import OfficialFile
 from qa.data.load import (
     SquadDataError,
