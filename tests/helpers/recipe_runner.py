@@ -1,20 +1,30 @@
-"""Run run_qa.py as a user would, in a child process, for the end-to-end tests."""
+"""Run run_qa.py as a user would, in a child process, for the end-to-end tests.
 
+Runs train the tiny BERT of tests/helpers/tiny_model.py unless a test asks for the bundled model
+(model=BUNDLED): most tests check what the recipe does, not what the model knows.
+"""
+
+import atexit
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from functools import cache
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from helpers.tiny_model import write_tiny_model
 from qa.data.files import squad_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "tests" / "configs" / "smoke.json"
-SQUAD_DIR = (
-    squad_dir()
-)  # as run_qa.py resolves it: SQUAD_DIR, ../shared/squad, or make data's cache
+# As run_qa.py resolves it: SQUAD_DIR, ../shared/squad, or make data's cache.
+SQUAD_DIR = squad_dir()
 needs_squad = pytest.mark.skipif(
     not (SQUAD_DIR / "dev-v1.1.json").is_file(), reason=f"no SQuAD data in {SQUAD_DIR}"
 )
@@ -35,14 +45,26 @@ def environment():
     }
 
 
-def command(*flags, config=SMOKE, launcher=None):
+@cache
+def tiny_model() -> Path:
+    """The tiny BERT, written once per test run into a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="tiny-bert-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return write_tiny_model(folder / "model")
+
+
+def command(*flags, config=SMOKE, launcher=None, model="tiny"):
+    """run_qa.py's command line: the config, then the model (the tiny one, or `model` when it
+    is another, e.g. BUNDLED; None keeps the config's), then `flags`, which win."""
     launch = launcher or [sys.executable]
-    return [*launch, str(ROOT / "run_qa.py"), str(config), *map(str, flags)]
+    chosen = str(tiny_model()) if model == "tiny" else model
+    models = ["--model_name_or_path", chosen] if chosen else []
+    return [*launch, str(ROOT / "run_qa.py"), str(config), *models, *map(str, flags)]
 
 
-def run_qa(*flags, check=True, config=SMOKE, launcher=None):
+def run_qa(*flags, check=True, config=SMOKE, launcher=None, model="tiny"):
     result = subprocess.run(
-        command(*flags, config=config, launcher=launcher),
+        command(*flags, config=config, launcher=launcher, model=model),
         cwd=ROOT,
         env=environment(),
         capture_output=True,
@@ -54,11 +76,41 @@ def run_qa(*flags, check=True, config=SMOKE, launcher=None):
     return result
 
 
-def start_qa(*flags, log_path):
+def refusal(*flags, config=SMOKE, model="tiny") -> str:
+    """The one line run_qa.py stops with when it refuses a run before training, found by calling
+    its main() in this process: seconds faster than a child, which spends them importing torch
+    and transformers. A refusal that a child would not end with exit status 1 and that line
+    (a traceback) fails here too. tests/test_errors.py keeps child runs for the command itself."""
+    import run_qa
+    from qa.data.load import SquadDataError
+
+    argv = command(*flags, config=config, model=model)[2:]  # less the interpreter and script
+    # The run's log file handler stays on these loggers when a run stops: taken off after.
+    loggers = [logging.getLogger(name) for name in ("run_qa", "transformers.trainer")]
+    before = [list(logger.handlers) for logger in loggers]
+    try:
+        with (
+            mock.patch.dict(os.environ, environment(), clear=True),
+            pytest.raises((SystemExit, SquadDataError)) as stopped,
+        ):
+            run_qa.main(argv)
+    finally:
+        for logger, kept in zip(loggers, before):
+            for handler in set(logger.handlers) - set(kept):
+                logger.removeHandler(handler)
+                handler.close()
+    if isinstance(stopped.value, SquadDataError):  # run_qa.py's __main__ prints it so
+        return f"error: {stopped.value}"
+    message = stopped.value.code
+    assert isinstance(message, str), f"exit status {message!r} instead of one line"
+    return message.strip().splitlines()[-1]
+
+
+def start_qa(*flags, log_path, model="tiny"):
     """Start run_qa.py in the background, output to log_path; returns the Popen."""
     log = open(log_path, "w")  # noqa: SIM115 - closed by the caller through the process
     return subprocess.Popen(
-        command(*flags),
+        command(*flags, model=model),
         cwd=ROOT,
         env=environment(),
         stdout=log,
