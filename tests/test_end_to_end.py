@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from helpers.recipe_runner import SQUAD_DIR, needs_squad, run_qa
+from helpers.recipe_runner import SQUAD_DIR, needs_squad, refusal, run_qa
 
 pytestmark = [pytest.mark.slow, needs_squad]  # they train, or read ../shared
 
@@ -103,10 +103,8 @@ def test_eval_only_run_reproduces_the_scores(smoke_run, tmp_path):
 def test_a_finished_run_is_never_overwritten(smoke_run):
     output, results, _ = smoke_run
     before = (output / "all_results.json").read_bytes()
-    refused = run_qa("--output_dir", output, "--results_dir", results, check=False)
-    assert refused.returncode != 0
-    assert "already holds a finished run" in refused.stderr
-    assert "overwrite_output_dir" in refused.stderr
+    line = refusal("--output_dir", output, "--results_dir", results)
+    assert "already holds a finished run" in line and "overwrite_output_dir" in line
     assert (output / "all_results.json").read_bytes() == before
 
 

@@ -5,6 +5,7 @@ Runs train the tiny BERT of tests/helpers/tiny_model.py unless a test asks for t
 """
 
 import atexit
+import json
 import logging
 import os
 import shutil
@@ -53,13 +54,38 @@ def tiny_model() -> Path:
     return write_tiny_model(folder / "model")
 
 
+@cache
+def smoke_train_file() -> Path:
+    """The questions of train-v1.1.json the smoke config trains on (its first 128, more than any
+    test takes), in a file of their own written once per test run: reading the whole 30 MB file
+    cost each run seconds. Made from SQUAD_DIR, so no SQuAD text is kept in the repository."""
+    whole = json.loads((SQUAD_DIR / "train-v1.1.json").read_text(encoding="utf-8"))
+    articles, left = [], 128
+    for article in whole["data"]:
+        paragraphs = []
+        for paragraph in article["paragraphs"]:
+            if left > 0:
+                paragraphs.append({**paragraph, "qas": paragraph["qas"][:left]})
+                left -= len(paragraphs[-1]["qas"])
+        if paragraphs:
+            articles.append({**article, "paragraphs": paragraphs})
+    folder = Path(tempfile.mkdtemp(prefix="smoke-train-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "train-v1.1-first128.json"
+    path.write_text(json.dumps({"version": whole["version"], "data": articles}), encoding="utf-8")
+    return path
+
+
 def command(*flags, config=SMOKE, launcher=None, model="tiny"):
     """run_qa.py's command line: the config, then the model (the tiny one, or `model` when it
-    is another, e.g. BUNDLED; None keeps the config's), then `flags`, which win."""
+    is another; None keeps the config's), for the smoke config its training questions' own file
+    (the same first questions of train-v1.1.json it takes), then `flags`, which win."""
     launch = launcher or [sys.executable]
     chosen = str(tiny_model()) if model == "tiny" else model
-    models = ["--model_name_or_path", chosen] if chosen else []
-    return [*launch, str(ROOT / "run_qa.py"), str(config), *models, *map(str, flags)]
+    given = ["--model_name_or_path", chosen] if chosen else []
+    if Path(config) == SMOKE and (SQUAD_DIR / "train-v1.1.json").is_file():
+        given += ["--train_file", str(smoke_train_file())]
+    return [*launch, str(ROOT / "run_qa.py"), str(config), *given, *map(str, flags)]
 
 
 def run_qa(*flags, check=True, config=SMOKE, launcher=None, model="tiny"):
@@ -83,9 +109,12 @@ def refusal(*flags, config=SMOKE, model="tiny") -> str:
     (a traceback) fails here too. tests/test_errors.py keeps child runs for the command itself."""
     import run_qa
     from qa.data.load import SquadDataError
+    from qa.run.checkpoints import _held_locks
 
     argv = command(*flags, config=config, model=model)[2:]  # less the interpreter and script
-    # The run's log file handler stays on these loggers when a run stops: taken off after.
+    # What a run holds until its process ends, taken back after: the folder locks it took, and
+    # the log file handler it put on these loggers.
+    locks = set(_held_locks)
     loggers = [logging.getLogger(name) for name in ("run_qa", "transformers.trainer")]
     before = [list(logger.handlers) for logger in loggers]
     try:
@@ -95,6 +124,8 @@ def refusal(*flags, config=SMOKE, model="tiny") -> str:
         ):
             run_qa.main(argv)
     finally:
+        for path in set(_held_locks) - locks:
+            _held_locks.pop(path).close()
         for logger, kept in zip(loggers, before):
             for handler in set(logger.handlers) - set(kept):
                 logger.removeHandler(handler)
