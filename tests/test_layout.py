@@ -59,16 +59,16 @@ def test_the_readme_first_screen_says_how_to_start():
         assert needed in first, needed
 
 
+def make_help() -> str:
+    """What `make help` prints."""
+    command = ["make", "--no-print-directory", "help"]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
 def test_make_help_lists_every_target():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     phony = set(re.search(r"^\.PHONY:(.*)$", makefile, re.M).group(1).split())
-    helped = subprocess.run(
-        ["make", "--no-print-directory", "help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    helped = make_help()
     listed = set(re.findall(r"^\s+make (\S+)", helped, re.M))
     assert phony == listed, (phony - listed, listed - phony)
 
@@ -100,13 +100,7 @@ def test_make_help_names_every_variable_the_makefile_reads():
     read = {name for pair in read for name in pair if name}
     read |= set(re.findall(r"^(?:export )?([A-Z][A-Z_0-9]*) \?=", makefile, re.M))
     internal = {"BIN", "MAKEFILE_LIST", "SHELL"}  # make's own, or derived from VENV
-    helped = subprocess.run(
-        ["make", "--no-print-directory", "help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    helped = make_help()
     variables = helped.split("Variables", 1)[1]
     missing = {name for name in read - internal if not re.search(rf"\b{name}\b", variables)}
     assert not missing, missing

@@ -15,6 +15,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, hf_raise_for_status
 
 import push_qa
+from helpers.tiny_model import tiny_trainer
 from qa.run.card import hub_id_of, model_card, write_model_card
 from qa.serve.hub import ignore_patterns, upload_selection
 
@@ -408,23 +409,6 @@ def test_a_hub_that_refuses_the_token_is_one_line_without_it(tmp_path, status):
         finally:
             server.shutdown()
     assert_one_line(result, f"the Hub refused the token for me/bert-squad (HTTP {status}")
-
-
-def tiny_trainer(output_dir, **args):
-    """A QuestionAnsweringTrainer on a randomly initialised two-layer BERT: no download."""
-    from transformers import BertConfig, BertForQuestionAnswering, TrainingArguments
-
-    from trainer_qa import QuestionAnsweringTrainer
-
-    config = BertConfig(
-        vocab_size=32,
-        hidden_size=8,
-        num_hidden_layers=1,
-        num_attention_heads=1,
-        intermediate_size=8,
-    )
-    args = TrainingArguments(output_dir=str(output_dir), report_to="none", use_cpu=True, **args)
-    return QuestionAnsweringTrainer(model=BertForQuestionAnswering(config), args=args)
 
 
 def test_run_qa_push_to_hub_leaves_the_same_files_here(tmp_path, monkeypatch):

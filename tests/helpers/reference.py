@@ -7,13 +7,19 @@ qa/answers/postprocess.py against it on random logits; `make bench` times both o
 import numpy as np
 
 
+def windows_by_question(example_ids) -> dict[str, list[int]]:
+    """The indices of each question's windows, in window order."""
+    windows_of = {}
+    for window, owner in enumerate(example_ids):
+        windows_of.setdefault(owner, []).append(window)
+    return windows_of
+
+
 def reference_postprocess(
     examples, features, start_logits, end_logits, v2, n_best, max_len, threshold
 ):
     """{question id: (answer text, [((start_char, end_char), score), ...] n-best)}."""
-    windows_of = {}
-    for f, owner in enumerate(features["example_id"]):
-        windows_of.setdefault(owner, []).append(f)
+    windows_of = windows_by_question(features["example_id"])
     all_offsets = features["offset_mapping"]
     answers = {}
     for qid, context in zip(examples["id"], examples["context"]):

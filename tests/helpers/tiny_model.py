@@ -28,6 +28,23 @@ SHAPE = {
 }
 
 
+def tiny_trainer(output_dir, **args):
+    """A QuestionAnsweringTrainer on a randomly initialised one-layer BERT of width 8 (no
+    tokenizer, nothing written): for checks of the trainer's own methods."""
+    from transformers import BertConfig, BertForQuestionAnswering, TrainingArguments
+
+    from trainer_qa import QuestionAnsweringTrainer
+
+    config = BertConfig(
+        vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
+        intermediate_size=8,
+    )  # fmt: skip
+    args = TrainingArguments(
+        output_dir=str(output_dir), use_cpu=True, **{"report_to": "none", **args}
+    )
+    return QuestionAnsweringTrainer(model=BertForQuestionAnswering(config), args=args)
+
+
 def write_tiny_model(folder: Path, seed: int = 0) -> Path:
     """A BertForQuestionAnswering of SHAPE with the bundled tokenizer, saved in `folder`."""
     import torch
