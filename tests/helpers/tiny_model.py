@@ -36,9 +36,12 @@ def tiny_trainer(output_dir, **args):
     from trainer_qa import QuestionAnsweringTrainer
 
     config = BertConfig(
-        vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
+        vocab_size=32,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
         intermediate_size=8,
-    )  # fmt: skip
+    )
     args = TrainingArguments(
         output_dir=str(output_dir), use_cpu=True, **{"report_to": "none", **args}
     )
