@@ -17,8 +17,8 @@ from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
 from qa.answers.postprocess import AnswerRules
-from qa.run.callbacks import keep_tensorboard_in_output_dir
 from qa.run.ranks import any_process, decided_on_main
+from qa.run.trackers import keep_trackers_in_output_dir
 from qa.scoring.metric import TRAINING_EVAL_PREFIX, load_metric, metric_inputs
 from qa.serve.hub import hub_errors, push_folder
 
@@ -65,7 +65,7 @@ class QuestionAnsweringTrainer(Trainer):
         `own_model_card`: the caller writes output_dir/README.md before any upload (run_qa.py
         does, qa/run/card.py), and the Trainer's generic card never replaces it."""
         super().__init__(*args, **kwargs)
-        keep_tensorboard_in_output_dir(self)
+        keep_trackers_in_output_dir(self)
         self.eval_examples = eval_examples
         self.answer_rules = answer_rules or AnswerRules()
         self.training_eval = training_eval

@@ -242,6 +242,7 @@ LOCAL_FILES = [  # answer dumps, locks and nested folders: here unless --include
     "eval/nbest_predictions.json",
     "eval/predictions.json",
     "eval/runs/Dec01/events.out.tfevents.2",
+    "mlflow/mlflow.db",  # report_to mlflow's store (qa/run/trackers.py)
     "nbest_predictions.json",
     "null_odds.json",
     "predictions.json",
@@ -284,8 +285,8 @@ def test_the_dry_run_says_what_stays_here_and_how_to_send_it(tmp_path, capsys):
     push_qa.main([str(folder), "--dry_run"])
     printed = capsys.readouterr().out
     assert f"Would upload {len(HUB_FILES)} files" in printed and "  nbest" not in printed
-    kept = "_scratch.txt, checkpoint-200, eval, eval.lock, nbest_predictions.json, null_odds.json"
-    assert "Kept here: 12 files, " in printed and f" bytes ({kept}, " in printed
+    kept = "_scratch.txt, checkpoint-200, eval, eval.lock, mlflow, nbest_predictions.json"
+    assert "Kept here: 13 files, " in printed and f" bytes ({kept}, " in printed
     assert "unless --include_all" in printed
     push_qa.main([str(folder), "--dry_run", "--include_all"])
     assert f"Would upload {len(HUB_FILES + LOCAL_FILES)} files" in capsys.readouterr().out

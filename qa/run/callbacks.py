@@ -4,29 +4,16 @@ module (qa/machine/memory.py, qa/run/interrupt.py)."""
 
 import json
 import logging
-import os
 import signal
 import threading
 
 from transformers import TrainerCallback
-from transformers.integrations import TensorBoardCallback
-from transformers.integrations.integration_utils import default_logdir
 
 from qa.machine.memory import resident_mib
 from qa.run.interrupt import STOP_SIGNALS
 from qa.run.ranks import any_process
 
 logger = logging.getLogger("run_qa.callbacks")  # a child of run_qa's logger: lands in train.log
-
-
-def keep_tensorboard_in_output_dir(trainer) -> None:
-    """TensorBoard's callback chooses output_dir/runs/<date>_<host> only when training begins;
-    an evaluation alone logs first, and its writer then makes ./runs/ in the working directory.
-    The same folder is chosen here, before anything is logged, so that a run writes only in its
-    own folders. TENSORBOARD_LOGGING_DIR, when set, still wins (the callback has read it)."""
-    for callback in trainer.callback_handler.callbacks:
-        if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
-            callback.logging_dir = os.path.join(trainer.args.output_dir, default_logdir())
 
 
 # One line format for the console and train.log.
