@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/squad20pct.json
+SEARCH_CONFIG ?= configs/search-squad20pct.json
 MODEL ?= runs/squad20pct
 # Which model answers in eval, predict, demo: the weights (torch), or MODEL's ONNX export (make export):
 # onnxruntime or onnxruntime-int8. An export's eval goes to MODEL/eval-onnxruntime(-int8).
@@ -33,12 +34,13 @@ export HF_EVALUATE_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 # run_qa.py sets glibc's allocator itself (keep_freed_memory), so the bare command matches.
 
-.PHONY: help setup data split standin train eval predict plots export push demo compare test test-fast fuzz bench bench-inference quality style lint format clean
+.PHONY: help setup data split standin train search eval predict plots export push demo compare test test-fast fuzz bench bench-inference quality style lint format clean
 
 help: ## list every target (this text)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@printf '%s\n' "Variables (make train CONFIG=...):" \
 	  "  CONFIG           recipe config (configs/squad20pct.json); for eval: which dev set" \
+	  "  SEARCH_CONFIG    make search's config (configs/search-squad20pct.json)" \
 	  "  ARGS             extra flags for the script a target runs" \
 	  "  ACCELERATE_ARGS  accelerate launch flags (one process with every core)" \
 	  "  RESULTS_DIR      also copy a run's small outputs there (e.g. results/runs/squad20pct)" \
@@ -81,6 +83,10 @@ standin: split ## unanswerable questions made from the 2.0 training data, in SQU
 
 train: setup data ## fine-tune with CONFIG (default: 20% of SQuAD v1.1, one epoch), evaluate, show samples
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) --results_dir "$(RESULTS_DIR)" $(ARGS)
+
+# Trials of a few percent of the questions, scored on the learning-curve dev questions; a rerun goes on.
+search: setup data ## search learning rate, warmup and weight decay (SEARCH_CONFIG): trials table, best config
+	$(BIN)/python search_qa.py $(SEARCH_CONFIG) $(ARGS)
 
 # Score an existing folder without training; CONFIG picks the dev set (squad20pct-eval-v2.json: 2.0).
 eval: setup data ## score a trained folder (MODEL) on the dev set of CONFIG, show samples

@@ -263,7 +263,7 @@ class ArgumentParser(HfArgumentParser):
 
     def error(self, message):
         # argparse would print the whole usage of ~150 training flags first; the message suffices.
-        raise SystemExit(f"error: {self.source}: {message} (see `python run_qa.py --help`)")
+        raise SystemExit(f"error: {self.source}: {message} (see `python {self.prog} --help`)")
 
 
 def check_ranges(arguments, source: str) -> None:
@@ -283,9 +283,20 @@ def check_ranges(arguments, source: str) -> None:
         raise SystemExit(f"error: {source}: {problem}; fix it there or pass --train_fraction.")
 
 
-def parse_arguments(argv: list[str]):
+RECIPE_GROUPS = (ModelArguments, DataArguments, RunArguments, TrainingArguments)
+
+
+def parse_arguments(argv: list[str]) -> RecipeArguments:
     """A JSON config, flags, or a JSON config followed by flags that override it."""
-    parser = ArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
+    return parse_arguments_with(argv, ())[0]
+
+
+def parse_arguments_with(
+    argv: list[str], extra_groups: tuple, script: str = "run_qa.py"
+) -> tuple[RecipeArguments, list]:
+    """parse_arguments(), for a script that reads more settings from the same config: the
+    recipe's groups, and one instance of each dataclass of `extra_groups`."""
+    parser = ArgumentParser(RECIPE_GROUPS + tuple(extra_groups), prog=script)
     flags = list(argv)
     if flags and flags[0].endswith(".json"):
         parser.source = f"{flags[0]} (or a flag after it)" if flags[1:] else flags[0]
@@ -298,7 +309,7 @@ def parse_arguments(argv: list[str]):
         # Some of TrainingArguments' messages span lines: one line here, as every error.
         raise SystemExit(f"error: {parser.source}: {' '.join(str(err).split())}") from None
     check_ranges(arguments, parser.source)
-    args = RecipeArguments(*arguments)
+    args = RecipeArguments(*arguments[: len(RECIPE_GROUPS)])
     resolve_best_metric(args.data, args.training, parser.source)
     take_hub_token(args.training)
     # Once, here: "run/" and "run" must name the same folder (run/ + ".previous" is inside it).
@@ -307,7 +318,7 @@ def parse_arguments(argv: list[str]):
     for name in ("results_dir", "features_cache_dir"):
         if getattr(args.run, name):
             setattr(args.run, name, os.path.normpath(getattr(args.run, name)))
-    return args
+    return args, arguments[len(RECIPE_GROUPS) :]
 
 
 # The scores an evaluation logs (qa/scoring/squad_qa), by which a best checkpoint can be chosen.
@@ -367,7 +378,9 @@ def without_secrets(argv: list[str]) -> list[str]:
 EXTENDS = "extends"
 
 
-def read_config(path: str, known: set[str], _chain: tuple[str, ...] = ()) -> dict:
+def read_config(
+    path: str, known: set[str], _chain: tuple[str, ...] = (), script: str = "run_qa.py"
+) -> dict:
     """One config file as a dict of settings, its `extends` chain merged in (base first). Each
     file's own keys are checked against `known`, so an error names the file that holds the key."""
     try:
@@ -397,7 +410,7 @@ def read_config(path: str, known: set[str], _chain: tuple[str, ...] = ()) -> dic
     unknown = sorted(set(config) - known - {EXTENDS})
     if unknown:
         raise SystemExit(
-            f"error: {path}: unknown key(s) {unknown}; see `python run_qa.py --help` for the names."
+            f"error: {path}: unknown key(s) {unknown}; see `python {script} --help` for the names."
         )
     if EXTENDS not in config:
         return config
@@ -413,12 +426,13 @@ def read_config(path: str, known: set[str], _chain: tuple[str, ...] = ()) -> dic
             f"error: {path}: configs extend each other in a loop "
             f'({" -> ".join([*chain, base_path])}); remove one "{EXTENDS}".'
         )
-    return {**read_config(base_path, known, chain), **config}
+    return {**read_config(base_path, known, chain, script), **config}
 
 
 def config_to_flags(path: str, parser: ArgumentParser) -> list[str]:
     """Read a JSON config as command-line flags, so argparse checks each value's type."""
-    config = read_config(path, {f.name for dtype in parser.dataclass_types for f in fields(dtype)})
+    known = {f.name for dtype in parser.dataclass_types for f in fields(dtype)}
+    config = read_config(path, known, script=parser.prog)
     flags = []
     for key, value in config.items():
         if value is None:

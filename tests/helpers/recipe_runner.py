@@ -76,10 +76,11 @@ def smoke_train_file() -> Path:
     return path
 
 
-def command(*flags, config=SMOKE, launcher=None, model="tiny"):
-    """run_qa.py's command line: the config, then the model (the tiny one, or `model` when it
-    is another; None keeps the config's), for the smoke config its training questions' own file
-    (the same first questions of train-v1.1.json it takes), then `flags`, which win."""
+def command(*flags, config=SMOKE, launcher=None, model="tiny", script="run_qa.py"):
+    """run_qa.py's command line (or another script's that reads its configs, e.g. search_qa.py):
+    the config, then the model (the tiny one, or `model` when it is another; None keeps the
+    config's), for the smoke config its training questions' own file (the same first questions
+    of train-v1.1.json it takes), then `flags`, which win."""
     launch = launcher or [sys.executable]
     chosen = str(tiny_model()) if model == "tiny" else model
     given = ["--model_name_or_path", chosen] if chosen else []
@@ -88,12 +89,12 @@ def command(*flags, config=SMOKE, launcher=None, model="tiny"):
     own = "--train_file" in flags or not (SQUAD_DIR / "train-v1.1.json").is_file()
     if Path(config) == SMOKE and not own:
         given += ["--train_file", str(smoke_train_file())]
-    return [*launch, str(ROOT / "run_qa.py"), str(config), *given, *flags]
+    return [*launch, str(ROOT / script), str(config), *given, *flags]
 
 
-def run_qa(*flags, check=True, config=SMOKE, launcher=None, model="tiny"):
+def run_qa(*flags, check=True, config=SMOKE, launcher=None, model="tiny", script="run_qa.py"):
     result = subprocess.run(
-        command(*flags, config=config, launcher=launcher, model=model),
+        command(*flags, config=config, launcher=launcher, model=model, script=script),
         cwd=ROOT,
         env=environment(),
         capture_output=True,
@@ -101,7 +102,7 @@ def run_qa(*flags, check=True, config=SMOKE, launcher=None, model="tiny"):
         timeout=900,
     )
     if check and result.returncode != 0:
-        pytest.fail(f"run_qa.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        pytest.fail(f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
 
 
@@ -140,11 +141,11 @@ def refusal(*flags, config=SMOKE, model="tiny") -> str:
     return message.strip().splitlines()[-1]
 
 
-def start_qa(*flags, log_path, model="tiny"):
-    """Start run_qa.py in the background, output to log_path; returns the Popen."""
+def start_qa(*flags, log_path, model="tiny", script="run_qa.py"):
+    """Start run_qa.py (or `script`) in the background, output to log_path; returns the Popen."""
     log = open(log_path, "w")  # noqa: SIM115 - closed by the caller through the process
     return subprocess.Popen(
-        command(*flags, model=model),
+        command(*flags, model=model, script=script),
         cwd=ROOT,
         env=environment(),
         stdout=log,
