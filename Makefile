@@ -42,6 +42,7 @@ help: ## list every target (this text)
 	  "  CONFIG           recipe config (configs/squad20pct.json); for eval: which dev set" \
 	  "  SEARCH_CONFIG    make search's config (configs/search-squad20pct.json)" \
 	  "  ARGS             extra flags for the script a target runs" \
+	  "  TEST_WORKERS     test, test-fast: pytest-xdist workers, one core each (nproc; 1: none)" \
 	  "  ACCELERATE_ARGS  accelerate launch flags (one process with every core)" \
 	  "  RESULTS_DIR      also copy a run's small outputs there (e.g. results/runs/squad20pct)" \
 	  "  MODEL            trained folder for eval, predict, demo, push (runs/squad20pct)" \
@@ -93,13 +94,17 @@ eval: setup data ## score a trained folder (MODEL) on the dev set of CONFIG, sho
 	$(BIN)/accelerate launch $(ACCELERATE_ARGS) run_qa.py $(CONFIG) \
 		--model_name_or_path $(MODEL) --backend $(BACKEND) --do_train false --output_dir $(EVAL_DIR) --results_dir "$(RESULTS_DIR)" $(ARGS)
 
-# Every run ends with its 20 slowest tests, so that the next slow one is seen.
+# One pytest-xdist worker per core, each with its core (tests/conftest.py); worksteal evens out
+# the long tests at the end. Every run ends with its 20 slowest tests, so the next slow one is seen.
+TEST_WORKERS ?= $(shell nproc)
+PYTEST := $(BIN)/python -m pytest -q --durations=20 $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist worksteal)
+
 test: setup data ## the whole test suite (the command CI runs)
-	$(BIN)/python -m pytest -q --durations=20 $(ARGS)
+	$(PYTEST) $(ARGS)
 
 # Unit tests only: no training, no servers, no ../shared (tests/fixtures/ has tiny SQuAD files).
 test-fast: setup ## the fast tier: unit tests, no training (a few minutes on 2 cores)
-	$(BIN)/python -m pytest -q -m "not slow" --durations=20 $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 # The random-input tests draw the same inputs on every run (tests/conftest.py); this draws new ones.
 fuzz: setup ## the random-input tests on thousands of freshly drawn inputs (a few minutes)

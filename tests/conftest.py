@@ -14,6 +14,25 @@ settings.register_profile("fuzz", max_examples=10_000, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (make test runs one worker per core), each worker and every process it
+    starts keep to a core of their own: a run's threads (qa/machine/threads.py counts the cores
+    it may use) then never crowd the other worker's, and the time a test spends in one thread
+    (starting Python, importing torch, tokenising, post-processing) overlaps the other's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ... in a worker only
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= count:
+        share = cores[int(worker.removeprefix("gw")) :: count]
+        os.sched_setaffinity(0, share)
+        os.environ["OMP_NUM_THREADS"] = str(len(share))  # read by OpenMP as torch loads
+        import torch
+
+        torch.set_num_threads(len(share))  # in case it had loaded already
+
+
 def pytest_collection_modifyitems(items):
     """A test that needs one of the training runs below is slow, wherever it is marked or not."""
     for item in items:

@@ -2,7 +2,8 @@
 questions, refusals checked in-process leave nothing held, and the suite names its slow tests."""
 
 import json
-import re
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,8 +80,31 @@ def test_a_refusal_checked_in_process_leaves_no_lock_or_log_handler(tmp_path):
     assert logging.getLogger("run_qa").handlers == handlers
 
 
+def pytest_command(target: str, workers: int) -> str:
+    """The pytest line `make TARGET` runs, as make expands it (-n: printed, not run)."""
+    printed = subprocess.run(
+        ["make", "-n", target, f"TEST_WORKERS={workers}"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    [line] = [line for line in printed.splitlines() if " -m pytest " in line]
+    return line
+
+
 @pytest.mark.parametrize("target", ["test", "test-fast"])
-def test_the_suite_ends_with_its_slowest_tests(target):
-    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    recipe = re.search(rf"^{target}:.*\n\t(.*)$", makefile, re.M).group(1)
-    assert "--durations=20" in recipe
+def test_the_suite_ends_with_its_slowest_tests_and_runs_a_worker_per_core(target):
+    assert "--durations=20" in pytest_command(target, 2)
+    assert " -n 2 --dist worksteal" in pytest_command(target, 2)
+    assert " -n " not in pytest_command(target, 1)
+
+
+def test_each_worker_keeps_to_a_core_of_its_own():
+    """tests/conftest.py: under make test's workers, a worker (and what it starts) runs on its
+    share of the cores, with as many torch threads."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not os.environ.get("PYTEST_XDIST_WORKER") or count < 2:
+        pytest.skip("not under pytest-xdist workers")
+    import torch
+
+    cores = os.sched_getaffinity(0)
+    assert len(cores) <= -(-os.cpu_count() // count)  # its share, not every core
+    assert torch.get_num_threads() == len(cores) == int(os.environ["OMP_NUM_THREADS"])
