@@ -5,6 +5,7 @@ import json
 import signal
 import time
 from dataclasses import fields
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -87,6 +88,15 @@ def test_the_best_config_extends_the_base_from_wherever_it_is_written(tmp_path):
         0.05,
         0.02,
     )
+
+
+def test_a_best_config_json_trains_into_the_searchs_name(tmp_path):
+    study = study_in(tmp_path / "search-x", [("COMPLETE", PARAMS[0], 61.5)])
+    for where in (None, str(tmp_path / "results" / "best_config.json")):
+        path = write_best_config(
+            study, SearchArguments(best_config=where), str(tmp_path / "search-x")
+        )
+        assert json.loads(Path(path).read_text())["output_dir"] == "runs/search-x-best"
 
 
 def test_no_best_config_before_a_trial_has_finished(tmp_path):

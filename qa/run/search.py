@@ -197,13 +197,14 @@ def best_trial_number(study) -> int | None:
 
 def write_best_config(study, search: SearchArguments, output_dir: str) -> str | None:
     """The best trial's settings as a config extending best_config_base; its path, or None
-    while no trial has finished. Its output_dir is runs/<its own name>."""
+    while no trial has finished. Its output_dir is runs/<its file's name>, or runs/<the
+    search's folder>-best for a file named best_config.json."""
     if best_trial_number(study) is None:
         return None
     path = search.best_config or os.path.join(output_dir, "best_config.json")
     folder = os.path.dirname(os.path.abspath(path))
     name = os.path.splitext(os.path.basename(path))[0]
-    if search.best_config is None:  # runs/search-x/best_config.json -> runs/search-x-best
+    if name == "best_config":  # runs/search-x/best_config.json -> runs/search-x-best
         name = f"{os.path.basename(os.path.normpath(output_dir))}-best"
     best = study.best_trial
     config = {
