@@ -24,6 +24,8 @@ def pytest_configure(config):
     if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
         return
     cores = sorted(os.sched_getaffinity(0))
+    # For the tests of how a run claims the machine's cores (helpers.recipe_runner.machine_cores).
+    os.environ["TESTS_MACHINE_CORES"] = ",".join(map(str, cores))
     if len(cores) >= count:
         share = cores[int(worker.removeprefix("gw")) :: count]
         os.sched_setaffinity(0, share)

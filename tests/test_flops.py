@@ -9,7 +9,14 @@ import pytest
 import torch
 
 import qa.machine.flops
-from helpers.recipe_runner import ROOT, command, environment, needs_squad
+from helpers.recipe_runner import (
+    ROOT,
+    command,
+    environment,
+    machine_cores,
+    needs_squad,
+    on_every_core,
+)
 from qa.machine.memory import KEEP_FREED
 from qa.machine.threads import cpu_threads
 from qa.serve.model_files import resolve_model_path
@@ -87,9 +94,10 @@ def test_threads_share_the_cores_among_local_processes(monkeypatch):
     assert cpu_threads(3) == 3
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: 1 thread is every core")
+@pytest.mark.skipif(len(machine_cores()) < 2, reason="one core: 1 thread is every core")
 def test_run_qa_claims_the_cores_before_torch_starts_openmp():
-    """torch reads OMP_NUM_THREADS when it loads: importing run_qa must set it first."""
+    """torch reads OMP_NUM_THREADS when it loads: importing run_qa must set it first. The child
+    runs on every core of the machine, also under make test's one-core workers."""
     probe = "import run_qa, torch; print(torch.get_num_threads())"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("LOCAL_WORLD_SIZE", None)
@@ -100,9 +108,10 @@ def test_run_qa_claims_the_cores_before_torch_starts_openmp():
         capture_output=True,
         text=True,
         timeout=300,
+        preexec_fn=on_every_core,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert int(result.stdout.split()[-1]) == len(os.sched_getaffinity(0))
+    assert int(result.stdout.split()[-1]) == len(machine_cores())
 
 
 @needs_squad
@@ -116,15 +125,17 @@ def test_the_bare_design_command_uses_every_core(tmp_path):
         command("--output_dir", output, "--eval_strategy", "no", "--num_samples", "0",
                 launcher=launcher),
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        preexec_fn=on_every_core,  # the machine's cores, also under make test's workers
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     config = json.loads((output / "run_config.json").read_text())
-    assert config["machine"]["torch_threads"] == len(os.sched_getaffinity(0))
+    cores = len(machine_cores())
+    assert config["machine"]["torch_threads"] == cores
     # OpenMP started with every core, not with the OMP_NUM_THREADS=1 accelerate gave it.
     assert config["machine"]["omp_num_threads_given"] == "1"
-    assert config["machine"]["omp_num_threads"] == str(len(os.sched_getaffinity(0)))
+    assert config["machine"]["omp_num_threads"] == str(cores)
     log = (output / "train.log").read_text()
-    assert f"{len(os.sched_getaffinity(0))} CPU threads" in log
+    assert f"{cores} CPU threads" in log
     # The allocator settings that make training faster, as make train had them (docs/speed.md).
     assert "Memory: glibc keeps freed memory for reuse" in log
     results = json.loads((output / "all_results.json").read_text())

@@ -36,6 +36,18 @@ TWO_CPU_PROCESSES = [
 ]  # fmt: skip
 
 
+def machine_cores() -> set[int]:
+    """The cores this test run may use. make test's workers each keep to their share of them
+    (tests/conftest.py); a test of how a run claims the machine's cores gives its child all of
+    them back (preexec_fn=on_every_core)."""
+    listed = os.environ.get("TESTS_MACHINE_CORES")
+    return {int(core) for core in listed.split(",")} if listed else os.sched_getaffinity(0)
+
+
+def on_every_core() -> None:
+    os.sched_setaffinity(0, machine_cores())
+
+
 def environment():
     return {
         **os.environ,
