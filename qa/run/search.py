@@ -100,19 +100,14 @@ def trial_score(metrics: dict) -> float:
 
 def open_study(output_dir: str, search: SearchArguments):
     """The search's optuna study in output_dir/optuna.db, made or continued. A trial left
-    running by a search that was killed is marked failed: it never counts as done."""
+    running (by a search that was killed, or this one stopped by SIGTERM) is marked failed: it
+    never counts as done."""
     import optuna
     from optuna.trial import TrialState
 
-    study = optuna.create_study(
-        storage=study_storage(output_dir),
-        study_name=STUDY_NAME,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=sampler(search),
-    )
+    study = optuna.create_study(direction="maximize", **study_arguments(output_dir, search))
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        logger.warning("Trial %d was left unfinished by an earlier search: failed", trial.number)
+        logger.warning("Trial %d did not finish: marked failed", trial.number)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     return study
 

@@ -43,15 +43,17 @@ class OneMLflowRun(MLflowCallback):
 
     def setup(self, args, state, model):
         if state.is_world_process_zero:
-            user_uri = os.environ.get("MLFLOW_TRACKING_URI")
             # Set for this process either way, so that no store an earlier run set stays.
-            self._ml_flow.set_tracking_uri(user_uri or self.own_store(args.output_dir))
+            if user_uri := os.environ.get("MLFLOW_TRACKING_URI"):
+                self._ml_flow.set_tracking_uri(user_uri)
+            else:
+                self.use_own_store(args.output_dir)
         super().setup(args, state, model)
         if state.is_world_process_zero:
             self.run_id = self._ml_flow.active_run().info.run_id
 
-    def own_store(self, output_dir: str) -> str:
-        """The run folder's store, made the active one with an experiment named after the
+    def use_own_store(self, output_dir: str) -> None:
+        """Make the run folder's store the active one, with an experiment named after the
         folder (unless MLFLOW_EXPERIMENT_NAME names one) whose artifacts go there too."""
         uri, artifacts = mlflow_store(output_dir)
         os.makedirs(os.path.dirname(artifacts), exist_ok=True)
@@ -63,7 +65,6 @@ class OneMLflowRun(MLflowCallback):
             # Made here, not by the stock callback: its artifacts would go to ./mlruns.
             self._ml_flow.create_experiment(name, artifact_location=f"file://{artifacts}")
         self._ml_flow.set_experiment(name)  # the experiment the callback's start_run uses
-        return uri
 
     def on_log(self, args, state, control, logs, model=None, **kwargs):
         if self.run_id and state.is_world_process_zero and self._ml_flow.active_run() is None:
