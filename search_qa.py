@@ -15,6 +15,7 @@ best_config.json, the best trial's settings as a config extending best_config_ba
 import qa.machine.threads  # noqa: F401  # isort: skip  (thread settings before torch loads)
 
 import logging
+import os
 import sys
 from functools import partial
 
@@ -130,3 +131,10 @@ if __name__ == "__main__":
         main(sys.argv[1:])
     except SquadDataError as err:
         raise SystemExit(f"error: {err}") from None
+    except SystemExit as stop:
+        if stop.code != 130:
+            raise
+        # Ctrl-C can land while the Trainer starts a worker thread, which then never ends and
+        # holds the interpreter at exit; the tables are written, so leave at once.
+        logging.shutdown()
+        os._exit(130)
