@@ -7,6 +7,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from safetensors.numpy import load_file
@@ -37,6 +38,25 @@ def wait_for(predicate, process, seconds=600):
             process.kill()
             pytest.fail("timed out waiting for the run")
         time.sleep(0.2)
+
+
+def freeze(process, seconds=30):
+    """SIGSTOP the process and return once every thread of it has stopped: kill() only
+    queues the signal, and a thread busy writing a checkpoint goes on for a moment."""
+    process.send_signal(signal.SIGSTOP)
+    tasks = Path(f"/proc/{process.pid}/task")
+    deadline = time.time() + seconds
+    while not all(_state(task) in "tT" for task in tasks.iterdir()):
+        assert time.time() < deadline, f"pid {process.pid} did not stop"
+        time.sleep(0.01)
+
+
+def _state(task):
+    # /proc/<pid>/task/<tid>/stat: "tid (name) S ...": the state follows the last ')'.
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:  # a thread that ended meanwhile holds nothing
+        return "T"
 
 
 def same_weights(folder_a, folder_b):
@@ -154,7 +174,7 @@ def test_a_second_run_on_a_folder_in_use_is_refused_and_a_killed_run_holds_nothi
     flags = [*SHORT, "--output_dir", output, "--results_dir", results]
     first = start_qa(*flags, log_path=tmp_path / "first.log")
     wait_for(lambda: checkpoint_problem(str(output / "checkpoint-2")) is None, first)
-    first.send_signal(signal.SIGSTOP)  # frozen with its lock: the folder cannot change meanwhile
+    freeze(first)  # frozen with its lock: the folder cannot change meanwhile
     try:
         before = snapshot(output)
         # The same output_dir; another output_dir with the same results_dir.
