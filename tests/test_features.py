@@ -271,6 +271,40 @@ def test_tokenising_a_file_with_such_an_answer_names_the_file(tokenizer, tmp_pat
         )
 
 
+def test_cached_windows_take_their_cache_key_as_fingerprint_without_hashing_the_tokenizer(
+    tokenizer, tmp_path, monkeypatch
+):
+    """datasets would otherwise pickle the whole tokenizer to fingerprint each map: most of a
+    second per split on every run, for a key the cache file's name already holds."""
+    import contextlib
+    import types
+
+    import datasets.fingerprint
+    from datasets import Dataset
+
+    from qa.data.windows import cached_windows
+
+    hashed = []
+    hash_of = datasets.fingerprint.Hasher.hash
+    monkeypatch.setattr(
+        datasets.fingerprint.Hasher,
+        "hash",
+        classmethod(lambda cls, value: hashed.append(type(value).__name__) or hash_of(value)),
+    )
+    examples = Dataset.from_dict(batch(("fine", "Which river?", answer("Wend"))))
+    data_args = types.SimpleNamespace(max_seq_length=MAX_LEN, doc_stride=STRIDE)
+    training_args = types.SimpleNamespace(main_process_first=lambda **_: contextlib.nullcontext())
+    checksums = {"train": {"path": "/data/fine.json", "sha256": "0" * 64}}
+    found = cached_windows(
+        examples, prepare_train_features, "train", data_args=data_args,
+        cache_dir=str(tmp_path), tokenizer=tokenizer, checksums=checksums,
+        training_args=training_args,
+    )  # fmt: skip
+    [cache_file] = tmp_path.glob("train-*.arrow")
+    assert found._fingerprint == cache_file.stem
+    assert not any("Tokenizer" in name for name in hashed), hashed
+
+
 def test_an_answer_too_long_for_any_window_is_kept_and_labelled_cls(tokenizer):
     text = CONTEXT[: CONTEXT.index("Today")]  # far more than one window of context
     features = prepare_train_features(

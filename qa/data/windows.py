@@ -220,8 +220,12 @@ def cached_windows(
 ):
     """`prepare` (train or eval windows) over `examples`, kept in cache_dir for later runs."""
     cache_file = features_cache_file(cache_dir, data_args, tokenizer, split, examples, checksums)
+    fingerprint = None  # datasets then hashes the function and its arguments itself
     if cache_file:
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+        # The cache key already says what the windows depend on; without it datasets would
+        # pickle the whole tokenizer to hash it, most of a second per split on each run.
+        fingerprint = Path(cache_file).stem
     try:
         # local=False: one process of the whole run writes the cache; the others then read it.
         with training_args.main_process_first(local=False, desc=f"tokenising {split}"):
@@ -235,6 +239,7 @@ def cached_windows(
                     "doc_stride": data_args.doc_stride,
                 },
                 cache_file_name=cache_file,
+                new_fingerprint=fingerprint,
                 desc=f"Tokenising {split} into windows",
             )
     except (QuestionTooLong, AnswerWithoutTokens) as err:
