@@ -1,5 +1,6 @@
 """Shared fixtures: one small real training run, reused by every test module that needs one."""
 
+import multiprocessing
 import os
 
 import pytest
@@ -12,6 +13,14 @@ from helpers.recipe_runner import SQUAD_DIR, run_qa
 settings.register_profile("deterministic", derandomize=True, database=None, max_examples=150)
 settings.register_profile("fuzz", max_examples=10_000, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+# Tests that run code on two ranks start them with torch.multiprocessing's "forkserver": each
+# rank is forked from one server process that imported the recipe (torch, transformers) once,
+# instead of a spawned process importing it all again (seconds per rank, per test); a fork of the
+# test process itself could inherit a running OpenMP pool, which a forked child may hang on. The
+# server imports from the directory pytest runs in (the root); elsewhere the ranks import anew.
+multiprocessing.get_context("forkserver").set_forkserver_preload(["trainer_qa"])
 
 
 def pytest_configure(config):

@@ -82,5 +82,6 @@ def test_a_ctrl_c_in_one_process_stops_every_process_at_the_same_step():
         port = probe.getsockname()[1]
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_agree, args=(port, results), nprocs=2, join=True)
+        # tests/conftest.py says why forkserver.
+        mp.start_processes(_agree, args=(port, results), nprocs=2, start_method="forkserver")
         assert dict(results) == {0: (False, True), 1: (False, True)}

@@ -46,14 +46,15 @@ def _in_two_processes(rank, port, targets, results, extra):
 
 
 def run_on_two_ranks(*targets, **extra):
-    """Each target(args) in turn on ranks 0 and 1 of one gloo group (starting the two processes
-    costs seconds; a group runs several targets); {rank: (kind, value)} for each target, a list
-    of them for several. Fails on a hang."""
+    """Each target(args) in turn on ranks 0 and 1 of one gloo group (a group runs several
+    targets); {rank: (kind, value)} for each target, a list of them for several. Fails on a
+    hang."""
     with mp.Manager() as manager:
         results = manager.dict()
         context = mp.start_processes(
-            _in_two_processes, args=(free_port(), targets, results, extra), nprocs=2, join=False
-        )
+            _in_two_processes, args=(free_port(), targets, results, extra), nprocs=2, join=False,
+            start_method="forkserver",  # tests/conftest.py says why
+        )  # fmt: skip
         for process in context.processes:
             process.join(timeout=120)
         hung = [p.pid for p in context.processes if p.is_alive()]
