@@ -123,7 +123,7 @@ def test_the_bare_design_command_uses_every_core(tmp_path):
     launcher = [sys.executable, "-m", "accelerate.commands.launch"]
     result = subprocess.run(
         command("--output_dir", output, "--eval_strategy", "no", "--num_samples", "0",
-                launcher=launcher),
+                "--report_mfu", "true", launcher=launcher),
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
         preexec_fn=on_every_core,  # the machine's cores, also under make test's workers
     )  # fmt: skip

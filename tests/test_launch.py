@@ -74,7 +74,8 @@ def steps_for_two(run) -> int:
 
 
 def train_one_process(output, bf16: str):
-    flags = ["--bf16", bf16] + (FORCED_BF16 if bf16 == "true" else [])
+    # The one-process fp32 run's MFU figures are checked (the smoke config times no peak).
+    flags = ["--bf16", bf16] + (FORCED_BF16 if bf16 == "true" else ["--report_mfu", "true"])
     result = run_qa(*SHORT, *flags, "--output_dir", output)
     assert ranks_logged(result.stdout + result.stderr) == {(0, 1)}
     return output
