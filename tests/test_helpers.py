@@ -4,18 +4,22 @@ questions, refusals checked in-process leave nothing held, and the suite names i
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from transformers import AutoConfig
 
+from helpers.preloaded import PreloadedPython
 from helpers.recipe_runner import (
     ROOT,
     SMOKE,
     SQUAD_DIR,
     command,
+    environment,
     needs_squad,
     refusal,
+    smoke_dev_file,
     smoke_train_file,
     tiny_model,
 )
@@ -57,13 +61,21 @@ def test_the_tiny_model_is_small_and_reads_text_as_the_bundled_one_does():
 
 @pytest.mark.slow  # reads ../shared
 @needs_squad
-def test_the_smoke_config_trains_on_its_first_questions_of_the_official_file():
-    assert json.loads(SMOKE.read_text())["train_file"] == "$SQUAD_DIR/train-v1.1.json"
-    assert flag(command(), "--train_file") == str(smoke_train_file())
-    whole = load_squad_file(str(SQUAD_DIR / "train-v1.1.json"))
-    part = load_squad_file(str(smoke_train_file()))
+@pytest.mark.parametrize(
+    "key, name, subset",
+    [
+        ("train_file", "train-v1.1.json", smoke_train_file),
+        ("validation_file", "dev-v1.1.json", smoke_dev_file),
+    ],
+)
+def test_the_smoke_config_takes_its_first_questions_of_the_official_files(key, name, subset):
+    assert json.loads(SMOKE.read_text())[key] == f"$SQUAD_DIR/{name}"
+    assert flag(command(), f"--{key}") == str(subset())
+    assert flag(command(f"--{key}", "mine.json"), f"--{key}") == "mine.json"
+    whole = load_squad_file(str(SQUAD_DIR / name))
+    part = load_squad_file(str(subset()))
     assert part["id"] == whole["id"][:128] and part["context"] == whole["context"][:128]
-    assert flag(command(config=ROOT / "configs" / "squad20pct.json"), "--train_file") is None
+    assert flag(command(config=ROOT / "configs" / "squad20pct.json"), f"--{key}") is None
 
 
 @pytest.mark.slow  # reads ../shared
@@ -108,3 +120,27 @@ def test_each_worker_keeps_to_a_core_of_its_own():
     cores = os.sched_getaffinity(0)
     assert len(cores) <= -(-os.cpu_count() // count)  # its share, not every core
     assert torch.get_num_threads() == len(cores) == int(os.environ["OMP_NUM_THREADS"])
+
+
+@pytest.mark.slow  # three starts of the recipe's imports
+def test_a_run_forked_from_the_preloaded_python_starts_as_a_plain_child_would(tmp_path):
+    """run_qa() forks most runs from a Python that imported the recipe already: the same argv,
+    working directory, sys.path, environment, threads, __main__, output and exit status as
+    `python script ...` (a number, or a message on stderr with status 1); a test that changed
+    the environment, which libraries read as they import, gets a plain child instead."""
+    script = str(ROOT / "tests" / "helpers" / "describe_process.py")
+    preloaded = PreloadedPython(environment())
+    try:
+        for code in ("3", "error: refused"):  # runs that end well end with 0 all through
+            plain = subprocess.run([sys.executable, script, code], cwd=ROOT, env=environment(),
+                                   capture_output=True, text=True, timeout=300)  # fmt: skip
+            forked = preloaded.run([script, code], environment(), timeout=300)
+            assert forked is not None and forked.returncode == plain.returncode
+            assert json.loads(forked.stdout) == json.loads(plain.stdout)
+            assert forked.stderr.splitlines()[-1:] == plain.stderr.splitlines()[-1:]
+        assert json.loads(plain.stdout)["main"] == "__main__"
+        assert plain.returncode == 1 and plain.stderr.splitlines()[-1] == "error: refused"
+        changed = {**environment(), "HF_HOME": str(tmp_path)}
+        assert preloaded.run([script, "0"], changed, timeout=300) is None
+    finally:
+        preloaded.close()

@@ -19,6 +19,7 @@ from unittest import mock
 
 import pytest
 
+from helpers.preloaded import PreloadedPython
 from helpers.tiny_model import write_tiny_model
 from qa.data.files import squad_dir
 
@@ -66,13 +67,12 @@ def tiny_model() -> Path:
     return write_tiny_model(folder / "model")
 
 
-@cache
-def smoke_train_file() -> Path:
-    """The questions of train-v1.1.json the smoke config trains on (its first 128, more than any
-    test takes), in a file of their own written once per test run: reading the whole 30 MB file
-    cost each run seconds. Made from SQUAD_DIR, so no SQuAD text is kept in the repository."""
-    whole = json.loads((SQUAD_DIR / "train-v1.1.json").read_text(encoding="utf-8"))
-    articles, left = [], 128
+def first_questions_file(name: str, count: int) -> Path:
+    """The first `count` questions of SQUAD_DIR/name, in a file of their own written once per
+    test run (reading a whole official file cost each run most of a second). Made from
+    SQUAD_DIR, so no SQuAD text is kept in the repository."""
+    whole = json.loads((SQUAD_DIR / name).read_text(encoding="utf-8"))
+    articles, left = [], count
     for article in whole["data"]:
         paragraphs = []
         for paragraph in article["paragraphs"]:
@@ -81,38 +81,66 @@ def smoke_train_file() -> Path:
                 left -= len(paragraphs[-1]["qas"])
         if paragraphs:
             articles.append({**article, "paragraphs": paragraphs})
-    folder = Path(tempfile.mkdtemp(prefix="smoke-train-"))
+    folder = Path(tempfile.mkdtemp(prefix="smoke-data-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    path = folder / "train-v1.1-first128.json"
+    path = folder / f"{Path(name).stem}-first{count}.json"
     path.write_text(json.dumps({"version": whole["version"], "data": articles}), encoding="utf-8")
     return path
+
+
+@cache
+def smoke_train_file() -> Path:
+    """The questions of train-v1.1.json the smoke config trains on: its first 128, more than
+    any test takes."""
+    return first_questions_file("train-v1.1.json", 128)
+
+
+@cache
+def smoke_dev_file() -> Path:
+    """The questions of dev-v1.1.json the smoke config scores: its first 128, more than any
+    test scores (the first max_eval_samples are the same questions)."""
+    return first_questions_file("dev-v1.1.json", 128)
 
 
 def command(*flags, config=SMOKE, launcher=None, model="tiny", script="run_qa.py"):
     """run_qa.py's command line (or another script's that reads its configs, e.g. search_qa.py):
     the config, then the model (the tiny one, or `model` when it is another; None keeps the
-    config's), for the smoke config its training questions' own file (the same first questions
-    of train-v1.1.json it takes), then `flags`, which win."""
+    config's), for the smoke config the files of its training and dev questions (the same first
+    questions of the official files it takes), then `flags`, which win."""
     launch = launcher or [sys.executable]
     chosen = str(tiny_model()) if model == "tiny" else model
     given = ["--model_name_or_path", chosen] if chosen else []
     flags = [str(flag) for flag in flags]
-    # Not where a test names its own file, or where there is no train-v1.1.json to take from.
-    own = "--train_file" in flags or not (SQUAD_DIR / "train-v1.1.json").is_file()
-    if Path(config) == SMOKE and not own:
-        given += ["--train_file", str(smoke_train_file())]
+    # Not where a test names its own file, or where there is no official file to take from.
+    for flag, name, subset in (
+        ("--train_file", "train-v1.1.json", smoke_train_file),
+        ("--validation_file", "dev-v1.1.json", smoke_dev_file),
+    ):
+        if Path(config) == SMOKE and flag not in flags and (SQUAD_DIR / name).is_file():
+            given += [flag, str(subset())]
     return [*launch, str(ROOT / script), str(config), *given, *flags]
 
 
+@cache
+def preloaded_python() -> PreloadedPython:
+    """This test process's preloaded Python (helpers/preloaded.py), started on first use."""
+    preloaded = PreloadedPython(environment())
+    atexit.register(preloaded.close)
+    return preloaded
+
+
 def run_qa(*flags, check=True, config=SMOKE, launcher=None, model="tiny", script="run_qa.py"):
-    result = subprocess.run(
-        command(*flags, config=config, launcher=launcher, model=model, script=script),
-        cwd=ROOT,
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    """run_qa.py (or `script`) to its end, as a child process; its CompletedProcess. Without a
+    launcher the child is forked from a preloaded Python (seconds saved on imports) unless the
+    test changed the environment, which a fresh start must then read."""
+    argv = command(*flags, config=config, launcher=launcher, model=model, script=script)
+    result = None
+    if launcher is None:
+        result = preloaded_python().run(argv[1:], environment(), timeout=900)
+    if result is None:
+        result = subprocess.run(
+            argv, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=900
+        )
     if check and result.returncode != 0:
         pytest.fail(f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
