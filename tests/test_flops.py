@@ -95,6 +95,7 @@ def test_threads_share_the_cores_among_local_processes(monkeypatch):
 
 
 @pytest.mark.skipif(len(machine_cores()) < 2, reason="one core: 1 thread is every core")
+@pytest.mark.slow  # starts a fresh interpreter (docs/design.md: The test suite)
 def test_run_qa_claims_the_cores_before_torch_starts_openmp():
     """torch reads OMP_NUM_THREADS when it loads: importing run_qa must set it first. The child
     runs on every core of the machine, also under make test's one-core workers."""

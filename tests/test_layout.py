@@ -113,6 +113,7 @@ def test_make_help_names_every_variable_the_makefile_reads():
     assert not missing, missing
 
 
+@pytest.mark.slow  # starts a fresh interpreter (docs/design.md: The test suite)
 def test_the_installed_package_scores_with_its_own_metric_outside_the_checkout(tmp_path):
     """The metric ships inside qa/ and is found from the package, not from the checkout's path:
     a wheel of qa installed into an empty folder scores a known answer from there."""

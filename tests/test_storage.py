@@ -108,6 +108,7 @@ def without_root_override() -> list[str]:
     return drop
 
 
+@pytest.mark.slow  # starts a fresh interpreter (docs/design.md: The test suite)
 def test_a_folder_without_write_permission_is_refused_before_loading(tmp_path):
     """A folder whose mode forbids writing (555), as a user (or root without its override):
     EACCES."""
