@@ -2,7 +2,7 @@
 
 Most of a short test run's time is not the run: a fresh `python run_qa.py` spends about five CPU
 seconds importing torch, transformers and datasets before it reads its first argument, and the
-suite starts well over a hundred such runs. A test worker therefore starts one "preloaded" Python
+suite starts dozens of such runs. A test worker therefore starts one "preloaded" Python
 (this file as a script) that imports run_qa.py's modules once and then, for each run asked of it,
 forks: the child is a process of its own (own pid, memory, exit status, output), it sets the
 run's working directory, environment and argv and runs the script as `python script ...` would,
@@ -15,8 +15,9 @@ offline flags and caches as they import), or a launcher. No OpenMP thread pool e
 parent when it forks (it runs no torch operation), so each child's pool starts as a fresh
 process's does, with the thread count the run sets.
 
-Protocol: one JSON request per line on stdin ({"argv", "cwd", "stdout", "stderr", "timeout"}),
-one JSON reply per line on stdout ({"returncode"}).
+Protocol: first, one JSON line on stdout: what importing the recipe set in the environment. Then
+one JSON request per line on stdin ({"argv", "cwd", "env", "stdout", "stderr", "timeout"}), one
+JSON reply per line on stdout ({"returncode"}).
 """
 
 import json
