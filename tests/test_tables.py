@@ -216,6 +216,7 @@ def hub_arguments(**columns):
         validation_file=None,
         threshold_file=None,
         extra_train_files=[],
+        extra_train_unanswerable_files=[],
         train_fraction=1.0,
         train_fraction_seed=None,
         max_train_samples=None,

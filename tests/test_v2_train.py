@@ -122,6 +122,21 @@ def test_train_fraction_of_it_is_seeded_and_drawn_by_question():
     assert any(0 < share < 1 for share in taken), taken
 
 
+def test_extra_unanswerable_files_add_their_unanswerable_questions_only():
+    """The official train file's answerable questions are train-v1.1's, which train_file may
+    already sample: extra_train_unanswerable_files adds the other ones alone, after the rest."""
+    v1_tiny = TINY_TRAIN.parent / "squad-v1.1-train-tiny.json"
+    flags = ["--train_file", v1_tiny, "--train_fraction", 1.0, "--version_2_with_negative", "true"]
+    extra = ["--extra_train_unanswerable_files", TINY_TRAIN]
+    model_args, data_args, _, training_args = parse(RECIPE, *flags, *extra, *TRAIN_ONLY)
+    train = load_raw_datasets(data_args, model_args, training_args)[0]["train"]
+    alone = list(load_squad_file(str(v1_tiny))["id"])
+    unanswerable = [qa["id"] for qa in file_questions(TINY_TRAIN) if qa["is_impossible"]]
+    assert unanswerable and len(unanswerable) < len(file_questions(TINY_TRAIN))
+    assert list(train["id"]) == alone + unanswerable
+    assert all(not answers["text"] for answers in train[len(alone) :]["answers"])
+
+
 @pytest.fixture
 def empty_squad_dir(tmp_path, monkeypatch):
     """SQUAD_DIR an empty folder (no SHA256SUMS) and the official train-v2.0.json entry made to

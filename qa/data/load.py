@@ -84,7 +84,7 @@ def official_files_to_fetch(data_args, training_args) -> list[str]:
     those `make data` does not fetch by default (train-v2.0.json), or a folder not yet filled."""
     read = []
     if training_args.do_train:
-        read += [data_args.train_file, *data_args.extra_train_files]
+        read += [data_args.train_file, *extra_train_paths(data_args)]
     if training_args.do_eval:
         read += [data_args.validation_file, data_args.threshold_file]
     missing = []
@@ -446,11 +446,21 @@ def hub_split(split: Dataset | None, name: str, data_args) -> Dataset | None:
     return table_dataset(split.to_list(), source, columns, data_args.version_2_with_negative)
 
 
+def extra_train_paths(data_args) -> list[str]:
+    """The files added whole, then those whose unanswerable questions only are added."""
+    return [*data_args.extra_train_files, *data_args.extra_train_unanswerable_files]
+
+
+def unanswerable_only(examples: datasets.Dataset) -> datasets.Dataset:
+    return examples.filter(lambda answers: not answers["text"], input_columns="answers")
+
+
 def load_raw_datasets(data_args, model_args, training_args):
     """{"train", "validation", "tune": examples or None}, and the sha256 of each local file.
 
     train_fraction and max_train_samples thin train_file (or the Hub's train split) only;
-    extra_train_files are added whole after it.
+    extra_train_files are added whole after it, extra_train_unanswerable_files' unanswerable
+    questions after those.
     """
     seed = training_args.seed
     checksums, splits = {}, {}
@@ -482,11 +492,17 @@ def load_raw_datasets(data_args, model_args, training_args):
             train = train.select(range(min(data_args.max_train_samples, len(train))))
         extras = [
             load_local_file(path, data_args, checksums, f"train_extra_{i}")
-            for i, path in enumerate(data_args.extra_train_files if training_args.do_train else [])
+            for i, path in enumerate(data_args.extra_train_files)
+        ]
+        extras += [
+            unanswerable_only(
+                load_local_file(path, data_args, checksums, f"train_unanswerable_{i}")
+            )
+            for i, path in enumerate(data_args.extra_train_unanswerable_files)
         ]
         if extras:
             combined = datasets.concatenate_datasets([train.cast(SQUAD_FEATURES), *extras])
-            check_unique_ids(combined["id"], ["train_file", *data_args.extra_train_files])
+            check_unique_ids(combined["id"], ["train_file", *extra_train_paths(data_args)])
             copies = extras * (data_args.extra_train_repeats - 1)
             train = datasets.concatenate_datasets([combined, *copies])
     tune = splits.get("tune")

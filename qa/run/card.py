@@ -162,4 +162,13 @@ def card_settings(data_args, training_args, results, null_threshold: float = 0.0
             if data_args.extra_train_files
             else {}
         ),
+        **(
+            {
+                "unanswerable questions also from": ", ".join(
+                    data_args.extra_train_unanswerable_files
+                )
+            }
+            if data_args.extra_train_unanswerable_files
+            else {}
+        ),
     }

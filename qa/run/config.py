@@ -118,6 +118,14 @@ class DataArguments:
             "SQuAD 2.0, which a fraction must not thin out)."
         },
     )
+    extra_train_unanswerable_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "SQuAD 2.0 files whose unanswerable questions only are added to training, "
+            "like extra_train_files (e.g. the official train-v2.0.json: its answerable questions "
+            "are train-v1.1.json's, which train_file may already sample)."
+        },
+    )
     extra_train_repeats: int = field(
         default=1,
         metadata={

@@ -91,6 +91,8 @@ def training_settings(model_args, data_args, training_args) -> dict:
     # By content, not by path: the same file under another SQUAD_DIR is the same data.
     files = {"train_file": data_args.train_file}
     files |= {f"extra_train_files[{i}]": p for i, p in enumerate(data_args.extra_train_files)}
+    unanswerable = data_args.extra_train_unanswerable_files
+    files |= {f"extra_train_unanswerable_files[{i}]": p for i, p in enumerate(unanswerable)}
     settings |= {f"{name} sha256": file_digest(path) for name, path in files.items() if path}
     # Through JSON once, so that what is compared is what a file holds (enums, tuples, floats).
     return json.loads(json.dumps(settings, default=str))
