@@ -3,6 +3,7 @@ for the per-question F1 that the paired comparison resamples (tools/compare_qa.p
 
 import itertools
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -102,12 +103,12 @@ def test_per_question_f1_averages_to_the_official_f1_at_a_threshold():
     assert compare_qa.question_f1(spans, odds, refs, 1.0) == pytest.approx([1, 2 / 3, 1, 0, 0])
 
 
-def squad_file(path, questions):
-    """A SQuAD 2.0 file of one paragraph per (id, question, answers) on its own article."""
+def squad_file(path, questions, titles=("article 0", "article 1")):
+    """A SQuAD 2.0 file of one paragraph per (id, question, answers), the articles in turn."""
     context = "The Denver Broncos won in 1990 and the red fox ran."
     data = [
         {
-            "title": f"article {i % 2}",
+            "title": titles[i % len(titles)],
             "paragraphs": [
                 {
                     "context": context,
@@ -158,3 +159,59 @@ def test_a_training_runs_folder_serves_alone_with_its_tune_files(tmp_path):
     # Tuned on t1-t3: best where t1 answers and t2, t3 abstain, i.e. at t1's odds (no answer
     # above -1.0); the tune_ files were read, not the held-out ones (whose odds have no -1.0).
     assert alone["rows"]["m, threshold from the tuning part"]["threshold"] == -1.0
+
+
+def test_cross_fitting_scores_each_held_out_article_at_a_threshold_tuned_without_it(tmp_path):
+    """--cross_fit: each held-out article is scored at the official best threshold of every other
+    question of both parts (computed here through the official scorer, article by article), and
+    its own odds never move its threshold."""
+    import compare_qa
+
+    answers = [["Denver Broncos"], [], ["red fox"], [], ["1990"], [], ["red fox"], []]
+    held = [(f"h{i}", a) for i, a in enumerate(answers)]
+    heldout = squad_file(tmp_path / "heldout.json", held, ("A", "B", "C"))
+    tune = squad_file(tmp_path / "tune.json", [("t1", ["1990"]), ("t2", []), ("t3", [])], ("T",))
+    spans = ["Denver Broncos", "fox", "red", "ran", "1990", "won", "fox", "1990"]
+    odds = [-3.0, 1.0, -0.5, -2.0, 0.2, -1.5, 0.4, 2.0]
+    run = tmp_path / "run"
+    run.mkdir()
+    files = {
+        "span_predictions.json": {f"h{i}": s for i, s in enumerate(spans)},
+        "null_odds.json": {f"h{i}": o for i, o in enumerate(odds)},
+        "tune_span_predictions.json": {"t1": "1990", "t2": "won", "t3": "fox"},
+        "tune_null_odds.json": {"t1": -1.0, "t2": 0.5, "t3": -0.2},
+    }
+    for name, content in files.items():
+        (run / name).write_text(json.dumps(content))
+
+    def fitted(folder):
+        result = compare_qa.compare(
+            {"m": (str(folder), str(folder))}, heldout, tune, cross_fit=True
+        )
+        return result["rows"]["m, threshold by leaving its article out"]
+
+    row = fitted(run)
+    all_spans = {**files["span_predictions.json"], **files["tune_span_predictions.json"]}
+    all_odds = {**files["null_odds.json"], **files["tune_null_odds.json"]}
+    refs = compare_qa.references(tune) + compare_qa.references(heldout)
+    f1_sum = 0.0
+    for title in ("A", "B", "C"):
+        rest = [r for r in refs if r["title"] != title]
+        own = [r for r in refs if r["title"] == title]
+        threshold = compare_qa.score(all_spans, all_odds, rest, 0.0)["best_f1_thresh"]
+        assert row["thresholds"][title] == threshold
+        f1_sum += compare_qa.score(all_spans, all_odds, own, threshold)["f1"] * len(own)
+    assert row["f1"] == pytest.approx(f1_sum / len(held))
+    # Article A's own odds pushed anywhere: A's threshold stays, those of B and C may move.
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    shifted = {**files["null_odds.json"], "h0": 5.0, "h3": -9.0, "h6": 9.0}
+    (moved / "null_odds.json").write_text(json.dumps(shifted))
+    assert fitted(moved)["thresholds"]["A"] == row["thresholds"]["A"]
+    # Paired with a baseline on the same rule: the difference is that of the two rows.
+    both = compare_qa.compare(
+        {"m": (str(run), str(run)), "n": (str(moved), str(moved))}, heldout, tune, "m", True
+    )["rows"]
+    rule = "threshold by leaving its article out"
+    difference = both[f"n, {rule}"]["f1"] - both[f"m, {rule}"]["f1"]
+    assert both[f"n, {rule}"]["vs_baseline"]["difference"] == pytest.approx(difference)

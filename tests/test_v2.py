@@ -325,6 +325,7 @@ def test_the_committed_comparisons_recompute_from_the_committed_predictions(comm
         str(split / "heldout.json"),
         str(split / "tune.json"),
         command["baseline"],
+        command.get("cross_fit", False),
     )
     assert result == json.loads(table.read_text())
     # Each model tuned on the tuning part has the threshold saved with it (beside a training

@@ -10,7 +10,9 @@ covering the questions scored. A training run's folder (`--results_dir`) serves 
 tune_null_odds.json and tune_span_predictions.json are the tuning part. Each model is scored twice on the held-out part:
 
 * honest: at the threshold tuned on the tuning part (the best F1 there), as a user would;
-* optimistic: the official `best_*`, its threshold chosen on the held-out questions themselves.
+* optimistic: the official `best_*`, its threshold chosen on the held-out questions themselves;
+* with `--cross_fit`, cross-fitted: each held-out article at the threshold best on every other
+  article of both parts, never its own (more questions to tune on, still honest).
 
 Each model's honest row also gives the AUC of its null odds (how well they rank unanswerable above
 answerable questions, whatever the threshold), and with `--baseline NAME` its honest F1 minus that
@@ -115,13 +117,63 @@ def question_f1(spans: dict, odds: dict, refs: list[dict], threshold: float) -> 
     return squad.apply_no_answer_threshold(raw, na, has_answer, threshold)
 
 
+def raw_scores(spans: dict, refs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(exact, F1) of each question's best span, 0 to 1, as if it always answered."""
+    squad = load_metric_functions()
+    pairs = [
+        squad.score_question(spans[r["id"]], squad.gold_answers(r["answers"]["text"], True), True)
+        for r in refs
+    ]
+    return np.array([p[0] for p in pairs], dtype=float), np.array([p[1] for p in pairs])
+
+
+def cross_fitted(held: tuple[dict, dict], tuned: tuple[dict, dict], heldout_refs, tune_refs):
+    """(scores, per-question F1, {article: threshold}): each held-out article scored at the
+    threshold that is best on every other article of both parts (leave one article out). No
+    question is scored at a threshold its own article helped choose, and each threshold is tuned
+    on about three times the questions of the tuning part alone."""
+    squad = load_metric_functions()
+    refs = tune_refs + heldout_refs
+    spans, odds = {**tuned[0], **held[0]}, {**tuned[1], **held[1]}
+    exact, f1 = raw_scores(spans, refs)
+    na = np.array([odds[r["id"]] for r in refs], dtype=float)
+    has_answer = np.array([bool(r["answers"]["text"]) for r in refs])
+    answered = np.array([bool(spans[r["id"]]) for r in refs])
+    titles = np.array([r["title"] for r in refs])
+    held_out = np.arange(len(refs)) >= len(tune_refs)
+    out_exact, out_f1 = np.zeros(len(refs)), np.zeros(len(refs))
+    thresholds = {}
+    for title in dict.fromkeys(titles[held_out]):
+        rest, own = titles != title, titles == title
+        _, threshold = squad.find_best_threshold(
+            f1[rest], na[rest], has_answer[rest], answered[rest]
+        )
+        thresholds[str(title)] = threshold
+        for raw, out in ((exact, out_exact), (f1, out_f1)):
+            out[own] = squad.apply_no_answer_threshold(
+                raw[own], na[own], has_answer[own], threshold
+            )
+    has, per_question = has_answer[held_out], out_f1[held_out]
+    scores = {
+        "exact": 100.0 * out_exact[held_out].mean(),
+        "f1": 100.0 * per_question.mean(),
+        "HasAns_exact": 100.0 * out_exact[held_out][has].mean(),
+        "HasAns_f1": 100.0 * per_question[has].mean(),
+        "NoAns_exact": 100.0 * out_exact[held_out][~has].mean(),
+        "NoAns_f1": 100.0 * per_question[~has].mean(),
+    }
+    return scores, per_question, thresholds
+
+
 def compare(
     models: dict[str, tuple[str, str]],
     heldout: str = HELDOUT,
     tune: str = TUNE,
     baseline: str | None = None,
+    cross_fit: bool = False,
 ) -> dict:
-    """{row name: scores}: the floor, then each model's honest and optimistic scores."""
+    """{row name: scores}: the floor, then each model's honest and optimistic scores; with
+    cross_fit, also each model's held-out scores at thresholds chosen leaving one article out."""
     if baseline is not None and baseline not in models:
         raise SystemExit(f"error: --baseline {baseline!r} is not one of the --model names.")
     heldout_refs, tune_refs = references(heldout), references(tune)
@@ -151,15 +203,29 @@ def compare(
             "f1": honest["best_f1"],
             "threshold": honest["best_f1_thresh"],
         }
+        if cross_fit:
+            fitted = cross_fitted(
+                (held_spans, held_odds), (tune_spans, tune_odds), heldout_refs, tune_refs
+            )
+            rows[f"{name}, {CROSS_FIT_ROW}"] = {**fitted[0], "thresholds": fitted[2]}
+            per_question[f"{name}, {CROSS_FIT_ROW}"] = fitted[1]
     result = {"questions": len(heldout_refs), "rows": rows}
     if baseline is not None:
         articles = [r["title"] for r in heldout_refs]
         result["baseline"] = baseline
-        for name, scores in per_question.items():
-            if name != baseline:
-                paired = paired_article_bootstrap(scores, per_question[baseline], articles)
-                rows[f"{name}, threshold from the tuning part"]["vs_baseline"] = paired
+        for row in ("threshold from the tuning part", *([CROSS_FIT_ROW] if cross_fit else [])):
+            for name in models:
+                if name != baseline:
+                    paired = paired_article_bootstrap(
+                        per_question[f"{name}, {row}" if row == CROSS_FIT_ROW else name],
+                        per_question[f"{baseline}, {row}" if row == CROSS_FIT_ROW else baseline],
+                        articles,
+                    )
+                    rows[f"{name}, {row}"]["vs_baseline"] = paired
     return result
+
+
+CROSS_FIT_ROW = "threshold by leaving its article out"
 
 
 def render_markdown(result: dict) -> str:
@@ -209,9 +275,15 @@ def main(argv=None):
     parser.add_argument("--tune", default=TUNE)
     parser.add_argument("--baseline", help="a --model NAME: the others' F1 minus its, paired")
     parser.add_argument("--out", help="write OUT.json and OUT.md")
+    parser.add_argument(
+        "--cross_fit",
+        action="store_true",
+        help="also score each held-out article at the threshold best on every other article "
+        "of both parts",
+    )
     args = parser.parse_args(argv)
     models = dict(map(parse_model, args.model))
-    result = compare(models, args.heldout, args.tune, args.baseline)
+    result = compare(models, args.heldout, args.tune, args.baseline, args.cross_fit)
     markdown = render_markdown(result)
     print(markdown)
     if args.out:
@@ -219,9 +291,10 @@ def main(argv=None):
         write_text_atomic(args.out + ".md", markdown)
         # What was compared, so that a test can recompute the table from the same folders.
         models_run = {k: list(v) for k, v in models.items()}
-        write_json_atomic(
-            args.out + "-command.json", {"models": models_run, "baseline": args.baseline}
-        )
+        command = {"models": models_run, "baseline": args.baseline}
+        if args.cross_fit:
+            command["cross_fit"] = True
+        write_json_atomic(args.out + "-command.json", command)
     return result
 
 
