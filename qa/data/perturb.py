@@ -11,6 +11,7 @@ Everything here is a pure function of its arguments: the same question, passage 
 paragraphs always give the same options, in the same order.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -137,6 +138,8 @@ def name_runs(text: str) -> list[tuple[Term, bool]]:
     def close():
         while current and current[-1].group().lower() in _JOINERS:
             current.pop()
+        if not current:  # most words close no run: nothing to check
+            return
         # "George W. Bush" splits at the initial's full stop: a run with an initial is cut short,
         # so it is left out rather than swapped as "George W".
         plain = not any(len(w.group()) == 1 or w.group().lower() in _NUMBER_WORDS for w in current)
@@ -209,8 +212,14 @@ def _number_key(text: str) -> str:
     return (whole.lstrip("0") or "0") + ("." + fraction if fraction.strip("0") else "")
 
 
-def _pieces(kind: str, replacement: str) -> list[str]:
-    return [w for w in sorted(words(replacement)) if kind != "name" or w not in _JOINERS]
+@functools.cache  # a term is checked against every paragraph and question of its article
+def _term_words(term: str) -> frozenset[str]:
+    return frozenset(words(term))
+
+
+@functools.cache
+def _pieces(kind: str, replacement: str) -> tuple[str, ...]:
+    return tuple(w for w in sorted(_term_words(replacement)) if kind != "name" or w not in _JOINERS)
 
 
 def _absent(kind: str, replacement: str, passage_words: set[str], passage_numbers: set[str]):
@@ -283,7 +292,7 @@ class Article:
             for r in pool
             if _absent(term.kind, r, self.words[index], self.numbers[index])
             and _absent(term.kind, r, question_words, question_numbers)
-            and not words(r) & NEGATIONS
+            and not _term_words(r) & NEGATIONS
         )
 
     def options(self, index: int, question: str) -> list[tuple[Term, list[str]]]:
