@@ -135,6 +135,8 @@ def test_two_processes_through_accelerate_train_like_one(bf16, request, tmp_path
     assert machine["precision"].startswith("bf16" if bf16 == "true" else "fp32")
     # The same global batch (8 x 2 = 16): the same windows in the same number of steps.
     assert results(two)["train_features"] == results(one_process)["train_features"]
+    predictions = json.loads((two / "predictions.json").read_text())
+    assert len(predictions) == results(two)["eval_examples"] > 0  # each question once
     assert optimizer_steps(two) == optimizer_steps(one_process) == steps_for_two(two)
     if bf16 == "false" or not EMULATED_BF16:
         assert abs(results(two)["eval_f1"] - results(one_process)["eval_f1"]) <= F1_TOLERANCE
