@@ -431,13 +431,22 @@ def test_each_control_config_is_the_x3_run_on_the_stand_in_with_headline_default
 
 @pytest.fixture(scope="module")
 def real_standin(tmp_path_factory):
+    """The split and the stand-in as a control run builds them on demand, before it loads any
+    data (run_qa.prepare_split); the same files as `make split` and `make standin` (the
+    committed manifest was written by the latter)."""
+    import run_qa
+
     folder = tmp_path_factory.mktemp("real")
-    qa.data.split.ensure_split(str(folder / "split"), str(SQUAD_DIR / "dev-v2.0.json"))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SQUAD_DIR", str(SQUAD_DIR))
+        env.setenv("SQUAD_V2_SPLIT_DIR", str(folder / "split"))
+        env.setenv("SQUAD_V2_STANDIN_DIR", str(folder / "standin"))
+        _, data_args, _, training_args = parse_arguments(
+            [str(CONFIGS["perturbed"]), "--do_eval", "false"]
+        )
+        run_qa.prepare_split(data_args, training_args)
     out = folder / "standin"
-    manifest = qa.data.standin.ensure_standin(
-        str(out), str(SQUAD_DIR / "train-v1.1.json"), str(folder / "split" / "train.json")
-    )
-    return folder, out, manifest
+    return folder, out, json.loads((out / qa.data.standin.MANIFEST).read_text())
 
 
 @needs_squad
@@ -504,20 +513,12 @@ def test_a_second_seed_trains_on_the_questions_the_standin_was_made_from(standin
 
 @needs_squad
 @pytest.mark.slow
-def test_a_control_run_builds_its_standin_on_demand(real_standin, tmp_path, monkeypatch):
+def test_a_control_run_builds_its_standin_on_demand(real_standin):
     """`make train CONFIG=configs/squad-v2-standin-perturbed.json` on a fresh checkout: the run
-    itself builds the split and then the stand-in, the same files `make standin` makes."""
-    import run_qa
-
-    _, _, manifest = real_standin
-    monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
-    monkeypatch.setenv("SQUAD_V2_SPLIT_DIR", str(tmp_path / "split"))
-    monkeypatch.setenv("SQUAD_V2_STANDIN_DIR", str(tmp_path / "standin"))
-    _, data_args, _, training_args = parse_arguments(
-        [str(CONFIGS["perturbed"]), "--do_eval", "false"]
-    )
-    run_qa.prepare_split(data_args, training_args)
-    built = json.loads((tmp_path / "standin" / qa.data.standin.MANIFEST).read_text())
-    assert built["files"] == manifest["files"]
-    for name in manifest["files"]:
-        assert (tmp_path / "standin" / name).is_file()
+    itself builds the split and then the stand-in (real_standin is built that way), the files
+    `make standin` makes."""
+    folder, out, manifest = real_standin
+    assert (folder / "split" / "train.json").is_file()
+    assert qa.data.standin.committed_view(manifest) == json.loads(COMMITTED.read_text())
+    for name, info in manifest["files"].items():
+        assert info["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest()
