@@ -7,6 +7,7 @@ import pytest
 from hypothesis import settings
 
 from helpers.recipe_runner import SQUAD_DIR, run_qa
+from helpers.shared_runs import shared_folder
 
 # Tests that draw random inputs draw the same ones on every run, so a commit is green or red for
 # everyone; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) draws fresh ones, many more, to find new cases.
@@ -56,12 +57,16 @@ def smoke_run(tmp_path_factory):
     """(output folder, results folder, stdout) of tests/configs/smoke.json: 64 questions, a few steps."""
     if not (SQUAD_DIR / "dev-v1.1.json").is_file():
         pytest.skip(f"no SQuAD data in {SQUAD_DIR}")
-    base = tmp_path_factory.mktemp("smoke")
-    output, results = base / "run", base / "results"
-    result = run_qa(
-        "--output_dir", output, "--results_dir", results, "--features_cache_dir", base / "cache"
-    )
-    return output, results, result.stdout
+
+    def build(base):
+        result = run_qa(
+            "--output_dir", base / "run", "--results_dir", base / "results",
+            "--features_cache_dir", base / "cache",
+        )  # fmt: skip
+        (base / "stdout.txt").write_text(result.stdout)
+
+    base = shared_folder(tmp_path_factory, "smoke", build)
+    return base / "run", base / "results", (base / "stdout.txt").read_text()
 
 
 @pytest.fixture(scope="session")
@@ -72,10 +77,14 @@ def smoke_v2_run(tmp_path_factory):
 
     if not (SQUAD_DIR / "dev-v2.0.json").is_file():
         pytest.skip(f"no SQuAD data in {SQUAD_DIR}")
-    base = tmp_path_factory.mktemp("smoke-v2")
-    output, results = base / "run", base / "results"
-    result = run_qa(
-        "--output_dir", output, "--results_dir", results, "--features_cache_dir", base / "cache",
-        config=ROOT / "tests" / "configs" / "smoke-v2.json",
-    )  # fmt: skip
-    return output, results, result.stdout
+
+    def build(base):
+        result = run_qa(
+            "--output_dir", base / "run", "--results_dir", base / "results",
+            "--features_cache_dir", base / "cache",
+            config=ROOT / "tests" / "configs" / "smoke-v2.json",
+        )  # fmt: skip
+        (base / "stdout.txt").write_text(result.stdout)
+
+    base = shared_folder(tmp_path_factory, "smoke-v2", build)
+    return base / "run", base / "results", (base / "stdout.txt").read_text()

@@ -23,6 +23,7 @@ from helpers.recipe_runner import (
     smoke_train_file,
     tiny_model,
 )
+from helpers.shared_runs import shared_folder
 from helpers.tiny_model import SHAPE
 from qa.data.load import load_squad_file
 from qa.run import checkpoints
@@ -144,3 +145,29 @@ def test_a_run_forked_from_the_preloaded_python_starts_as_a_plain_child_would(tm
         assert preloaded.run([script, "0"], changed, timeout=300) is None
     finally:
         preloaded.close()
+
+
+def test_a_shared_fixture_folder_is_built_once_and_a_failed_build_leaves_nothing(
+    tmp_path_factory, monkeypatch
+):
+    """Every worker of a test run gets the folder the first one built; a build that raised left
+    no folder, so the next asker builds again."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the folder of this process alone
+    builds = []
+
+    def build(folder):
+        builds.append(folder)
+        (folder / "made.txt").write_text(str(len(builds)))
+
+    first = shared_folder(tmp_path_factory, "once", build)
+    assert shared_folder(tmp_path_factory, "once", build) == first and len(builds) == 1
+    assert (first / "made.txt").read_text() == "1"
+
+    def broken(folder):
+        (folder / "half.txt").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        shared_folder(tmp_path_factory, "broken", broken)
+    assert not (first.parent / "broken").exists()
+    assert (shared_folder(tmp_path_factory, "broken", build) / "made.txt").read_text() == "2"

@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from helpers.recipe_runner import ROOT, command, environment, needs_squad, run_qa
+from helpers.shared_runs import shared_folder
 from qa.machine.hardware import bf16_available
 from qa.run.checkpoints import checkpoint_problem
 
@@ -73,17 +74,16 @@ def steps_for_two(run) -> int:
     return math.ceil(math.ceil(results(run)["train_features"] / 2) / 8)
 
 
-def train_one_process(output, bf16: str):
+def train_one_process(base, bf16: str):
     # The one-process fp32 run's MFU figures are checked (the smoke config times no peak).
     flags = ["--bf16", bf16] + (FORCED_BF16 if bf16 == "true" else ["--report_mfu", "true"])
-    result = run_qa(*SHORT, *flags, "--output_dir", output)
+    result = run_qa(*SHORT, *flags, "--output_dir", base / "run")
     assert ranks_logged(result.stdout + result.stderr) == {(0, 1)}
-    return output
 
 
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
-    output = train_one_process(tmp_path_factory.mktemp("one") / "run", "false")
+    output = shared_folder(tmp_path_factory, "one", lambda b: train_one_process(b, "false")) / "run"
     # The smoke config scores a dev subset every 2 steps: the steps alone ran at a higher MFU.
     scores = results(output)
     assert 0 < scores["train_seconds_evaluating"] < scores["train_runtime"]
@@ -93,7 +93,9 @@ def one_process(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_process_bf16(tmp_path_factory):
-    return train_one_process(tmp_path_factory.mktemp("one-bf16") / "run", "true")
+    return (
+        shared_folder(tmp_path_factory, "one-bf16", lambda b: train_one_process(b, "true")) / "run"
+    )
 
 
 def train_two_processes(output, bf16: str, launch_config: str = CPU_DDP, *extra):
@@ -109,8 +111,12 @@ def train_two_processes(output, bf16: str, launch_config: str = CPU_DDP, *extra)
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     """(output folder, output) of cpu_ddp.yaml with bf16 off, for the tests that compare."""
-    output = tmp_path_factory.mktemp("two") / "run"
-    return output, train_two_processes(output, "false")
+
+    def build(base):
+        (base / "output.txt").write_text(train_two_processes(base / "run", "false"))
+
+    base = shared_folder(tmp_path_factory, "two", build)
+    return base / "run", (base / "output.txt").read_text()
 
 
 def losses(run) -> list[float]:

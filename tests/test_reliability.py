@@ -21,6 +21,7 @@ from helpers.recipe_runner import (
     run_qa,
     start_qa,
 )
+from helpers.shared_runs import shared_folder
 from qa.run.checkpoints import checkpoint_problem
 
 pytestmark = [pytest.mark.slow, needs_squad]  # they train several runs
@@ -67,9 +68,10 @@ def same_weights(folder_a, folder_b):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    output = tmp_path_factory.mktemp("whole") / "run"
-    run_qa(*SHORT, "--output_dir", output)
-    return output
+    def build(base):
+        run_qa(*SHORT, "--output_dir", base / "run")
+
+    return shared_folder(tmp_path_factory, "uninterrupted", build) / "run"
 
 
 def whole_checkpoints(output):

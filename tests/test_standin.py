@@ -14,6 +14,7 @@ import pytest
 import qa.data.split
 import qa.data.standin
 from helpers.recipe_runner import ROOT, SQUAD_DIR, needs_squad
+from helpers.shared_runs import shared_folder
 from qa.data import perturb
 from qa.data.load import SquadDataError, load_squad_file
 from qa.run.config import parse_arguments
@@ -436,15 +437,17 @@ def real_standin(tmp_path_factory):
     committed manifest was written by the latter)."""
     import run_qa
 
-    folder = tmp_path_factory.mktemp("real")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SQUAD_DIR", str(SQUAD_DIR))
-        env.setenv("SQUAD_V2_SPLIT_DIR", str(folder / "split"))
-        env.setenv("SQUAD_V2_STANDIN_DIR", str(folder / "standin"))
-        _, data_args, _, training_args = parse_arguments(
-            [str(CONFIGS["perturbed"]), "--do_eval", "false"]
-        )
-        run_qa.prepare_split(data_args, training_args)
+    def build(folder):
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("SQUAD_DIR", str(SQUAD_DIR))
+            env.setenv("SQUAD_V2_SPLIT_DIR", str(folder / "split"))
+            env.setenv("SQUAD_V2_STANDIN_DIR", str(folder / "standin"))
+            _, data_args, _, training_args = parse_arguments(
+                [str(CONFIGS["perturbed"]), "--do_eval", "false"]
+            )
+            run_qa.prepare_split(data_args, training_args)
+
+    folder = shared_folder(tmp_path_factory, "real-standin", build)
     out = folder / "standin"
     return folder, out, json.loads((out / qa.data.standin.MANIFEST).read_text())
 
