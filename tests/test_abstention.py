@@ -202,6 +202,9 @@ def test_cross_fitting_scores_each_held_out_article_at_a_threshold_tuned_without
         assert row["thresholds"][title] == threshold
         f1_sum += compare_qa.score(all_spans, all_odds, own, threshold)["f1"] * len(own)
     assert row["f1"] == pytest.approx(f1_sum / len(held))
+    tuned = compare_qa.compare({"m": (str(run), str(run))}, heldout, tune)["rows"]
+    gain = row["f1"] - tuned["m, threshold from the tuning part"]["f1"]
+    assert row["vs_tuning_part"]["difference"] == pytest.approx(gain)
     # Article A's own odds pushed anywhere: A's threshold stays, those of B and C may move.
     moved = tmp_path / "moved"
     shutil.copytree(run, moved)
