@@ -16,7 +16,6 @@ from transformers import TrainerState
 
 from helpers.recipe_runner import (
     ROOT,
-    SMOKE,
     SQUAD_DIR,
     command,
     environment,
@@ -137,13 +136,15 @@ def test_a_full_disk_while_saving_stops_with_one_line_and_the_same_command_resum
 ):
     """In-process, the second checkpoint's weights (the first file written) or its
     trainer_state.json (the last, after the weights, optimizer and random states) fail with
-    the errors safetensors and Python give on a full disk."""
+    the errors safetensors and Python give on a full disk. The tiny model and the smoke
+    config's question files, as a run_qa() child gets them."""
     import run_qa
 
     monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
     output = tmp_path / "run"
-    argv = [str(SMOKE), *map(str, STEPS), "--output_dir", str(output),
-            "--features_cache_dir", str(tmp_path / "cache")]  # fmt: skip
+    # No progress bar: the interrupted run's would be left on the test run's terminal.
+    flags = ["--output_dir", output, "--features_cache_dir", tmp_path / "cache", "--disable_tqdm"]
+    argv = command(*STEPS, *flags, "true")[2:]
     second = str(output / "checkpoint-2")
     real_weights, real_state = transformers.modeling_utils.safe_save_file, TrainerState.save_to_json
 
