@@ -53,7 +53,7 @@ from qa.run.config import (
     starting_threshold,
 )
 from qa.run.interrupt import exit_on_sigterm
-from qa.run.outputs import finish_run, parallelism, setup_logging
+from qa.run.outputs import finish_run, parallelism, setup_logging, source_commit
 from qa.run.resume import check_resume_settings
 from qa.run.storage import check_writable, stop_cleanly_when_the_disk_is_full
 from qa.scoring.samples import show_samples
@@ -122,6 +122,7 @@ def start_run(args: RecipeArguments) -> RunStart:
     if not (training_args.do_train or training_args.do_eval):
         raise SystemExit("error: nothing to do: set do_train and/or do_eval.")
     check_writable(training_args, args.run)  # now, not after loading and hours of training
+    source_commit()  # the code this run starts with, not what is committed by its end
     resume_from = check_output_dirs(training_args, args.run)
     if training_args.resume_from_checkpoint:
         resume_from = training_args.resume_from_checkpoint

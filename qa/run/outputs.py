@@ -2,6 +2,7 @@
 plots, run metadata, the finish marker, the results copy, the upload). The checks before a run
 are in qa/run/checkpoints.py, the samples in qa/scoring/samples.py, the card's pieces in qa/run/card.py."""
 
+import functools
 import logging
 import os
 import platform
@@ -61,17 +62,30 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
+@functools.cache
+def source_commit() -> tuple[str | None, bool | None]:
+    """(the checkout's commit, whether tracked files differ from it), read once per process:
+    start_run() reads it before loading anything, so a commit made while a long run trains is
+    not credited with the run's code. (None, None) outside a git checkout."""
+    try:
+        git = ["git", "-C", str(ROOT)]
+        commit = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        )
+        status = [*git, "status", "--porcelain", "--untracked-files=no"]
+        changed = subprocess.run(status, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+    return commit.stdout.strip(), bool(changed.stdout.strip())
+
+
 def run_metadata(args, argv, checksums) -> dict:
     model_args, data_args, run_args, training_args = args
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
+    commit, changed = source_commit()
     return {
         "command": ["run_qa.py", *without_secrets(argv)],
         "git_commit": commit,
+        "git_uncommitted_changes": changed,
         "model_arguments": asdict(model_args),
         "data_arguments": asdict(data_args),
         "run_arguments": asdict(run_args),
