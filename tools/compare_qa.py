@@ -38,6 +38,8 @@ from qa.user_files import read_json_file
 HELDOUT = "$SQUAD_V2_SPLIT_DIR/heldout.json"
 TUNE = "$SQUAD_V2_SPLIT_DIR/tune.json"
 KEYS = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1")
+TUNED_ROW = "threshold from the tuning part"
+CROSS_FIT_ROW = "threshold by leaving its article out"
 
 
 def read_json(path: str) -> dict:
@@ -100,23 +102,6 @@ def score(spans: dict, odds: dict, refs: list[dict], threshold: float) -> dict:
     )
 
 
-def question_f1(spans: dict, odds: dict, refs: list[dict], threshold: float) -> np.ndarray:
-    """Each question's F1 (0 to 1) at `threshold`, by the official rules: their mean is the F1
-    that score() reports."""
-    squad = load_metric_functions()
-    raw = np.array(
-        [
-            squad.score_question(
-                spans[r["id"]], squad.gold_answers(r["answers"]["text"], True), True
-            )[1]
-            for r in refs
-        ]
-    )
-    has_answer = np.array([bool(r["answers"]["text"]) for r in refs])
-    na = np.array([odds[r["id"]] for r in refs], dtype=float)
-    return squad.apply_no_answer_threshold(raw, na, has_answer, threshold)
-
-
 def raw_scores(spans: dict, refs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """(exact, F1) of each question's best span, 0 to 1, as if it always answered."""
     squad = load_metric_functions()
@@ -125,6 +110,15 @@ def raw_scores(spans: dict, refs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         for r in refs
     ]
     return np.array([p[0] for p in pairs], dtype=float), np.array([p[1] for p in pairs])
+
+
+def question_f1(spans: dict, odds: dict, refs: list[dict], threshold: float) -> np.ndarray:
+    """Each question's F1 (0 to 1) at `threshold`, by the official rules: their mean is the F1
+    that score() reports."""
+    squad = load_metric_functions()
+    has_answer = np.array([bool(r["answers"]["text"]) for r in refs])
+    na = np.array([odds[r["id"]] for r in refs], dtype=float)
+    return squad.apply_no_answer_threshold(raw_scores(spans, refs)[1], na, has_answer, threshold)
 
 
 def cross_fitted(held: tuple[dict, dict], tuned: tuple[dict, dict], heldout_refs, tune_refs):
@@ -191,9 +185,9 @@ def compare(
         tune_spans, tune_odds = load_predictions(tune_dir, tune_prefix(heldout_dir, tune_dir))
         tuned = score(tune_spans, tune_odds, tune_refs, 0.0)["best_f1_thresh"]
         honest = score(held_spans, held_odds, heldout_refs, tuned)
-        per_question[name] = question_f1(held_spans, held_odds, heldout_refs, tuned)
+        per_question[name, TUNED_ROW] = question_f1(held_spans, held_odds, heldout_refs, tuned)
         odds = np.array([held_odds[r["id"]] for r in heldout_refs], dtype=float)
-        rows[f"{name}, threshold from the tuning part"] = {
+        rows[f"{name}, {TUNED_ROW}"] = {
             **{k: honest[k] for k in KEYS},
             "threshold": tuned,
             "null_auc": null_score_auc(odds, has_answer),
@@ -212,27 +206,21 @@ def compare(
                 "thresholds": fitted[2],
                 # What the rule itself gains, the model held fixed.
                 "vs_tuning_part": paired_article_bootstrap(
-                    fitted[1], per_question[name], [r["title"] for r in heldout_refs]
+                    fitted[1], per_question[name, TUNED_ROW], [r["title"] for r in heldout_refs]
                 ),
             }
-            per_question[f"{name}, {CROSS_FIT_ROW}"] = fitted[1]
+            per_question[name, CROSS_FIT_ROW] = fitted[1]
     result = {"questions": len(heldout_refs), "rows": rows}
     if baseline is not None:
         articles = [r["title"] for r in heldout_refs]
         result["baseline"] = baseline
-        for row in ("threshold from the tuning part", *([CROSS_FIT_ROW] if cross_fit else [])):
-            for name in models:
-                if name != baseline:
-                    paired = paired_article_bootstrap(
-                        per_question[f"{name}, {row}" if row == CROSS_FIT_ROW else name],
-                        per_question[f"{baseline}, {row}" if row == CROSS_FIT_ROW else baseline],
-                        articles,
-                    )
-                    rows[f"{name}, {row}"]["vs_baseline"] = paired
+        for name, row in per_question:
+            if name != baseline:
+                paired = paired_article_bootstrap(
+                    per_question[name, row], per_question[baseline, row], articles
+                )
+                rows[f"{name}, {row}"]["vs_baseline"] = paired
     return result
-
-
-CROSS_FIT_ROW = "threshold by leaving its article out"
 
 
 def render_markdown(result: dict) -> str:
