@@ -25,6 +25,7 @@ from qa.answers.settings import inference_settings, load_settings, save_settings
 from qa.atomic import write_json_atomic
 from qa.data.load import (
     SquadDataError,
+    extra_train_paths,
     fetch_official_files,
     load_raw_datasets,
     points_into,
@@ -151,8 +152,9 @@ def prepare_split(data_args, training_args) -> dict | None:
     """Build the dev-v2.0 article split if a configured file lies in it, and the stand-in made
     from its training part if a training file lies in that; the split's manifest."""
     paths = [data_args.train_file, data_args.validation_file, data_args.threshold_file]
-    standin = any(points_into(p, "SQUAD_V2_STANDIN_DIR") for p in data_args.extra_train_files)
-    split = any(points_into(p, "SQUAD_V2_SPLIT_DIR") for p in paths + data_args.extra_train_files)
+    extras = extra_train_paths(data_args)
+    standin = any(points_into(p, "SQUAD_V2_STANDIN_DIR") for p in extras)
+    split = any(points_into(p, "SQUAD_V2_SPLIT_DIR") for p in paths + extras)
     if not (split or standin):
         return None
     # local=False: the main process of the whole run builds them, once, on the shared filesystem.

@@ -137,6 +137,17 @@ def test_extra_unanswerable_files_add_their_unanswerable_questions_only():
     assert all(not answers["text"] for answers in train[len(alone) :]["answers"])
 
 
+def test_a_split_part_among_the_unanswerable_extras_is_built_before_loading(monkeypatch):
+    """As for extra_train_files: a file in $SQUAD_V2_SPLIT_DIR is made on demand."""
+    import run_qa
+
+    built = []
+    monkeypatch.setattr(run_qa, "ensure_split", lambda folder: built.append(folder) or {})
+    extra = ["--extra_train_unanswerable_files", "$SQUAD_V2_SPLIT_DIR/train.json"]
+    args = parse(RECIPE, *extra, *TRAIN_ONLY)
+    assert run_qa.prepare_split(args.data, args.training) == {} and len(built) == 1
+
+
 @pytest.fixture
 def empty_squad_dir(tmp_path, monkeypatch):
     """SQUAD_DIR an empty folder (no SHA256SUMS) and the official train-v2.0.json entry made to
