@@ -52,21 +52,26 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+def trained_smoke_run(tmp_path_factory, name: str, **config):
+    """(output folder, results folder, stdout) of one smoke config, trained once per test run."""
+
+    def build(base):
+        result = run_qa(
+            "--output_dir", base / "run", "--results_dir", base / "results",
+            "--features_cache_dir", base / "cache", **config,
+        )  # fmt: skip
+        (base / "stdout.txt").write_text(result.stdout)
+
+    base = shared_folder(tmp_path_factory, name, build)
+    return base / "run", base / "results", (base / "stdout.txt").read_text()
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """(output folder, results folder, stdout) of tests/configs/smoke.json: 64 questions, a few steps."""
     if not (SQUAD_DIR / "dev-v1.1.json").is_file():
         pytest.skip(f"no SQuAD data in {SQUAD_DIR}")
-
-    def build(base):
-        result = run_qa(
-            "--output_dir", base / "run", "--results_dir", base / "results",
-            "--features_cache_dir", base / "cache",
-        )  # fmt: skip
-        (base / "stdout.txt").write_text(result.stdout)
-
-    base = shared_folder(tmp_path_factory, "smoke", build)
-    return base / "run", base / "results", (base / "stdout.txt").read_text()
+    return trained_smoke_run(tmp_path_factory, "smoke")
 
 
 @pytest.fixture(scope="session")
@@ -77,14 +82,5 @@ def smoke_v2_run(tmp_path_factory):
 
     if not (SQUAD_DIR / "dev-v2.0.json").is_file():
         pytest.skip(f"no SQuAD data in {SQUAD_DIR}")
-
-    def build(base):
-        result = run_qa(
-            "--output_dir", base / "run", "--results_dir", base / "results",
-            "--features_cache_dir", base / "cache",
-            config=ROOT / "tests" / "configs" / "smoke-v2.json",
-        )  # fmt: skip
-        (base / "stdout.txt").write_text(result.stdout)
-
-    base = shared_folder(tmp_path_factory, "smoke-v2", build)
-    return base / "run", base / "results", (base / "stdout.txt").read_text()
+    config = ROOT / "tests" / "configs" / "smoke-v2.json"
+    return trained_smoke_run(tmp_path_factory, "smoke-v2", config=config)

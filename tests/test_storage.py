@@ -143,8 +143,8 @@ def test_a_full_disk_while_saving_stops_with_one_line_and_the_same_command_resum
     monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
     output = tmp_path / "run"
     # No progress bar: the interrupted run's would be left on the test run's terminal.
-    flags = ["--output_dir", output, "--features_cache_dir", tmp_path / "cache", "--disable_tqdm"]
-    argv = command(*STEPS, *flags, "true")[2:]
+    flags = ["--output_dir", output, "--features_cache_dir", tmp_path / "cache"]
+    argv = command(*STEPS, *flags, "--disable_tqdm", "true")[2:]
     second = str(output / "checkpoint-2")
     real_weights, real_state = transformers.modeling_utils.safe_save_file, TrainerState.save_to_json
 
