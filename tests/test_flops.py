@@ -17,7 +17,7 @@ from helpers.recipe_runner import (
     needs_squad,
     on_every_core,
 )
-from qa.machine.memory import KEEP_FREED
+from qa.machine.memory import KEEP_FREED, KERNEL_CACHE_VARIABLES
 from qa.machine.threads import cpu_threads
 from qa.serve.model_files import resolve_model_path
 
@@ -119,7 +119,11 @@ def test_run_qa_claims_the_cores_before_torch_starts_openmp():
 @pytest.mark.slow
 def test_the_bare_design_command_uses_every_core(tmp_path):
     """`accelerate launch run_qa.py CONFIG`, typed without make or thread flags."""
-    env = {k: v for k, v in environment().items() if k != "OMP_NUM_THREADS" and k not in KEEP_FREED}
+    env = {
+        k: v
+        for k, v in environment().items()
+        if k != "OMP_NUM_THREADS" and k not in KEEP_FREED and k not in KERNEL_CACHE_VARIABLES
+    }
     output = tmp_path / "run"
     launcher = [sys.executable, "-m", "accelerate.commands.launch"]
     result = subprocess.run(
@@ -139,6 +143,9 @@ def test_the_bare_design_command_uses_every_core(tmp_path):
     assert f"{cores} CPU threads" in log
     # The allocator settings that make training faster, as make train had them (docs/speed.md).
     assert "Memory: glibc keeps freed memory for reuse" in log
+    # The bounded kernel cache (docs/speed.md: Memory), set before the first matrix product.
+    assert "Kernels: oneDNN keeps its last 64 kernels" in log
+    assert config["machine"]["onednn_kernel_cache"] == "64"
     results = json.loads((output / "all_results.json").read_text())
     assert 0 < results["train_mfu"] < 1 and 0 < results["eval_mfu"] < 1
     # No evaluation during training here: the optimizer steps alone are the whole runtime.

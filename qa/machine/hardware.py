@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments, set_seed
 
-from qa.machine.memory import keep_freed_memory
+from qa.machine.memory import keep_freed_memory, limit_kernel_cache
 from qa.machine.threads import OMP_NUM_THREADS_GIVEN, cpu_threads
 
 logger = logging.getLogger("run_qa.hardware")  # a child of run_qa's logger: lands in train.log
@@ -112,6 +112,7 @@ def configure_machine(training_args: TrainingArguments, run_args) -> None:
             OMP_NUM_THREADS_GIVEN or "none",
         )
     logger.info("Memory: %s", keep_freed_memory(run_args.keep_freed_memory))
+    logger.info("Kernels: %s", limit_kernel_cache(run_args.kernel_cache_capacity))
     where = (
         f"Process {training_args.process_index} of {training_args.world_size}, device "
         f"{training_args.device}, bf16 {training_args.bf16}, {torch.get_num_threads()} CPU "

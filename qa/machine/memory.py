@@ -16,8 +16,17 @@ PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 KEEP_FREED = {
     "MALLOC_TRIM_THRESHOLD_": (-1, 2**31 - 1),  # M_TRIM_THRESHOLD: never hand the heap back
     "MALLOC_TOP_PAD_": (-2, 2**30),  # M_TOP_PAD: grow the heap 1 GiB at a time
-    "MALLOC_MMAP_THRESHOLD_": (-3, 2**31 - 1),  # M_MMAP_THRESHOLD: tensors from the heap
+    # M_MMAP_THRESHOLD: blocks of 4 MiB and more (a long batch's activations) get pages of their
+    # own and give them back when freed. From the heap, the next batches' smaller tensors and the
+    # kernels cached for their shapes settle in the holes such a block leaves, and the next long
+    # batch has to grow the heap: +350 MiB per round of lengths (docs/speed.md, Memory).
+    "MALLOC_MMAP_THRESHOLD_": (-3, 4 * 2**20),
 }
+
+# oneDNN, which runs PyTorch's CPU matrix products, builds kernels for each shape it meets and
+# keeps the last 1,024 (its default); a run meets dozens of batch lengths, and each kept kernel
+# also holds the heap open where it was built. These variables set that number; when set, they win.
+KERNEL_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY")
 
 
 def keep_freed_memory(enabled: bool = True) -> str:
@@ -37,8 +46,24 @@ def keep_freed_memory(enabled: bool = True) -> str:
     except (OSError, AttributeError):
         return "allocator as is (not glibc)"
     if all(mallopt(param, value) == 1 for param, value in KEEP_FREED.values()):
-        return "glibc keeps freed memory for reuse (mallopt: no trim, 1 GiB top pad, no mmap)"
+        return (
+            "glibc keeps freed memory for reuse (mallopt: no trim, 1 GiB top pad; "
+            "blocks from 4 MiB on are mapped on their own)"
+        )
     return "allocator as is (glibc refused the settings)"
+
+
+def limit_kernel_cache(capacity: int) -> str:
+    """Have oneDNN keep its `capacity` most recently used kernels (-1: its own default).
+
+    oneDNN reads the variable when it builds its first kernel, not when torch loads, so this
+    works from any point before the first matrix product. Returns a line for the log."""
+    if given := [name for name in KERNEL_CACHE_VARIABLES if name in os.environ]:
+        return f"oneDNN kernel cache from the environment ({given[0]}={os.environ[given[0]]})"
+    if capacity < 0:
+        return "oneDNN kernel cache as is (its last 1,024 kernels)"
+    os.environ[KERNEL_CACHE_VARIABLES[0]] = str(capacity)
+    return f"oneDNN keeps its last {capacity} kernels (kernel_cache_capacity)"
 
 
 def resident_mib() -> float:

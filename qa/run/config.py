@@ -236,6 +236,14 @@ class RunArguments:
             "peak; docs/speed.md). MALLOC_*_ environment variables, when set, win."
         },
     )
+    kernel_cache_capacity: int = field(
+        default=64,
+        metadata={
+            "help": "Kernels oneDNN (the CPU's matrix products) keeps for reuse; each batch "
+            "length needs its own, and kept ones raise the resident peak. -1: oneDNN's "
+            "default (1,024). ONEDNN_PRIMITIVE_CACHE_CAPACITY, when set, wins (docs/speed.md)."
+        },
+    )
     report_mfu: bool = field(
         default=True,
         metadata={

@@ -24,7 +24,7 @@ import qa.scoring.samples
 from qa import ROOT
 from qa.atomic import write_json_atomic
 from qa.machine.hardware import cpu_description, precision_path
-from qa.machine.memory import peak_mib
+from qa.machine.memory import KERNEL_CACHE_VARIABLES, peak_mib
 from qa.run.callbacks import LOG_DATE_FORMAT, LOG_FORMAT
 from qa.run.card import card_settings, card_summary, hub_id_of, model_card, write_model_card
 from qa.run.checkpoints import (
@@ -110,6 +110,11 @@ def run_metadata(args, argv, checksums) -> dict:
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "omp_num_threads_given": qa.machine.threads.OMP_NUM_THREADS_GIVEN,
             "precision": precision_used(training_args),
+            # How many kernels oneDNN kept (kernel_cache_capacity or the environment's; None:
+            # oneDNN's default, 1,024): it moves the resident peak (docs/speed.md, Memory).
+            "onednn_kernel_cache": next(
+                (os.environ[name] for name in KERNEL_CACHE_VARIABLES if name in os.environ), None
+            ),
         },
     }
 
