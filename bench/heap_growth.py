@@ -45,6 +45,7 @@ def run_case() -> dict:
     import torch
     from transformers import AutoModelForQuestionAnswering
 
+    from bench.steps import optimizer_step, random_batch
     from qa.machine.attention import kernel_for
     from qa.machine.hardware import bf16_available
     from qa.machine.threads import cpu_threads
@@ -64,20 +65,8 @@ def run_case() -> dict:
     result = {"kernel": kernel, "bf16": bf16, "model_built": round(resident_mib())}
     for number in (1, 2):
         for length in LENGTHS:
-            ids = torch.randint(1000, 30000, (16, length))
-            mask = torch.ones_like(ids)
-            mask[:8, length - 20 :] = 0  # some windows padded, as in a batch
-            starts = torch.randint(1, length - 30, (16,))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    start_positions=starts,
-                    end_positions=starts + 3,
-                ).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
+            batch = random_batch(16, length, padded=8, padding=20)
+            optimizer_step(model, optimizer, batch, bf16)
             result[f"pass {number}, {length}"] = round(resident_mib())
     return result
 
@@ -98,7 +87,8 @@ def main():
     results = {}
     for name, env in CASES.items():
         child = subprocess.run(
-            [sys.executable, __file__, "--case"],
+            [sys.executable, "-m", "bench.heap_growth", "--case"],
+            cwd=ROOT,
             env=cleared | env,
             capture_output=True,
             text=True,

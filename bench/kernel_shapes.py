@@ -1,6 +1,6 @@
 """What the number of padded batch lengths costs in memory: one cached kernel set per shape.
 
-    python bench/kernel_shapes.py [--out results/benches/kernel-shapes] [--repeats 2]
+    python -m bench.kernel_shapes [--out results/benches/kernel-shapes] [--repeats 2]
 
 Training pads each batch to its longest window rounded up to `pad_to_multiple_of`, so windows
 of 64 to 384 tokens make 41 batch shapes with the default 8 and 11 with 32. On the CPU, oneDNN
@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.steps import optimizer_step, random_batch
 from qa import ROOT
 from qa.atomic import write_json_atomic, write_text_atomic
 from qa.machine.hardware import bf16_available, precision_path
@@ -60,20 +61,8 @@ def run_case(multiple: int, keep: bool, passes: int) -> dict:
     for number in range(1, passes + 1):
         began = time.perf_counter()
         for length in lengths:
-            ids = torch.randint(1000, 30000, (BATCH, length))
-            mask = torch.ones_like(ids)
-            mask[:, length - 5 :] = 0  # the last few tokens are padding, as in a batch
-            starts = torch.randint(1, length - 10, (BATCH,))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    start_positions=starts,
-                    end_positions=starts + 3,
-                ).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
+            batch = random_batch(BATCH, length, padded=BATCH, padding=5)
+            optimizer_step(model, optimizer, batch, bf16)
         result[f"pass_{number}_seconds"] = round(time.perf_counter() - began, 1)
         result[f"rss_mib_after_pass_{number}"] = round(resident_mib())
     result["peak_rss_mib"] = round(peak_mib())
@@ -133,7 +122,14 @@ def main():
             if capacity is not None:
                 env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = capacity
             child = subprocess.run(
-                [sys.executable, __file__, "--case", f"{multiple},{int(keep)},{passes}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.kernel_shapes",
+                    "--case",
+                    f"{multiple},{int(keep)},{passes}",
+                ],
+                cwd=ROOT,
                 capture_output=True,
                 text=True,
                 check=True,
@@ -149,7 +145,7 @@ def main():
 
     rounds = [cases[i : i + len(CASES)] for i in range(0, len(cases), len(CASES))]
     lines = [
-        "`python bench/kernel_shapes.py`: the bundled model's training step (batch 16) once at",
+        "`python -m bench.kernel_shapes`: the bundled model's training step (batch 16) once at",
         f"every batch length from {SHORTEST} to {LONGEST} tokens in steps of the multiple, "
         f"shortest first, then again; each case {args.repeats} times, in a fresh process each;",
         f"{precision_path()[1]}; {cpu_threads(0)} threads, torch {torch.__version__}.",

@@ -1,0 +1,30 @@
+"""The training step the CPU benches time and measure: a random batch, autocast, AdamW.
+
+Benches that import this run as modules from the checkout (`python -m bench.NAME`).
+"""
+
+import torch
+
+
+def random_batch(windows: int, length: int, padded: int, padding: int) -> dict:
+    """`windows` random windows of `length` tokens, the first `padded` of them ending in
+    `padding` padding tokens, as in a batch of the recipe's; answer spans of 4 tokens."""
+    ids = torch.randint(1000, 30000, (windows, length))
+    mask = torch.ones_like(ids)
+    mask[:padded, length - padding :] = 0
+    starts = torch.randint(1, length - padding - 5, (windows,))
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "start_positions": starts,
+        "end_positions": starts + 3,
+    }
+
+
+def optimizer_step(model, optimizer, batch: dict, bf16: bool) -> None:
+    """Forward under bf16 autocast where the CPU has it, backward, and the optimizer's step."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = model(**batch).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
