@@ -71,6 +71,29 @@ def run_case() -> dict:
     return result
 
 
+def markdown(report: dict) -> str:
+    """The table of a report: resident MiB after each step, per case, and the second pass's growth."""
+    first = next(iter(report["cases"].values()))
+    lines = [
+        f"`python -m bench.heap_growth`: {report['precision']}; attention {first['kernel']}. "
+        "Resident MiB after each training step (batch 16), each case in a fresh process.",
+        "",
+        "| case | model built | "
+        + " | ".join(f"pass {n}, {length}" for n in (1, 2) for length in LENGTHS)
+        + " | second pass grew |",
+        "| --- |" + " ---: |" * (2 * len(LENGTHS) + 2),
+    ]
+    for name, r in report["cases"].items():
+        steps = [r[f"pass {n}, {length}"] for n in (1, 2) for length in LENGTHS]
+        grew = steps[-1] - steps[len(LENGTHS) - 1]
+        lines.append(
+            f"| {name} | {r['model_built']:,} | "
+            + " | ".join(f"{v:,}" for v in steps)
+            + f" | {grew:+,} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(ROOT / "results" / "benches" / "heap-growth"))
@@ -95,31 +118,13 @@ def main():
             check=True,
         )
         results[name] = json.loads(child.stdout.splitlines()[-1])
-    first = next(iter(results.values()))
-    lines = [
-        f"`python -m bench.heap_growth`: {precision_path()[1]}; attention "
-        f"{first['kernel']}. Resident MiB after each training step (batch 16), each case in a "
-        "fresh process.",
-        "",
-        "| case | model built | "
-        + " | ".join(f"pass {n}, {length}" for n in (1, 2) for length in LENGTHS)
-        + " | second pass grew |",
-        "| --- |" + " ---: |" * (2 * len(LENGTHS) + 2),
-    ]
-    for name, r in results.items():
-        steps = [r[f"pass {n}, {length}"] for n in (1, 2) for length in LENGTHS]
-        grew = steps[-1] - steps[len(LENGTHS) - 1]
-        lines.append(
-            f"| {name} | {r['model_built']:,} | "
-            + " | ".join(f"{v:,}" for v in steps)
-            + f" | {grew:+,} |"
-        )
+    report = {"precision": precision_path()[1], "cases": results}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     label = machine_class(cpu_description()[1])
-    write_text_atomic(out / f"{label}.md", "\n".join(lines) + "\n")
-    write_json_atomic(out / f"{label}.json", results)
-    print("\n".join(lines))
+    write_json_atomic(out / f"{label}.json", report)
+    write_text_atomic(out / f"{label}.md", markdown(report))
+    print(markdown(report))
 
 
 if __name__ == "__main__":

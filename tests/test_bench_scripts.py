@@ -224,6 +224,18 @@ def test_the_kernel_shapes_table_is_the_committed_measurement():
         assert bench["row"](case) in table
 
 
+def test_the_heap_growth_table_is_the_committed_measurement():
+    """docs/speed.md quotes the heap-growth table: it is the bench's rendering of its JSON, and
+    holds every case of the bench, the recipe's settings and those before them included."""
+    bench = runpy.run_path(str(ROOT / "bench" / "heap_growth.py"))
+    reports = sorted((ROOT / "results" / "benches" / "heap-growth").glob("*.json"))
+    assert reports
+    for path in reports:
+        report = json.loads(path.read_text())
+        assert list(report["cases"]) == list(bench["CASES"])
+        assert bench["markdown"](report) == path.with_suffix(".md").read_text()
+
+
 def test_the_train_step_table_is_the_committed_measurement():
     """Each committed train-step table is the bench's own rendering of its JSON (nothing typed by
     hand), and holds sdpa and the compiled kernel side by side over several rounds."""
