@@ -258,3 +258,21 @@ def test_the_short_runs_quoted_in_the_docs_are_the_committed_ones():
         metrics = json.loads(path.read_text())
         assert f"{100 * metrics['train_steps_mfu']:.1f}%" in speed, path
         assert f"{metrics['train_runtime']:.0f} s" in speed, path
+
+
+def test_the_memory_settings_runs_quoted_in_the_docs_are_the_committed_ones():
+    """docs/speed.md's figures for the memory settings are those of the committed runs."""
+    speed = (ROOT / "docs" / "speed.md").read_text()
+    pairs = sorted((ROOT / "results" / "benches" / "kernel-cache").glob("three-percent-defaults/*"))
+    assert {p.name.split("-")[0] for p in pairs} == {"default", "before"}
+    for folder in pairs:
+        metrics = json.loads((folder / "all_results.json").read_text())
+        assert f"{100 * metrics['train_steps_mfu']:.1f}%" in speed, folder
+        assert f"{metrics['train_runtime']:.1f}" in speed, folder
+        assert f"{metrics['peak_rss_mib']:,}" in speed, folder
+    whole = ROOT / "results" / "runs" / "squad20pct-zen4-bounded-memory" / "all_results.json"
+    metrics = json.loads(whole.read_text())
+    assert f"**{metrics['peak_rss_mib']:,} MiB**" in speed
+    assert f"{100 * metrics['train_steps_mfu']:.1f}%" in speed
+    assert f"{100 * metrics['eval_mfu']:.1f}%" in speed
+    assert f"{metrics['eval_f1']:.2f}" in speed
