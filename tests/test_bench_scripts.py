@@ -276,3 +276,16 @@ def test_the_memory_settings_runs_quoted_in_the_docs_are_the_committed_ones():
     assert f"{100 * metrics['train_steps_mfu']:.1f}%" in speed
     assert f"{100 * metrics['eval_mfu']:.1f}%" in speed
     assert f"{metrics['eval_f1']:.2f}" in speed
+
+
+def test_the_files_a_run_shares_byte_for_byte_with_another_are_those_recorded():
+    """A run whose arithmetic did not change commits the files identical to another run's once,
+    there, with their sha256: the record must match the files it points to."""
+    import hashlib
+
+    for record_path in ROOT.glob("results/**/identical_files.json"):
+        record = json.loads(record_path.read_text())
+        for name, digest in record["sha256"].items():
+            assert not (record_path.parent / name).exists(), name
+            shared = ROOT / record["folder"] / name
+            assert hashlib.sha256(shared.read_bytes()).hexdigest() == digest, shared
