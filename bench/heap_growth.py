@@ -25,7 +25,8 @@ from qa.atomic import write_json_atomic, write_text_atomic
 from qa.machine.memory import KEEP_FREED, KERNEL_CACHE_VARIABLES
 
 LENGTHS = (384, 256, 192, 128)
-HEAP = {"MALLOC_TRIM_THRESHOLD_": str(2**31 - 1), "MALLOC_TOP_PAD_": str(2**30)}
+# The recipe's trim and top-pad settings; each case sets the mmap threshold itself.
+HEAP = {k: str(v) for k, (_, v) in KEEP_FREED.items() if k != "MALLOC_MMAP_THRESHOLD_"}
 CASES = {  # name: environment
     "before: no mmap, 1,024 kernels": HEAP
     | {"MALLOC_MMAP_THRESHOLD_": str(2**31 - 1), "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"},
@@ -40,8 +41,10 @@ def run_case() -> dict:
     """In this process: two passes of training steps over LENGTHS; resident MiB after each."""
     from qa.machine.memory import keep_freed_memory, limit_kernel_cache, resident_mib
 
-    keep_freed_memory(True)  # the environment's settings win where the case sets them
-    limit_kernel_cache(64)
+    keep_freed_memory(True)  # before torch loads; the environment's settings win where set
+    from qa.run.config import RunArguments  # loads torch
+
+    limit_kernel_cache(RunArguments().kernel_cache_capacity)  # before the first product
     import torch
     from transformers import AutoModelForQuestionAnswering
 

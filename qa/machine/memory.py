@@ -19,7 +19,7 @@ KEEP_FREED = {
     # M_MMAP_THRESHOLD: blocks of 4 MiB and more (a long batch's activations) get pages of their
     # own and give them back when freed. From the heap, the next batches' smaller tensors and the
     # kernels cached for their shapes settle in the holes such a block leaves, and the next long
-    # batch has to grow the heap: +350 MiB per round of lengths (docs/speed.md, Memory).
+    # batch has to grow the heap: +288 MiB per round of lengths in bench/heap_growth.py.
     "MALLOC_MMAP_THRESHOLD_": (-3, 4 * 2**20),
 }
 
@@ -46,11 +46,17 @@ def keep_freed_memory(enabled: bool = True) -> str:
     except (OSError, AttributeError):
         return "allocator as is (not glibc)"
     if all(mallopt(param, value) == 1 for param, value in KEEP_FREED.values()):
+        mapped_from = KEEP_FREED["MALLOC_MMAP_THRESHOLD_"][1] // 2**20
         return (
             "glibc keeps freed memory for reuse (mallopt: no trim, 1 GiB top pad; "
-            "blocks from 4 MiB on are mapped on their own)"
+            f"blocks from {mapped_from} MiB on are mapped on their own)"
         )
     return "allocator as is (glibc refused the settings)"
+
+
+def kernel_cache_from_environment() -> tuple[str, str] | None:
+    """(variable, value) of the first kernel-cache variable set in the environment, or None."""
+    return next(((n, os.environ[n]) for n in KERNEL_CACHE_VARIABLES if n in os.environ), None)
 
 
 def limit_kernel_cache(capacity: int) -> str:
@@ -58,8 +64,8 @@ def limit_kernel_cache(capacity: int) -> str:
 
     oneDNN reads the variable when it builds its first kernel, not when torch loads, so this
     works from any point before the first matrix product. Returns a line for the log."""
-    if given := [name for name in KERNEL_CACHE_VARIABLES if name in os.environ]:
-        return f"oneDNN kernel cache from the environment ({given[0]}={os.environ[given[0]]})"
+    if given := kernel_cache_from_environment():
+        return f"oneDNN kernel cache from the environment ({given[0]}={given[1]})"
     if capacity < 0:
         return "oneDNN kernel cache as is (its last 1,024 kernels)"
     os.environ[KERNEL_CACHE_VARIABLES[0]] = str(capacity)

@@ -24,7 +24,7 @@ import qa.scoring.samples
 from qa import ROOT
 from qa.atomic import write_json_atomic
 from qa.machine.hardware import cpu_description, precision_path
-from qa.machine.memory import KERNEL_CACHE_VARIABLES, peak_mib
+from qa.machine.memory import kernel_cache_from_environment, peak_mib
 from qa.run.callbacks import LOG_DATE_FORMAT, LOG_FORMAT
 from qa.run.card import card_settings, card_summary, hub_id_of, model_card, write_model_card
 from qa.run.checkpoints import (
@@ -112,9 +112,7 @@ def run_metadata(args, argv, checksums) -> dict:
             "precision": precision_used(training_args),
             # How many kernels oneDNN kept (kernel_cache_capacity or the environment's; None:
             # oneDNN's default, 1,024): it moves the resident peak (docs/speed.md, Memory).
-            "onednn_kernel_cache": next(
-                (os.environ[name] for name in KERNEL_CACHE_VARIABLES if name in os.environ), None
-            ),
+            "onednn_kernel_cache": (kernel_cache_from_environment() or (None, None))[1],
         },
     }
 
