@@ -3,6 +3,7 @@ ids, counts that add up, the same bytes on every run, nothing from the tuning or
 the committed manifest and the configs that train on it."""
 
 import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -229,12 +230,67 @@ def check_standin(out: Path, manifest: dict, sources: dict, budget_parts: tuple[
                 assert record["plausible_answers"] == source["answers"]
                 before = perturb.words(source["question"]) & perturb.NEGATIONS
                 assert perturb.words(record["question"]) & perturb.NEGATIONS == before
-            elif name == "other-paragraph.json":
+            elif name in ("other-paragraph.json", "similar-paragraph.json"):
                 assert context != source_context and record["question"] == source["question"]
                 assert not any(a["text"].lower() in context.lower() for a in source["answers"])
             else:
                 assert source.get("is_impossible") and record["question"] == source["question"]
                 assert record["plausible_answers"] == source["plausible_answers"]
+
+
+def _pool_row(qid, question, context, answer, title="Harbour"):
+    return {
+        "id": qid,
+        "title": title,
+        "context": context,
+        "question": question,
+        "answers": [{"text": answer, "answer_start": context.index(answer)}],
+    }
+
+
+def test_a_hard_negative_is_the_most_alike_paragraph_that_lacks_the_answer():
+    paragraphs = [
+        "The Harbour lighthouse was lit by Ada Pym in 1777.",
+        "The Harbour lighthouse keeper's cottage burned; its lamp was saved.",  # most alike
+        "The Harbour market sells fish every morning.",
+        "The Harbour lighthouse was lit again by Ada Pym's son.",  # holds the answer: never
+    ]
+    pool = [_pool_row("q1", "Who lit the lighthouse lamp?", paragraphs[0], "Ada Pym")]
+    pool += [_pool_row(f"f{i}", "Filler?", p, p.split()[1]) for i, p in enumerate(paragraphs)]
+    # The fillers' answer ("Harbour") is in every paragraph: only q1 can be moved.
+    [made] = qa.data.standin.similar_paragraph(pool, 1)
+    assert (made["id"], made["context"]) == ("q1-similar-1", paragraphs[1])
+    assert made["question"] == "Who lit the lighthouse lamp?" and made["is_impossible"]
+    # A word of every paragraph ("Harbour") adds the same to each: the lamp's paragraph still wins.
+    pool[0]["question"] = "Who lit the Harbour lighthouse lamp?"
+    [made] = qa.data.standin.similar_paragraph(pool, 1)
+    assert made["context"] == paragraphs[1]
+    # "lit" and "1777" are only in the two paragraphs the answer rules out: a question sharing
+    # nothing with the rest finds no hard negative and is skipped.
+    alone = [_pool_row("q2", "Who lit it in 1777?", paragraphs[0], "Ada Pym"), *pool[1:]]
+    with pytest.raises(SquadDataError, match="only 0 similar-paragraph questions"):
+        qa.data.standin.similar_paragraph(alone, 1)
+
+
+class _Ordered(set):
+    """A set whose intersection lists its words in a given order, as another hash seed might."""
+
+    order = ()
+
+    def __and__(self, other):
+        return [w for w in self.order if w in self and w in other]
+
+
+def test_likeness_is_the_same_in_whatever_order_the_words_come(monkeypatch):
+    # 0.1 + 0.2 + 0.3 is 0.6000000000000001 in some orders and 0.6 in others: a plain sum would
+    # let the interpreter's hash seed decide near-ties, and so the file's bytes.
+    weights = {"tide": 0.1, "mill": 0.2, "quay": 0.3}
+    scores = set()
+    for order in itertools.permutations(weights):
+        monkeypatch.setattr(_Ordered, "order", order)
+        monkeypatch.setattr(qa.data.standin, "_terms", lambda text: _Ordered(text.split()))
+        scores.add(qa.data.standin.likeness("tide mill quay", "quay mill tide", weights))
+    assert len(scores) == 1
 
 
 def test_the_stand_in_holds_what_it_promises(tmp_path):

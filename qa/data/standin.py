@@ -2,13 +2,15 @@
 
 The 2.0 recipe trains on the headline's SQuAD 1.1 questions (train_fraction 0.2, seed 42) plus
 the training part of the dev-v2.0 article split, whose 2,921 unanswerable questions are all the
-real ones there are. This adds the same number of unanswerable questions three ways, one file
+real ones there are. This adds the same number of unanswerable questions four ways, one file
 each, so that runs on the same budget can be compared:
 
 * perturbed.json: answerable questions with one term swapped (qa/data/perturb.py) so their passage
   no longer answers them; the original answers are kept as `plausible_answers`;
 * other-paragraph.json: answerable questions paired with another paragraph of their article
   that does not contain their answer (easy negatives);
+* similar-paragraph.json: the same, but the other paragraph is the one of the article that
+  shares the most with the question (hard negatives);
 * copies.json: more copies of the training part's real unanswerable questions.
 
     python -m qa.data.standin [--out $SQUAD_V2_STANDIN_DIR] [--results_dir DIR]
@@ -20,8 +22,10 @@ function of those inputs and this code, rebuilt only when one of them changes.
 
 import argparse
 import hashlib
+import math
 import os
 import random
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -47,7 +51,7 @@ FRACTION, SEED = 0.2, 42
 # Each file adds COPIES x the real unanswerables: the budget's unanswerable count then matches
 # 20% of the official 2.0 training set (8,700 of 26,064 questions) within 1%.
 COPIES = 2
-MODES = ("perturbed", "other-paragraph", "copies")
+MODES = ("perturbed", "other-paragraph", "similar-paragraph", "copies")
 MANIFEST = "manifest.json"
 FORBIDDEN_PARTS = ("tune", "heldout")
 # Words from closed lists: each is swapped in at most as often as answerable training questions
@@ -234,6 +238,59 @@ def other_paragraph(pool: list[dict], count: int, seed: int = SEED) -> list[dict
     return _enough(made, count, "other-paragraph")
 
 
+# Words that say how a question asks, not what about: they tie a question to no paragraph.
+_QUESTION_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        "what which who whom whose when where why how did does do is was were are the a an of "
+        "in on at to for by with from as and or that this",
+    )
+)
+
+
+def _terms(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower())) - _QUESTION_WORDS
+
+
+def paragraph_weights(paragraphs: list[str]) -> dict[str, float]:
+    """Each word's inverse paragraph frequency in an article: log((paragraphs + 1) / paragraphs
+    with it). A word of every paragraph (the article's subject, "the") weighs little, so two
+    paragraphs are alike mostly through what sets them apart from the rest of their article."""
+    counts = Counter(word for paragraph in paragraphs for word in _terms(paragraph))
+    return {word: math.log((len(paragraphs) + 1) / n) for word, n in counts.items()}
+
+
+def likeness(question: str, paragraph: str, weights: dict[str, float]) -> float:
+    """The summed weight of the question's words that the paragraph also holds (fsum: exact,
+    so the same in any order the set gives them, whatever the interpreter's hash seed)."""
+    return math.fsum(weights.get(word, 0.0) for word in _terms(question) & _terms(paragraph))
+
+
+def similar_paragraph(pool: list[dict], count: int, seed: int = SEED) -> list[dict]:
+    """`count` questions, each moved to the paragraph of its article that lacks its answer and
+    is most like it (the earliest of equals); a question that shares no word with any such
+    paragraph is skipped, since a paragraph on another topic would be an easy negative."""
+    articles = _articles(pool)
+    weights = {title: paragraph_weights(list(paragraphs)) for title, paragraphs in articles.items()}
+    made = []
+    for i in np.random.default_rng(seed).permutation(len(pool)).tolist():
+        if len(made) == count:
+            break
+        row = pool[i]
+        answers = [a["text"].lower() for a in row["answers"]]
+        best, best_score = None, 0.0
+        for context in articles[row["title"]]:
+            if context == row["context"] or any(a in context.lower() for a in answers):
+                continue
+            score = likeness(row["question"], context, weights[row["title"]])
+            if score > best_score:
+                best, best_score = context, score
+        if best is not None:
+            standin = {"source_id": row["id"], "kind": "similar-paragraph"}
+            made.append(_record(row, "similar-1", best, standin=standin))
+    return _enough(made, count, "similar-paragraph")
+
+
 def copies(unanswerable: list[dict], count: int) -> list[dict]:
     """The real unanswerable questions again, under new ids, until `count` are made."""
     made = []
@@ -274,12 +331,13 @@ def nested(records: list[dict], pool_order: list[tuple[str, str]], version: str)
 
 
 def build(v1_train: str, split_train: str, fraction=FRACTION, seed=SEED) -> tuple[dict, dict]:
-    """({file name: document}, manifest) for the three modes, in memory."""
+    """({file name: document}, manifest) for the four modes, in memory."""
     pool, unanswerable, inputs = read_inputs(v1_train, split_train, fraction, seed)
     added = COPIES * len(unanswerable)
     made = {
         "perturbed": perturbed(pool, added, seed),
         "other-paragraph": other_paragraph(pool, added, seed),
+        "similar-paragraph": similar_paragraph(pool, added, seed),
         "copies": copies(unanswerable, added),
     }
     order = [(r["title"], r["context"]) for r in pool + unanswerable]
