@@ -1,6 +1,7 @@
 """The bench scripts run end to end on the tiny fixture: a crash there costs a long run."""
 
 import json
+import re
 import runpy
 import subprocess
 import sys
@@ -276,6 +277,22 @@ def test_the_memory_settings_runs_quoted_in_the_docs_are_the_committed_ones():
     assert f"{100 * metrics['train_steps_mfu']:.1f}%" in speed
     assert f"{100 * metrics['eval_mfu']:.1f}%" in speed
     assert f"{metrics['eval_f1']:.2f}" in speed
+
+
+def test_the_settings_table_of_the_kernel_cache_bench_is_its_committed_runs():
+    """Each row of the 3% settings table is its folder's all_results.json, and each folder a row."""
+    bench = ROOT / "results" / "benches" / "kernel-cache"
+    section = (bench / "README.md").read_text().split("`three-percent-settings/`")[1]
+    rows = re.findall(r"^\| `([\w-]+)` \| ([\d.]+) \| ([\d.]+)% \| ([\d,]+) \|$", section, re.M)
+    folders = sorted(p.name for p in (bench / "three-percent-settings").iterdir())
+    assert sorted(name for name, *_ in rows) == folders
+    for name, seconds, mfu, peak in rows:
+        metrics = json.loads(
+            (bench / "three-percent-settings" / name / "all_results.json").read_text()
+        )
+        assert f"{metrics['train_runtime']:.1f}" == seconds, name
+        assert f"{100 * metrics['train_steps_mfu']:.1f}" == mfu, name
+        assert f"{metrics['peak_rss_mib']:,}" == peak, name
 
 
 def test_the_files_a_run_shares_byte_for_byte_with_another_are_those_recorded():
