@@ -18,12 +18,12 @@ from qa.scoring.samples import draw_questions
 HEADLINE_IDS_SHA256 = "566c317d98adfeeeb2fc00f234d629d5c0e807d02946246a74c4c360e95f741c"
 DEV_V2 = SQUAD_DIR / "dev-v2.0.json"
 COMMITTED_RUNS = ["squad-v2-devsplit", "squad-v2-devsplit-x3"]
-# The stand-in controls (docs/squad-v2.md), as run_qa.py --results_dir wrote them: the held-out
-# part's files at the top, the tuning part's as tune_*.
+# The stand-in controls and hard-negative runs (docs/squad-v2.md), as run_qa.py --results_dir
+# wrote them: the held-out part's files at the top, the tuning part's as tune_*.
 STANDIN_RUNS = [
     f"standin-controls/squad-v2-standin-{name}"
     for name in ("copies", "other-paragraph", "perturbed", "perturbed-seed43")
-]
+] + ["standin-hard/squad-v2-standin-similar-paragraph"]
 
 
 def ids_digest(ids) -> str:

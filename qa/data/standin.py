@@ -217,6 +217,16 @@ def perturbed(pool: list[dict], count: int, seed: int = SEED) -> list[dict]:
     return _enough(made, count, "perturbed")
 
 
+def _without_answer(row: dict, articles: dict[str, dict[str, int]]) -> list[str]:
+    """The other paragraphs of the question's article that hold none of its answers, in order."""
+    answers = [a["text"].lower() for a in row["answers"]]
+    return [
+        context
+        for context in articles[row["title"]]
+        if context != row["context"] and not any(a in context.lower() for a in answers)
+    ]
+
+
 def other_paragraph(pool: list[dict], count: int, seed: int = SEED) -> list[dict]:
     """`count` questions, each moved to another paragraph of its article lacking its answer."""
     articles = _articles(pool)
@@ -225,13 +235,7 @@ def other_paragraph(pool: list[dict], count: int, seed: int = SEED) -> list[dict
         if len(made) == count:
             break
         row = pool[i]
-        answers = [a["text"].lower() for a in row["answers"]]
-        others = [
-            context
-            for context in articles[row["title"]]
-            if context != row["context"] and not any(a in context.lower() for a in answers)
-        ]
-        if others:
+        if others := _without_answer(row, articles):
             context = random.Random(f"{seed}:{row['id']}").choice(others)
             fields = {"standin": {"source_id": row["id"], "kind": "other-paragraph"}}
             made.append(_record(row, "other-1", context, **fields))
@@ -277,11 +281,8 @@ def similar_paragraph(pool: list[dict], count: int, seed: int = SEED) -> list[di
         if len(made) == count:
             break
         row = pool[i]
-        answers = [a["text"].lower() for a in row["answers"]]
         best, best_score = None, 0.0
-        for context in articles[row["title"]]:
-            if context == row["context"] or any(a in context.lower() for a in answers):
-                continue
+        for context in _without_answer(row, articles):
             score = likeness(row["question"], context, weights[row["title"]])
             if score > best_score:
                 best, best_score = context, score
