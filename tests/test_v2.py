@@ -23,7 +23,7 @@ COMMITTED_RUNS = ["squad-v2-devsplit", "squad-v2-devsplit-x3"]
 STANDIN_RUNS = [
     f"standin-controls/squad-v2-standin-{name}"
     for name in ("copies", "other-paragraph", "perturbed", "perturbed-seed43")
-] + ["standin-hard/squad-v2-standin-similar-paragraph"]
+] + [f"standin-hard/squad-v2-standin-similar-paragraph{seed}" for seed in ("", "-seed43")]
 
 
 def ids_digest(ids) -> str:
@@ -383,3 +383,56 @@ def test_the_v1_articles_outside_dev_v2_are_the_13_unseen_ones():
     v2_titles = {a["title"] for a in json.loads(DEV_V2.read_text())["data"]}
     assert len(titles) == 13 and not titles & v2_titles
     assert sum(len(p["qas"]) for a in document["data"] for p in a["paragraphs"]) == 4557
+
+
+def test_the_hard_negatives_table_in_the_docs_is_the_committed_comparisons():
+    """docs/squad-v2.md's hard-negative rows: each figure read from the committed tables."""
+    runs = ROOT / "results" / "runs"
+    rows = {
+        name: json.loads((runs / f"{name}.json").read_text())["rows"]
+        for name in (
+            "standin-hard/comparison",
+            "standin-hard/comparison-seed43",
+            "standin-hard/comparison-vs-other-paragraph",
+            "standin-controls/comparison-cross-fit",
+        )
+    }
+    section = (ROOT / "docs" / "squad-v2.md").read_text().split("## Hard negatives")[1]
+    section = section.split("\n## ")[0]
+    docs = {
+        cells[0]: cells[1:]
+        for line in section.splitlines()
+        if line.startswith("| ") and "(seed" in line
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+
+    def interval(row):
+        d = row["vs_baseline"]
+        return f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+    # row label: (model, the table pairing it with the perturbed run of its seed, or None)
+    models = {
+        "easy negatives (seed 42)": ("other-paragraph", None),
+        "perturbed (seed 42)": ("perturbed", None),
+        "hard negatives (seed 42)": ("similar-paragraph", "standin-hard/comparison"),
+        "perturbed (seed 43)": ("perturbed-seed43", None),
+        "hard negatives (seed 43)": ("similar-paragraph-seed43", "standin-hard/comparison-seed43"),
+    }
+    assert set(docs) == set(models)
+    for label, (model, same_seed) in models.items():
+        name = f"squad-v2-standin-{model}"
+        tuned_key, crossed_key = (
+            f"{name}, threshold from the tuning part",
+            f"{name}, threshold by leaving its article out",
+        )
+        tuned = rows["standin-hard/comparison-vs-other-paragraph"][tuned_key]
+        crossed = rows["standin-hard/comparison"].get(crossed_key) or rows[
+            "standin-controls/comparison-cross-fit"
+        ].get(crossed_key)
+        expected = [f"{tuned[k]:.2f}" for k in ("f1", "HasAns_f1", "NoAns_f1")] + [
+            f"{tuned['null_auc']:.3f}",
+            interval(rows[same_seed][tuned_key]) if same_seed else "",
+            interval(tuned) if "vs_baseline" in tuned else "",
+            f"{crossed['f1']:.2f}",
+        ]
+        assert docs[label] == expected, label
