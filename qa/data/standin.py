@@ -256,18 +256,18 @@ def _terms(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.lower())) - _QUESTION_WORDS
 
 
-def paragraph_weights(paragraphs: list[str]) -> dict[str, float]:
+def paragraph_weights(paragraph_terms: list[set[str]]) -> dict[str, float]:
     """Each word's inverse paragraph frequency in an article: log((paragraphs + 1) / paragraphs
     with it). A word of every paragraph (the article's subject, "the") weighs little, so two
     paragraphs are alike mostly through what sets them apart from the rest of their article."""
-    counts = Counter(word for paragraph in paragraphs for word in _terms(paragraph))
-    return {word: math.log((len(paragraphs) + 1) / n) for word, n in counts.items()}
+    counts = Counter(word for terms in paragraph_terms for word in terms)
+    return {word: math.log((len(paragraph_terms) + 1) / n) for word, n in counts.items()}
 
 
-def likeness(question: str, paragraph: str, weights: dict[str, float]) -> float:
+def likeness(question_terms: set[str], paragraph_terms: set[str], weights: dict) -> float:
     """The summed weight of the question's words that the paragraph also holds (fsum: exact,
     so the same in any order the set gives them, whatever the interpreter's hash seed)."""
-    return math.fsum(weights.get(word, 0.0) for word in _terms(question) & _terms(paragraph))
+    return math.fsum(weights.get(word, 0.0) for word in question_terms & paragraph_terms)
 
 
 def similar_paragraph(pool: list[dict], count: int, seed: int = SEED) -> list[dict]:
@@ -275,15 +275,20 @@ def similar_paragraph(pool: list[dict], count: int, seed: int = SEED) -> list[di
     is most like it (the earliest of equals); a question that shares no word with any such
     paragraph is skipped, since a paragraph on another topic would be an easy negative."""
     articles = _articles(pool)
-    weights = {title: paragraph_weights(list(paragraphs)) for title, paragraphs in articles.items()}
+    terms = {context: _terms(context) for paragraphs in articles.values() for context in paragraphs}
+    weights = {
+        title: paragraph_weights([terms[context] for context in paragraphs])
+        for title, paragraphs in articles.items()
+    }
     made = []
     for i in np.random.default_rng(seed).permutation(len(pool)).tolist():
         if len(made) == count:
             break
         row = pool[i]
+        asked = _terms(row["question"])
         best, best_score = None, 0.0
         for context in _without_answer(row, articles):
-            score = likeness(row["question"], context, weights[row["title"]])
+            score = likeness(asked, terms[context], weights[row["title"]])
             if score > best_score:
                 best, best_score = context, score
         if best is not None:
