@@ -293,6 +293,12 @@ def test_the_settings_table_of_the_kernel_cache_bench_is_its_committed_runs():
         assert f"{metrics['train_runtime']:.1f}" == seconds, name
         assert f"{100 * metrics['train_steps_mfu']:.1f}" == mfu, name
         assert f"{metrics['peak_rss_mib']:,}" == peak, name
+    # docs/speed.md quotes the defaults' two runs, whose spread is the point.
+    speed = (ROOT / "docs" / "speed.md").read_text()
+    defaults = [row for row in rows if row[0].startswith("default-")]
+    assert len(defaults) == 2
+    (_, first_s, first_mfu, _), (_, second_s, second_mfu, _) = defaults
+    assert f"{first_s} and {second_s} s ({first_mfu}% and {second_mfu}%)" in speed
 
 
 def test_the_files_a_run_shares_byte_for_byte_with_another_are_those_recorded():

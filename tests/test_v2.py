@@ -436,3 +436,15 @@ def test_the_hard_negatives_table_in_the_docs_is_the_committed_comparisons():
             f"{crossed['f1']:.2f}",
         ]
         assert docs[label] == expected, label
+    # The two runs' training time, train-steps MFU and peak, as the text below the table says.
+    metrics = [
+        json.loads(
+            (
+                runs / f"standin-hard/squad-v2-standin-similar-paragraph{seed}/all_results.json"
+            ).read_text()
+        )
+        for seed in ("", "-seed43")
+    ]
+    for key, form in (("train_runtime", "{:,.0f}"), ("peak_rss_mib", "{:,}")):
+        assert " and ".join(form.format(m[key]) for m in metrics) in section, key
+    assert " and ".join(f"{100 * m['train_steps_mfu']:.1f}%" for m in metrics) in section
