@@ -436,6 +436,13 @@ def test_the_hard_negatives_table_in_the_docs_is_the_committed_comparisons():
             f"{crossed['f1']:.2f}",
         ]
         assert docs[label] == expected, label
+    # The README's sentence on the two runs: their F1 and their leads, as in the table.
+    readme = (ROOT / "README.md").read_text()
+    hard = [docs[f"hard negatives (seed {seed})"] for seed in (42, 43)]
+    assert f"score {hard[0][0]} and {hard[1][0]}: " in readme
+    leads = [[cells[i].split(" [")[0] for cells in hard] for i in (4, 5)]
+    assert "{} and {} over the swaps of the same seed".format(*leads[0]) in readme
+    assert "{} and {} over a random other paragraph".format(*leads[1]) in readme
     # The two runs' training time, train-steps MFU and peak, as the text below the table says.
     metrics = [
         json.loads(
