@@ -292,7 +292,8 @@ def test_the_recipes_differ_from_their_base_only_where_they_say():
     differ = lambda a, b: {k for k in a if a[k] != b[k]}  # noqa: E731
     ignore = {"output_dir", "logging_dir", "run_name"}
     assert differ(v2, x3) - ignore == {"extra_train_repeats"} and x3["extra_train_repeats"] == 3
-    for mode in ("copies", "other-paragraph", "similar-paragraph", "perturbed"):
+    modes = ("copies", "other-paragraph", "similar-paragraph", "perturbed", "perturbed-similar")
+    for mode in modes:
         control = settings(f"squad-v2-standin-{mode}.json")
         assert differ(headline, control) - ignore == {
             "extra_train_files",

@@ -201,14 +201,13 @@ def check_standin(out: Path, manifest: dict, sources: dict, budget_parts: tuple[
     added = manifest["budget"]["added_unanswerable_per_file"]
     assert manifest["budget"]["total_questions"] == headline + split_questions + added
     contexts = {c for _, c, _ in sources.values()}
-    all_ids = set(sources)
+    all_ids = set(sources)  # a made question's id is never a real one
     for name, document in documents(out).items():
         rows = list(questions(document))
         info = manifest["files"][name]
         assert len(rows) == info["questions"] == added == sum(info["kinds"].values())
         ids = [record["id"] for _, _, record in rows]
         assert len(set(ids)) == len(ids) and not set(ids) & all_ids, name
-        all_ids |= set(ids)
         assert info["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest()
         # The loader takes the file as 2.0 data: every question unanswerable, plausible ignored.
         loaded = load_squad_file(str(out / name), allow_unanswerable=True)
@@ -220,7 +219,13 @@ def check_standin(out: Path, manifest: dict, sources: dict, budget_parts: tuple[
             assert title == source_title
             kind = record["standin"]["kind"]
             assert kind in info["kinds"]
-            if name == "perturbed.json":
+            if kind in ("other-paragraph", "similar-paragraph"):  # moved to another paragraph
+                assert context != source_context and record["question"] == source["question"]
+                assert not any(a["text"].lower() in context.lower() for a in source["answers"])
+            elif kind == "copy":
+                assert source.get("is_impossible") and record["question"] == source["question"]
+                assert record["plausible_answers"] == source["plausible_answers"]
+            else:  # a term swapped
                 swap = record["standin"]
                 assert context == source_context and record["question"] != source["question"]
                 assert perturb.is_absent(kind, swap["replacement"], context), record["id"]
@@ -230,12 +235,25 @@ def check_standin(out: Path, manifest: dict, sources: dict, budget_parts: tuple[
                 assert record["plausible_answers"] == source["answers"]
                 before = perturb.words(source["question"]) & perturb.NEGATIONS
                 assert perturb.words(record["question"]) & perturb.NEGATIONS == before
-            elif name in ("other-paragraph.json", "similar-paragraph.json"):
-                assert context != source_context and record["question"] == source["question"]
-                assert not any(a["text"].lower() in context.lower() for a in source["answers"])
-            else:
-                assert source.get("is_impossible") and record["question"] == source["question"]
-                assert record["plausible_answers"] == source["plausible_answers"]
+    check_half_and_half(out)
+
+
+def check_half_and_half(out: Path) -> None:
+    """perturbed-similar.json: half perturbed.json's swaps, half hard negatives of other
+    questions, each made as its own file makes it."""
+    by_name = {
+        name: {(t, c, r["id"]): r for t, c, r in questions(doc)}
+        for name, doc in documents(out).items()
+    }
+    mixed = by_name["perturbed-similar.json"]
+    hard = {key for key, r in mixed.items() if r["standin"]["kind"] == "similar-paragraph"}
+    swapped = mixed.keys() - hard
+    assert len(swapped) == len(mixed) // 2 and len(hard) == len(mixed) - len(mixed) // 2
+    assert all(mixed[key] == by_name["perturbed.json"][key] for key in swapped)
+    alike = hard & by_name["similar-paragraph.json"].keys()  # the file made some of the same
+    assert alike and all(mixed[key] == by_name["similar-paragraph.json"][key] for key in alike)
+    sources = [r["standin"]["source_id"] for r in mixed.values()]
+    assert len(set(sources)) == len(sources)  # no question is used twice
 
 
 def _pool_row(qid, question, context, answer, title="Harbour"):

@@ -2,7 +2,7 @@
 
 The 2.0 recipe trains on the headline's SQuAD 1.1 questions (train_fraction 0.2, seed 42) plus
 the training part of the dev-v2.0 article split, whose 2,921 unanswerable questions are all the
-real ones there are. This adds the same number of unanswerable questions four ways, one file
+real ones there are. This adds the same number of unanswerable questions five ways, one file
 each, so that runs on the same budget can be compared:
 
 * perturbed.json: answerable questions with one term swapped (qa/data/perturb.py) so their passage
@@ -11,7 +11,9 @@ each, so that runs on the same budget can be compared:
   that does not contain their answer (easy negatives);
 * similar-paragraph.json: the same, but the other paragraph is the one of the article that
   shares the most with the question (hard negatives);
-* copies.json: more copies of the training part's real unanswerable questions.
+* copies.json: more copies of the training part's real unanswerable questions;
+* perturbed-similar.json: both kinds that teach, half each: the first half of perturbed.json's
+  swaps, then hard negatives made from other questions.
 
     python -m qa.data.standin [--out $SQUAD_V2_STANDIN_DIR] [--results_dir DIR]
 
@@ -51,7 +53,7 @@ FRACTION, SEED = 0.2, 42
 # Each file adds COPIES x the real unanswerables: the budget's unanswerable count then matches
 # 20% of the official 2.0 training set (8,700 of 26,064 questions) within 1%.
 COPIES = 2
-MODES = ("perturbed", "other-paragraph", "similar-paragraph", "copies")
+MODES = ("perturbed", "other-paragraph", "similar-paragraph", "copies", "perturbed-similar")
 MANIFEST = "manifest.json"
 FORBIDDEN_PARTS = ("tune", "heldout")
 # Words from closed lists: each is swapped in at most as often as answerable training questions
@@ -270,10 +272,13 @@ def likeness(question_terms: set[str], paragraph_terms: set[str], weights: dict)
     return math.fsum(weights.get(word, 0.0) for word in question_terms & paragraph_terms)
 
 
-def similar_paragraph(pool: list[dict], count: int, seed: int = SEED) -> list[dict]:
+def similar_paragraph(
+    pool: list[dict], count: int, seed: int = SEED, skip: frozenset = frozenset()
+) -> list[dict]:
     """`count` questions, each moved to the paragraph of its article that lacks its answer and
     is most like it (the earliest of equals); a question that shares no word with any such
-    paragraph is skipped, since a paragraph on another topic would be an easy negative."""
+    paragraph is skipped, since a paragraph on another topic would be an easy negative, and so
+    is a question whose id is in `skip` (one already used by another kind of negative)."""
     articles = _articles(pool)
     terms = {context: _terms(context) for paragraphs in articles.values() for context in paragraphs}
     weights = {
@@ -285,6 +290,8 @@ def similar_paragraph(pool: list[dict], count: int, seed: int = SEED) -> list[di
         if len(made) == count:
             break
         row = pool[i]
+        if row["id"] in skip:
+            continue
         asked = _terms(row["question"])
         best, best_score = None, 0.0
         for context in _without_answer(row, articles):
@@ -295,6 +302,17 @@ def similar_paragraph(pool: list[dict], count: int, seed: int = SEED) -> list[di
             standin = {"source_id": row["id"], "kind": "similar-paragraph"}
             made.append(_record(row, "similar-1", best, standin=standin))
     return _enough(made, count, "similar-paragraph")
+
+
+def perturbed_and_similar(
+    pool: list[dict], count: int, swaps: list[dict], seed: int = SEED
+) -> list[dict]:
+    """`count` questions, half of each kind that teaches: the first half of `swaps` (what
+    perturbed() made, so those questions are perturbed.json's own), then hard negatives made
+    from questions none of those swaps came from, so no question is used twice."""
+    taken = _enough(swaps[: count // 2], count // 2, "perturbed")
+    used = frozenset(record["standin"]["source_id"] for record in taken)
+    return taken + similar_paragraph(pool, count - len(taken), seed, skip=used)
 
 
 def copies(unanswerable: list[dict], count: int) -> list[dict]:
@@ -337,14 +355,16 @@ def nested(records: list[dict], pool_order: list[tuple[str, str]], version: str)
 
 
 def build(v1_train: str, split_train: str, fraction=FRACTION, seed=SEED) -> tuple[dict, dict]:
-    """({file name: document}, manifest) for the four modes, in memory."""
+    """({file name: document}, manifest) for the five modes, in memory."""
     pool, unanswerable, inputs = read_inputs(v1_train, split_train, fraction, seed)
     added = COPIES * len(unanswerable)
+    swaps = perturbed(pool, added, seed)
     made = {
-        "perturbed": perturbed(pool, added, seed),
+        "perturbed": swaps,
         "other-paragraph": other_paragraph(pool, added, seed),
         "similar-paragraph": similar_paragraph(pool, added, seed),
         "copies": copies(unanswerable, added),
+        "perturbed-similar": perturbed_and_similar(pool, added, swaps, seed),
     }
     order = [(r["title"], r["context"]) for r in pool + unanswerable]
     documents, files = {}, {}
