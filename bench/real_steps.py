@@ -6,7 +6,7 @@ The short headline run (3% of the questions) trains at a lower train-steps MFU t
 step on one 16 x 192 batch. This replays that run's own first batches (its windows, its
 length-grouped order, its collator) with the bare step of bench/steps.py and sets them beside
 the fixed batch, each case with its own model and optimizer, the cases taking turns batch by
-batch so that a slow moment of the machine falls on all alike:
+batch (a different case first each time) so that a slow moment of the machine falls on all alike:
 - fixed batch: 16 windows of 192 tokens, 20 padding (bench/train_step.py's batch);
 - run's batches: the run's batches in its order, padded to a multiple of 8 as the recipe pads;
 - run's batches, padded to 32: the same, with four times fewer batch lengths (more padding);
@@ -123,7 +123,7 @@ def main():
             step(name, batches[name][i])
     seconds = {name: [] for name in CASES}
     for i in range(args.warmup, args.warmup + args.steps):
-        for name in CASES:
+        for name in CASES[i % len(CASES) :] + CASES[: i % len(CASES)]:  # a different case first
             began = time.perf_counter()
             step(name, batches[name][i])
             seconds[name].append(time.perf_counter() - began)
@@ -169,8 +169,8 @@ def markdown(report: dict) -> str:
         f"`python -m bench.real_steps`: {report['cpu']} ({report['class']}), "
         f"{report['threads']} threads, torch {report['torch']}, {report['precision']}. "
         f"{report['steps']} timed steps per case after {report['warmup']} untimed, the cases "
-        "taking turns; the run's batches are the first of the short headline run (3% of the "
-        "questions, its length-grouped order). MFU: model FLOPs on real tokens over seconds over "
+        "taking turns, a different case first each time; the run's batches are the first of the "
+        "short headline run (3% of the questions, its length-grouped order). MFU: model FLOPs on real tokens over seconds over "
         f"the best 4096 x 4096 product of 6 trials ({report['peak_flops'] / 1e12:.3f} TFLOP/s).",
         "",
         "| case | MFU | vs fixed batch | median step (ms) | padding | batch lengths |",
