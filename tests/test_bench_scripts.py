@@ -312,3 +312,23 @@ def test_the_files_a_run_shares_byte_for_byte_with_another_are_those_recorded():
             assert not (record_path.parent / name).exists(), name
             shared = ROOT / record["folder"] / name
             assert hashlib.sha256(shared.read_bytes()).hexdigest() == digest, shared
+
+
+def test_the_eval_batches_table_is_the_committed_measurement_and_the_docs_quote_it():
+    """The committed eval-batches table is the bench's rendering of its JSON; the bf16 linear
+    weights gave the recipe's logits exactly; docs/speed.md quotes each case's ratio."""
+    bench = runpy.run_path(str(ROOT / "bench" / "eval_batches.py"))
+    reports = sorted((ROOT / "results" / "benches" / "eval-batches").glob("*.json"))
+    assert reports
+    speed = " ".join((ROOT / "docs" / "speed.md").read_text().split())  # lines unwrapped
+    for path in reports:
+        report = json.loads(path.read_text())
+        assert bench["markdown"](report) == path.with_suffix(".md").read_text()
+        assert report["bf16_linear_largest_logit_difference"] == 0
+        cases = report["cases"]
+        base = cases["batch 16"]["seconds"]
+        for name in ("batch 16, bf16 linear weights", "batch 32", "batch 64"):
+            assert f"{base / cases[name]['seconds']:.3f}x" in speed, name
+        both = base / cases["batch 32, bf16 linear weights"]["seconds"]
+        assert f"{both:.3f}x with the bf16 weights too" in speed
+        assert f"{100 * cases['batch 16']['mfu']:.1f}% MFU for the recipe's batch 16" in speed
