@@ -332,3 +332,53 @@ def test_the_eval_batches_table_is_the_committed_measurement_and_the_docs_quote_
         both = base / cases["batch 32, bf16 linear weights"]["seconds"]
         assert f"{both:.3f}x with the bf16 weights too" in speed
         assert f"{100 * cases['batch 16']['mfu']:.1f}% MFU for the recipe's batch 16" in speed
+
+
+def test_the_real_steps_table_is_the_committed_measurement_and_the_docs_quote_it():
+    """The committed real-steps table is the bench's rendering of its JSON; docs/speed.md quotes
+    its ratios and first steps, and the short run's time, MFU and step timestamps."""
+    from datetime import datetime
+
+    bench = runpy.run_path(str(ROOT / "bench" / "real_steps.py"))
+    folder = ROOT / "results" / "benches" / "real-steps"
+    reports = sorted(folder.glob("*.json"))
+    assert reports
+    speed = " ".join((ROOT / "docs" / "speed.md").read_text().split())  # lines unwrapped
+    for path in reports:
+        report = json.loads(path.read_text())
+        assert bench["markdown"](report) == path.with_suffix(".md").read_text()
+        cases, untimed = report["cases"], report["untimed_step_seconds"]
+        ratio = {name: r["mfu"] / cases["fixed batch"]["mfu"] for name, r in cases.items()}
+        run, padded, extras = (
+            "run's batches",
+            "run's batches, padded to 32",
+            "run's batches + extras",
+        )
+        assert f"{100 * cases[run]['mfu']:.1f}% MFU, {ratio[run]:.3f}x" in speed
+        assert f"{ratio[padded]:.3f}x the fixed" in speed
+        assert f"measurable ({ratio[extras]:.3f}x)" in speed
+        first, warm = untimed["run's batches"][0], untimed["run's batches + extras"][0]
+        assert f"first step took {first:.1f} s against {warm:.1f} s" in speed
+    run = folder / "short-run"
+    metrics = json.loads((run / "all_results.json").read_text())
+    assert (
+        f"{metrics['train_runtime']:.1f} s at **{100 * metrics['train_steps_mfu']:.1f}%**" in speed
+    )
+    assert f"its own peak ({metrics['train_steps_peak_tflops_per_second']:.3f} TFLOP/s)" in speed
+    stamps = {}
+    for line in (run / "train.log").read_text().splitlines():
+        at = datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S") if line[:2] == "20" else None
+        if "***** Running training *****" in line:
+            stamps["start"] = at
+        for step in (25, 166):
+            if f'"step": {step},' in line:
+                stamps[step] = at
+    early, late = (stamps[25] - stamps["start"]).seconds, (stamps[166] - stamps[25]).seconds
+    assert f"the first 25 steps took {early} s and the other 141 took {late} s" in speed
+    settings = ROOT / "results" / "benches" / "kernel-cache" / "three-percent-settings"
+    spread = [
+        100 * json.loads(p.read_text())["train_steps_mfu"]
+        for p in settings.glob("*/all_results.json")
+    ]
+    assert f"gave {min(spread):.1f}% to {max(spread):.1f}% over the ten runs" in speed
+    assert len(spread) == 10
