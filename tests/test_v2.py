@@ -18,12 +18,16 @@ from qa.scoring.samples import draw_questions
 HEADLINE_IDS_SHA256 = "566c317d98adfeeeb2fc00f234d629d5c0e807d02946246a74c4c360e95f741c"
 DEV_V2 = SQUAD_DIR / "dev-v2.0.json"
 COMMITTED_RUNS = ["squad-v2-devsplit", "squad-v2-devsplit-x3"]
-# The stand-in controls and hard-negative runs (docs/squad-v2.md), as run_qa.py --results_dir
+# The stand-in controls, hard-negative and half-each runs (docs/squad-v2.md), as run_qa.py --results_dir
 # wrote them: the held-out part's files at the top, the tuning part's as tune_*.
 STANDIN_RUNS = [
     f"standin-controls/squad-v2-standin-{name}"
     for name in ("copies", "other-paragraph", "perturbed", "perturbed-seed43")
-] + [f"standin-hard/squad-v2-standin-similar-paragraph{seed}" for seed in ("", "-seed43")]
+] + [
+    f"standin-{kind}/squad-v2-standin-{name}{seed}"
+    for kind, name in (("hard", "similar-paragraph"), ("mixed", "perturbed-similar"))
+    for seed in ("", "-seed43")
+]
 
 
 def ids_digest(ids) -> str:
@@ -455,3 +459,71 @@ def test_the_hard_negatives_table_in_the_docs_is_the_committed_comparisons():
     for key, form in (("train_runtime", "{:,.0f}"), ("peak_rss_mib", "{:,}")):
         assert " and ".join(form.format(m[key]) for m in metrics) in section, key
     assert " and ".join(f"{100 * m['train_steps_mfu']:.1f}%" for m in metrics) in section
+
+
+def test_the_half_each_table_in_the_docs_is_the_committed_comparisons():
+    """docs/squad-v2.md's table of both kinds in one budget: each cell read from the committed
+    comparisons, and the README's sentence and the prose figures below it from the same files."""
+    runs = ROOT / "results" / "runs"
+    rows = {
+        name: json.loads((runs / "standin-mixed" / f"{name}.json").read_text())["rows"]
+        for name in (
+            "comparison",
+            "comparison-seed43",
+            "comparison-vs-similar-paragraph",
+            "comparison-vs-similar-paragraph-seed43",
+        )
+    }
+    section = (ROOT / "docs" / "squad-v2.md").read_text().split("## Both kinds in one budget")[1]
+    section = section.split("\n## ")[0]
+    docs = {
+        cells[0]: cells[1:]
+        for line in section.splitlines()
+        if line.startswith("| ") and "(seed" in line
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+
+    def interval(table, name):
+        d = rows[table][f"{name}, threshold from the tuning part"]["vs_baseline"]
+        return f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+    labels = {"perturbed": "perturbed", "hard negatives": "similar-paragraph"}
+    labels["half each"] = "perturbed-similar"
+    assert set(docs) == {f"{label} (seed {seed})" for label in labels for seed in (42, 43)}
+    for label, model in labels.items():
+        for seed, suffix in ((42, ""), (43, "-seed43")):
+            name = f"squad-v2-standin-{model}{suffix}"
+            tuned = rows["comparison"][f"{name}, threshold from the tuning part"]
+            crossed = rows["comparison"][f"{name}, threshold by leaving its article out"]
+            expected = [f"{tuned[k]:.2f}" for k in ("f1", "HasAns_f1", "NoAns_f1")] + [
+                f"{tuned['null_auc']:.3f}",
+                "" if label == "perturbed" else interval(f"comparison{suffix}", name),
+                interval(f"comparison-vs-similar-paragraph{suffix}", name)
+                if label == "half each"
+                else "",
+                f"{crossed['f1']:.2f}",
+            ]
+            assert docs[f"{label} (seed {seed})"] == expected, (label, seed)
+    half = [docs[f"half each (seed {seed})"] for seed in (42, 43)]
+    prose = " ".join(section.split())
+    assert f"({half[0][0]} and {half[1][0]})" in prose
+    assert f"null AUC ({half[0][3]} and {half[1][3]})" in prose
+    leads = [[cells[i].split(" [")[0] for cells in half] for i in (4, 5)]
+    assert "{} and {} over the swaps of the same seed".format(*leads[0]) in prose
+    assert "{} and {} over the hard negatives".format(*leads[1]) in prose
+    assert f"article out for the threshold gives {half[0][6]} and {half[1][6]}" in prose
+    readme = (ROOT / "README.md").read_text()
+    assert f"hard negatives score {half[0][0]} and {half[1][0]}: " in readme
+    assert "{} and {} over the swaps of the same seed (no clear".format(*leads[0]) in readme
+    metrics = [
+        json.loads(
+            (
+                runs / f"standin-mixed/squad-v2-standin-perturbed-similar{s}/all_results.json"
+            ).read_text()
+        )
+        for s in ("", "-seed43")
+    ]
+    assert f"trained in {metrics[1]['train_runtime']:,.0f} s at a train-steps MFU of " in prose
+    assert f"{100 * metrics[1]['train_steps_mfu']:.1f}%" in prose
+    assert f"its {metrics[0]['train_runtime']:,.0f} s are no speed figure" in prose
+    assert " and ".join(f"{m['peak_rss_mib']:,}" for m in metrics) in prose
