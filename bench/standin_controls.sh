@@ -6,7 +6,7 @@
 # copies differ from the other two controls only in what the added unanswerables are).
 #   bash bench/standin_controls.sh OUT_DIR [NAME ...]
 # NAME: squad-v2-standin-{copies,other-paragraph,perturbed} (all three by default),
-# squad-v2-standin-similar-paragraph (hard negatives) or
+# squad-v2-standin-similar-paragraph (hard negatives), squad-v2-standin-perturbed-similar (half each) or
 # squad-v2-devsplit-x3, each configs/NAME.json, its small outputs in OUT_DIR/NAME. Unless x3 is
 # run into OUT_DIR, the committed x3 run (results/runs/squad-v2-devsplit-x3) is the baseline.
 # A name whose folder already holds a finished run is not trained again, so the runs can be
