@@ -24,12 +24,11 @@ import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
 import qa.machine.attention  # noqa: F401  (registers the compiled kernel)
-from bench.train_step import best_peak, machine_class
-from qa.atomic import write_json_atomic, write_text_atomic
+from bench.train_step import best_peak, machine_fields, write_report
 from qa.data.load import load_squad_file, resolve_data_path
 from qa.data.windows import longest_first, prepare_eval_features
 from qa.machine.flops import forward_flops
-from qa.machine.hardware import bf16_available, cpu_description
+from qa.machine.hardware import bf16_available
 from qa.machine.threads import cpu_threads
 from qa.serve.model_files import resolve_model_path
 
@@ -119,24 +118,14 @@ def main():
     tokens = [sum(w["attention_mask"]) for block in blocks for w in block]
     flops = forward_flops(config, tokens)
     rows = {name: {"seconds": seconds[name], "mfu": flops / seconds[name] / peak} for name in CASES}
-    cpu, flags = cpu_description()
     report = {
-        "cpu": cpu,
-        "class": machine_class(flags),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "precision": str(dtype).removeprefix("torch."),
-        "peak_flops": peak,
+        **machine_fields(dtype, peak),
         "windows": len(tokens),
         "mean_real_tokens": sum(tokens) / len(tokens),
         "bf16_linear_largest_logit_difference": largest_difference,
         "cases": rows,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(str(out / f"{report['class']}.json"), report)
-    write_text_atomic(str(out / f"{report['class']}.md"), markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown)
 
 
 def markdown(report: dict) -> str:

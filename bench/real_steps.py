@@ -29,12 +29,11 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 import qa.machine.attention  # noqa: F401  (registers the compiled kernel)
 from bench.steps import optimizer_step
-from bench.train_step import best_peak, machine_class, the_batch
-from qa.atomic import write_json_atomic, write_text_atomic
+from bench.train_step import best_peak, machine_fields, the_batch, write_report
 from qa.data.load import load_squad_file, resolve_data_path, take_fraction
 from qa.data.windows import prepare_train_features
 from qa.machine.flops import forward_flops
-from qa.machine.hardware import bf16_available, cpu_description
+from qa.machine.hardware import bf16_available
 from qa.machine.threads import cpu_threads
 from qa.serve.model_files import resolve_model_path
 
@@ -149,14 +148,8 @@ def main():
             "padding_share": 1 - real / sum(b["input_ids"].numel() for b in timed),
             "lengths": len({b["input_ids"].shape[1] for b in timed}),
         }
-    cpu, flags = cpu_description()
     report = {
-        "cpu": cpu,
-        "class": machine_class(flags),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "precision": str(dtype).removeprefix("torch."),
-        "peak_flops": peak,
+        **machine_fields(dtype, peak),
         "steps": args.steps,
         "warmup": args.warmup,
         "cases": rows,
@@ -164,11 +157,7 @@ def main():
         "untimed_step_seconds": first_steps,
         "first_batch_tokens": list(by_8[0]["input_ids"].shape),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(str(out / f"{report['class']}.json"), report)
-    write_text_atomic(str(out / f"{report['class']}.md"), markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown)
 
 
 def markdown(report: dict) -> str:

@@ -90,6 +90,29 @@ def make_case(kernel: str, bf16_weights: bool, bf16: bool):
     return train_step, eval_batch, model.config
 
 
+def machine_fields(dtype, peak: float) -> dict:
+    """What each per-class bench report opens with: the CPU, its class, threads, torch, the
+    precision timed and the peak its MFU divides by."""
+    cpu, flags = cpu_description()
+    return {
+        "cpu": cpu,
+        "class": machine_class(flags),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "precision": str(dtype).removeprefix("torch."),
+        "peak_flops": peak,
+    }
+
+
+def write_report(out: str, report: dict, markdown) -> None:
+    """OUT/<class>.json, OUT/<class>.md (the table drawn from the JSON alone), the table printed."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(str(folder / f"{report['class']}.json"), report)
+    write_text_atomic(str(folder / f"{report['class']}.md"), markdown(report))
+    print(markdown(report))
+
+
 def best_peak(dtype, trials: int = 3) -> float:
     return max(matmul_peak(dtype, 4096) for _ in range(trials))
 
@@ -140,25 +163,15 @@ def main():
         sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=50
     )
 
-    cpu, flags = cpu_description()
     report = {
-        "cpu": cpu,
-        "class": machine_class(flags),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "precision": str(dtype).removeprefix("torch."),
-        "peak_flops": peak,
+        **machine_fields(dtype, peak),
         "rounds": args.rounds,
         "batch": [BATCH, LENGTH, PADDING],
         "cases": rows,
         "seconds": seconds,
         "profile": table,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(str(out / f"{report['class']}.json"), report)
-    write_text_atomic(str(out / f"{report['class']}.md"), markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown)
 
 
 def markdown(report: dict) -> str:

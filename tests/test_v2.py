@@ -389,30 +389,46 @@ def test_the_v1_articles_outside_dev_v2_are_the_13_unseen_ones():
     assert sum(len(p["qas"]) for a in document["data"] for p in a["paragraphs"]) == 4557
 
 
-def test_the_hard_negatives_table_in_the_docs_is_the_committed_comparisons():
-    """docs/squad-v2.md's hard-negative rows: each figure read from the committed tables."""
-    runs = ROOT / "results" / "runs"
-    rows = {
-        name: json.loads((runs / f"{name}.json").read_text())["rows"]
-        for name in (
-            "standin-hard/comparison",
-            "standin-hard/comparison-seed43",
-            "standin-hard/comparison-vs-other-paragraph",
-            "standin-controls/comparison-cross-fit",
-        )
-    }
-    section = (ROOT / "docs" / "squad-v2.md").read_text().split("## Hard negatives")[1]
+def docs_section_table(title: str) -> tuple[str, dict[str, list[str]]]:
+    """(text, {row label: cells}) of docs/squad-v2.md's section `title`, rows labelled by seed."""
+    section = (ROOT / "docs" / "squad-v2.md").read_text().split(f"## {title}")[1]
     section = section.split("\n## ")[0]
-    docs = {
+    rows = {
         cells[0]: cells[1:]
         for line in section.splitlines()
         if line.startswith("| ") and "(seed" in line
         for cells in [[c.strip() for c in line.strip("|").split("|")]]
     }
+    return section, rows
 
-    def interval(row):
-        d = row["vs_baseline"]
-        return f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+def committed_tables(*names: str) -> dict[str, dict]:
+    """The rows of committed comparison tables, by their path under results/runs (no suffix)."""
+    runs = ROOT / "results" / "runs"
+    return {name: json.loads((runs / f"{name}.json").read_text())["rows"] for name in names}
+
+
+def both_seeds_metrics(run: str) -> list[dict]:
+    """all_results.json of results/runs/<run> (seed 42) and of <run>-seed43."""
+    folders = [ROOT / "results" / "runs" / f"{run}{seed}" for seed in ("", "-seed43")]
+    return [json.loads((folder / "all_results.json").read_text()) for folder in folders]
+
+
+def interval_text(row: dict) -> str:
+    d = row["vs_baseline"]
+    return f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+
+def test_the_hard_negatives_table_in_the_docs_is_the_committed_comparisons():
+    """docs/squad-v2.md's hard-negative rows: each figure read from the committed tables."""
+    rows = committed_tables(
+        "standin-hard/comparison",
+        "standin-hard/comparison-seed43",
+        "standin-hard/comparison-vs-other-paragraph",
+        "standin-controls/comparison-cross-fit",
+    )
+    section, docs = docs_section_table("Hard negatives")
+    interval = interval_text
 
     # row label: (model, the table pairing it with the perturbed run of its seed, or None)
     models = {
@@ -448,14 +464,7 @@ def test_the_hard_negatives_table_in_the_docs_is_the_committed_comparisons():
     assert "{} and {} over the swaps of the same seed".format(*leads[0]) in readme
     assert "{} and {} over a random other paragraph".format(*leads[1]) in readme
     # The two runs' training time, train-steps MFU and peak, as the text below the table says.
-    metrics = [
-        json.loads(
-            (
-                runs / f"standin-hard/squad-v2-standin-similar-paragraph{seed}/all_results.json"
-            ).read_text()
-        )
-        for seed in ("", "-seed43")
-    ]
+    metrics = both_seeds_metrics("standin-hard/squad-v2-standin-similar-paragraph")
     for key, form in (("train_runtime", "{:,.0f}"), ("peak_rss_mib", "{:,}")):
         assert " and ".join(form.format(m[key]) for m in metrics) in section, key
     assert " and ".join(f"{100 * m['train_steps_mfu']:.1f}%" for m in metrics) in section
@@ -464,28 +473,13 @@ def test_the_hard_negatives_table_in_the_docs_is_the_committed_comparisons():
 def test_the_half_each_table_in_the_docs_is_the_committed_comparisons():
     """docs/squad-v2.md's table of both kinds in one budget: each cell read from the committed
     comparisons, and the README's sentence and the prose figures below it from the same files."""
-    runs = ROOT / "results" / "runs"
-    rows = {
-        name: json.loads((runs / "standin-mixed" / f"{name}.json").read_text())["rows"]
-        for name in (
-            "comparison",
-            "comparison-seed43",
-            "comparison-vs-similar-paragraph",
-            "comparison-vs-similar-paragraph-seed43",
-        )
-    }
-    section = (ROOT / "docs" / "squad-v2.md").read_text().split("## Both kinds in one budget")[1]
-    section = section.split("\n## ")[0]
-    docs = {
-        cells[0]: cells[1:]
-        for line in section.splitlines()
-        if line.startswith("| ") and "(seed" in line
-        for cells in [[c.strip() for c in line.strip("|").split("|")]]
-    }
+    tables = ("", "-seed43", "-vs-similar-paragraph", "-vs-similar-paragraph-seed43")
+    rows = committed_tables(*(f"standin-mixed/comparison{t}" for t in tables))
+    rows = {name.removeprefix("standin-mixed/"): table for name, table in rows.items()}
+    section, docs = docs_section_table("Both kinds in one budget")
 
     def interval(table, name):
-        d = rows[table][f"{name}, threshold from the tuning part"]["vs_baseline"]
-        return f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+        return interval_text(rows[table][f"{name}, threshold from the tuning part"])
 
     labels = {"perturbed": "perturbed", "hard negatives": "similar-paragraph"}
     labels["half each"] = "perturbed-similar"
@@ -515,14 +509,7 @@ def test_the_half_each_table_in_the_docs_is_the_committed_comparisons():
     readme = (ROOT / "README.md").read_text()
     assert f"hard negatives score {half[0][0]} and {half[1][0]}: " in readme
     assert "{} and {} over the swaps of the same seed (no clear".format(*leads[0]) in readme
-    metrics = [
-        json.loads(
-            (
-                runs / f"standin-mixed/squad-v2-standin-perturbed-similar{s}/all_results.json"
-            ).read_text()
-        )
-        for s in ("", "-seed43")
-    ]
+    metrics = both_seeds_metrics("standin-mixed/squad-v2-standin-perturbed-similar")
     assert f"trained in {metrics[1]['train_runtime']:,.0f} s at a train-steps MFU of " in prose
     assert f"{100 * metrics[1]['train_steps_mfu']:.1f}%" in prose
     assert f"its {metrics[0]['train_runtime']:,.0f} s are no speed figure" in prose
