@@ -375,6 +375,18 @@ def test_the_real_steps_table_is_the_committed_measurement_and_the_docs_quote_it
                 stamps[step] = at
     early, late = (stamps[25] - stamps["start"]).seconds, (stamps[166] - stamps[25]).seconds
     assert f"the first 25 steps took {early} s and the other 141 took {late} s" in speed
+    # What the run's rate is against the bare step's on its batches, and what the first step
+    # explains of the difference.
+    report = json.loads((folder / "avx512-bf16.json").read_text())
+    bare = report["cases"]["run's batches"]["mfu"] * report["peak_flops"]
+    run_rate = metrics["train_steps_model_tflops_per_second"] * 1e12
+    assert f"FLOPs ({run_rate / 1e12:.3f} TFLOP/s) is {100 * run_rate / bare:.0f}% of" in speed
+    assert f"= {bare / 1e12:.3f} TFLOP/s" in speed
+    bare_seconds = metrics["train_steps_model_flops"] / bare
+    assert f"would take {bare_seconds:.0f} s, not {metrics['train_runtime']:.0f}:" in speed
+    first = report["untimed_step_seconds"]["run's batches"][0]
+    warm = report["untimed_step_seconds"]["run's batches + extras"][0]
+    assert f"first step accounts for {first - warm:.1f} s of the difference" in speed
     settings = ROOT / "results" / "benches" / "kernel-cache" / "three-percent-settings"
     spread = [
         100 * json.loads(p.read_text())["train_steps_mfu"]
