@@ -397,3 +397,31 @@ def test_the_real_steps_table_is_the_committed_measurement_and_the_docs_quote_it
     assert f"would take {bare_seconds:.0f} s, not {metrics['train_runtime']:.0f}:" in speed
     assert f"first step accounts for {first - warm:.1f} s of the difference" in speed
     assert f"the rest, about {round(1000 * per_step, -1):.0f} ms a step" in speed
+
+
+def test_the_trainer_step_bench_times_both_steps_in_turns_on_the_same_batches(tmp_path):
+    """The bench's clock: the bare step before the Trainer's on odd steps, after it on even
+    ones, each time on the batch the Trainer fetched for that step."""
+    from types import SimpleNamespace
+
+    from transformers import BertConfig
+
+    bench = runpy.run_path(str(ROOT / "bench" / "trainer_step.py"))
+    seen = []
+    clock = bench["StepClock"](lambda batch: seen.append(batch["input_ids"][0, 0].item()))
+    trainer = SimpleNamespace(get_batch_samples=lambda *a, **k: ([fetched.pop(0)], None))
+    clock.keep_batches(trainer)
+    fetched = [{"input_ids": torch.full((2, 8), s), "attention_mask": torch.ones(2, 8)} for s in range(4)]
+    model = SimpleNamespace(config=BertConfig(hidden_size=32, num_hidden_layers=1, intermediate_size=64))
+    for step in range(4):
+        trainer.get_batch_samples()
+        clock.on_step_begin(None, SimpleNamespace(global_step=step), None)
+        clock.on_step_end(None, SimpleNamespace(global_step=step + 1), None, model=model)
+    assert clock.order == [
+        ("Trainer", 0), ("bare", 0), ("bare", 1), ("Trainer", 1),
+        ("Trainer", 2), ("bare", 2), ("bare", 3), ("Trainer", 3),
+    ]  # fmt: skip
+    assert seen == [0, 1, 2, 3]  # each step's own batch
+    assert len(clock.trainer) == len(clock.bare) == len(clock.flops) == 4
+    assert len(clock.between) == 3
+
