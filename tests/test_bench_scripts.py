@@ -411,8 +411,12 @@ def test_the_trainer_step_bench_times_both_steps_in_turns_on_the_same_batches(tm
     clock = bench["StepClock"](lambda batch: seen.append(batch["input_ids"][0, 0].item()))
     trainer = SimpleNamespace(get_batch_samples=lambda *a, **k: ([fetched.pop(0)], None))
     clock.keep_batches(trainer)
-    fetched = [{"input_ids": torch.full((2, 8), s), "attention_mask": torch.ones(2, 8)} for s in range(4)]
-    model = SimpleNamespace(config=BertConfig(hidden_size=32, num_hidden_layers=1, intermediate_size=64))
+    fetched = [
+        {"input_ids": torch.full((2, 8), s), "attention_mask": torch.ones(2, 8)} for s in range(4)
+    ]
+    model = SimpleNamespace(
+        config=BertConfig(hidden_size=32, num_hidden_layers=1, intermediate_size=64)
+    )
     for step in range(4):
         trainer.get_batch_samples()
         clock.on_step_begin(None, SimpleNamespace(global_step=step), None)
@@ -425,3 +429,33 @@ def test_the_trainer_step_bench_times_both_steps_in_turns_on_the_same_batches(tm
     assert len(clock.trainer) == len(clock.bare) == len(clock.flops) == 4
     assert len(clock.between) == 3
 
+
+def test_the_trainer_step_table_is_the_committed_measurement_and_the_docs_quote_it():
+    """The committed trainer-step table is the bench's rendering of its JSON, its totals are the
+    sums of its per-step times, and docs/speed.md quotes the ratio, seconds and MFUs."""
+    bench = runpy.run_path(str(ROOT / "bench" / "trainer_step.py"))
+    reports = sorted((ROOT / "results" / "benches" / "trainer-step").glob("*.json"))
+    assert reports
+    speed = " ".join((ROOT / "docs" / "speed.md").read_text().split())  # lines unwrapped
+    for path in reports:
+        report = json.loads(path.read_text())
+        assert bench["markdown"](report) == path.with_suffix(".md").read_text()
+        cases, untimed = report["cases"], report["untimed"]
+        for name, seconds in report["step_seconds"].items():
+            assert len(seconds) == report["steps"]
+            assert sum(seconds[untimed:]) == pytest.approx(cases[name]["seconds"])
+        trainer, bare = cases["Trainer's step"], cases["bare step"]
+        ratio = trainer["seconds"] / bare["seconds"]
+        assert (
+            f"the Trainer's took {trainer['seconds']:.1f} s against the bare step's "
+            f"{bare['seconds']:.1f} s ({ratio:.3f}x), at {100 * trainer['mfu']:.1f}% MFU "
+            f"against {100 * bare['mfu']:.1f}%" in speed
+        )
+        per_step = 1000 * report["between_steps_seconds"] / (report["steps"] - untimed)
+        assert f"{per_step:.1f} ms a step" in speed
+        # Trained on the short run's batches in its order: the same loss, "to the last digit".
+        short_run = ROOT / "results" / "benches" / "real-steps" / "short-run" / "all_results.json"
+        assert report["train_loss"] == pytest.approx(
+            json.loads(short_run.read_text())["train_loss"]
+        )
+        assert "its training loss is the short run's to the last digit" in speed
