@@ -465,3 +465,9 @@ def test_the_trainer_step_table_is_the_committed_measurement_and_the_docs_quote_
             json.loads(short_run.read_text())["train_loss"]
         )
         assert "its training loss is the short run's to the last digit" in speed
+    settings = ROOT / "results" / "benches" / "kernel-cache" / "three-percent-settings"
+    spread = [
+        100 * json.loads(p.read_text())["train_steps_mfu"]
+        for p in settings.glob("*/all_results.json")
+    ]
+    assert f"logged train-steps MFU from {min(spread):.1f}% to {max(spread):.1f}%" in speed
