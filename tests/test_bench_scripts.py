@@ -314,16 +314,37 @@ def test_the_files_a_run_shares_byte_for_byte_with_another_are_those_recorded():
             assert hashlib.sha256(shared.read_bytes()).hexdigest() == digest, shared
 
 
+def speed_doc() -> str:
+    return " ".join((ROOT / "docs" / "speed.md").read_text().split())  # lines unwrapped
+
+
+def rendered_reports(script: str, folder: str) -> list[dict]:
+    """A per-class bench's committed reports, each checked to be what its table renders from."""
+    bench = runpy.run_path(str(ROOT / "bench" / script))
+    paths = sorted((ROOT / "results" / "benches" / folder).glob("*.json"))
+    assert paths
+    reports = []
+    for path in paths:
+        report = json.loads(path.read_text())
+        assert bench["markdown"](report) == path.with_suffix(".md").read_text()
+        reports.append(report)
+    return reports
+
+
+def three_percent_spread() -> list[float]:
+    """Train-steps MFU (%) of the ten committed 3% runs of the kernel-cache settings bench."""
+    settings = ROOT / "results" / "benches" / "kernel-cache" / "three-percent-settings"
+    return [
+        100 * json.loads(p.read_text())["train_steps_mfu"]
+        for p in settings.glob("*/all_results.json")
+    ]
+
+
 def test_the_eval_batches_table_is_the_committed_measurement_and_the_docs_quote_it():
     """The committed eval-batches table is the bench's rendering of its JSON; the bf16 linear
     weights gave the recipe's logits exactly; docs/speed.md quotes each case's ratio."""
-    bench = runpy.run_path(str(ROOT / "bench" / "eval_batches.py"))
-    reports = sorted((ROOT / "results" / "benches" / "eval-batches").glob("*.json"))
-    assert reports
-    speed = " ".join((ROOT / "docs" / "speed.md").read_text().split())  # lines unwrapped
-    for path in reports:
-        report = json.loads(path.read_text())
-        assert bench["markdown"](report) == path.with_suffix(".md").read_text()
+    speed = speed_doc()
+    for report in rendered_reports("eval_batches.py", "eval-batches"):
         assert report["bf16_linear_largest_logit_difference"] == 0
         cases = report["cases"]
         base = cases["batch 16"]["seconds"]
@@ -338,11 +359,7 @@ def test_the_eval_batches_table_is_the_committed_measurement_and_the_docs_quote_
             == "oneDNN keeps its last 64 kernels (kernel_cache_capacity)"
         )
         assert f"{100 * cases['batch 16']['mfu']:.1f}% MFU for the recipe's batch 16" in speed
-    settings = ROOT / "results" / "benches" / "kernel-cache" / "three-percent-settings"
-    spread = [
-        100 * json.loads(p.read_text())["train_steps_mfu"]
-        for p in settings.glob("*/all_results.json")
-    ]
+    spread = three_percent_spread()
     assert len(spread) == 10
     assert f"gave {min(spread):.1f}% to {max(spread):.1f}%)" in speed
 
@@ -352,14 +369,9 @@ def test_the_real_steps_table_is_the_committed_measurement_and_the_docs_quote_it
     its ratios and first steps, and the short run's time, MFU and step timestamps."""
     from datetime import datetime
 
-    bench = runpy.run_path(str(ROOT / "bench" / "real_steps.py"))
     folder = ROOT / "results" / "benches" / "real-steps"
-    reports = sorted(folder.glob("*.json"))
-    assert reports
-    speed = " ".join((ROOT / "docs" / "speed.md").read_text().split())  # lines unwrapped
-    for path in reports:
-        report = json.loads(path.read_text())
-        assert bench["markdown"](report) == path.with_suffix(".md").read_text()
+    speed = speed_doc()
+    for report in rendered_reports("real_steps.py", "real-steps"):
         cases, untimed = report["cases"], report["untimed_step_seconds"]
         ratio = {name: r["mfu"] / cases["fixed batch"]["mfu"] for name, r in cases.items()}
         run, padded, extras = (
@@ -439,13 +451,8 @@ def test_the_trainer_step_bench_times_both_steps_in_turns_on_the_same_batches(tm
 def test_the_trainer_step_table_is_the_committed_measurement_and_the_docs_quote_it():
     """The committed trainer-step table is the bench's rendering of its JSON, its totals are the
     sums of its per-step times, and docs/speed.md quotes the ratio, seconds and MFUs."""
-    bench = runpy.run_path(str(ROOT / "bench" / "trainer_step.py"))
-    reports = sorted((ROOT / "results" / "benches" / "trainer-step").glob("*.json"))
-    assert reports
-    speed = " ".join((ROOT / "docs" / "speed.md").read_text().split())  # lines unwrapped
-    for path in reports:
-        report = json.loads(path.read_text())
-        assert bench["markdown"](report) == path.with_suffix(".md").read_text()
+    speed = speed_doc()
+    for report in rendered_reports("trainer_step.py", "trainer-step"):
         cases, untimed = report["cases"], report["untimed"]
         for name, seconds in report["step_seconds"].items():
             assert len(seconds) == report["steps"]
@@ -465,9 +472,5 @@ def test_the_trainer_step_table_is_the_committed_measurement_and_the_docs_quote_
             json.loads(short_run.read_text())["train_loss"]
         )
         assert "its training loss is the short run's to the last digit" in speed
-    settings = ROOT / "results" / "benches" / "kernel-cache" / "three-percent-settings"
-    spread = [
-        100 * json.loads(p.read_text())["train_steps_mfu"]
-        for p in settings.glob("*/all_results.json")
-    ]
+    spread = three_percent_spread()
     assert f"logged train-steps MFU from {min(spread):.1f}% to {max(spread):.1f}%" in speed
