@@ -448,6 +448,26 @@ def test_the_trainer_step_bench_times_both_steps_in_turns_on_the_same_batches(tm
     assert len(clock.between) == 3
 
 
+@pytest.mark.slow
+def test_the_trainer_step_bench_builds_the_recipes_trainer_and_times_both(tmp_path, monkeypatch):
+    """End to end on the tiny fixture (one step): run_qa.py's stages build the Trainer, it
+    trains, and the bare step runs on its batch."""
+    monkeypatch.setenv("SQUAD_DIR", str(tmp_path / "absent"))  # the fixture is all it reads
+    train_file = FIXTURES / "squad-v1.1-train-tiny.json"
+    out = tmp_path / "trainer-step"
+    run_script(
+        ROOT / "bench" / "trainer_step.py",
+        ["--train_file", str(train_file), "--fraction", "1.0", "--untimed", "0", "--out", str(out)],
+        monkeypatch,
+    )
+    (report_path,) = out.glob("*.json")
+    report = json.loads(report_path.read_text())
+    assert report["steps"] == 1
+    assert [len(s) for s in report["step_seconds"].values()] == [1, 1]
+    assert all(row["mfu"] > 0 for row in report["cases"].values())
+    assert np.isfinite(report["train_loss"])
+
+
 def test_the_trainer_step_table_is_the_committed_measurement_and_the_docs_quote_it():
     """The committed trainer-step table is the bench's rendering of its JSON, its totals are the
     sums of its per-step times, and docs/speed.md quotes the ratio, seconds and MFUs."""
