@@ -145,6 +145,7 @@ def markdown(report: dict) -> str:
     rows = report["cases"]
     bare = rows["bare step"]["seconds"]
     timed = report["steps"] - report["untimed"]
+    gaps = max(1, timed - 1)  # between_steps_seconds sums the gaps after the first timed step
     lines = [
         f"`python -m bench.trainer_step`: {report['cpu']} ({report['class']}), "
         f"{report['threads']} threads, torch {report['torch']}, {report['precision']}. The short "
@@ -164,7 +165,7 @@ def markdown(report: dict) -> str:
         "",
         "Between the Trainer's timed steps (fetching and collating the next batch, logging): "
         f"{report['between_steps_seconds']:.1f} s in all, "
-        f"{1000 * report['between_steps_seconds'] / timed:.1f} ms a step.",
+        f"{1000 * report['between_steps_seconds'] / gaps:.1f} ms a step.",
     ]
     return "\n".join(lines) + "\n"
 
